@@ -1,0 +1,1 @@
+"""tenant-worker: multi-tenant payment-reminder SMS on Celery, PostgreSQL and MessageBird."""

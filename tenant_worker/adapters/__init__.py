@@ -1,0 +1,1 @@
+"""Adapters: one module per outside thing (PostgreSQL, MessageBird, console, Redis, Sentry)."""

@@ -1,0 +1,180 @@
+"""Tenants, SMS templates, customers and subscriptions in PostgreSQL.
+
+Tenant administration (create, look up, list) is the one place that spans tenants; everything about a
+tenant's own customers and templates goes through :class:`TenantCatalog`, bound to one tenant id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tenant_worker.adapters.orm import CustomerRow, SmsTemplateRow, SubscriptionRow, TenantRow
+from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
+
+
+def create_tenant(session: Session, spec: TenantSpec) -> TenantRow:
+    """Insert a validated tenant; a taken slug is a :class:`ValidationError`, not a crash."""
+    row = TenantRow(
+        slug=spec.slug,
+        name=spec.name,
+        timezone=spec.timezone,
+        locale=spec.locale,
+        originator=spec.originator,
+        windows=list(spec.windows),
+        status=spec.status.value,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise ValidationError([f"a tenant with slug {spec.slug!r} already exists"]) from None
+    return row
+
+
+def find_tenant(session: Session, slug: str) -> TenantRow:
+    """The tenant with ``slug``, or a clear error naming it."""
+    row = session.scalars(select(TenantRow).where(TenantRow.slug == slug)).first()
+    if row is None:
+        raise ValidationError([f"unknown tenant {slug!r} (see `tenant-worker tenant list`)"])
+    return row
+
+
+def get_tenant(session: Session, tenant_id: int) -> TenantRow:
+    """The tenant with primary key ``tenant_id`` (tasks carry ids, not slugs, so renames are safe)."""
+    row = session.get(TenantRow, tenant_id)
+    if row is None:
+        raise ValidationError([f"unknown tenant id {tenant_id}"])
+    return row
+
+
+def list_tenants(session: Session, status: TenantStatus | None = None) -> list[TenantRow]:
+    """Tenants ordered by slug, optionally only those with ``status``."""
+    query = select(TenantRow).order_by(TenantRow.slug)
+    if status is not None:
+        query = query.where(TenantRow.status == status.value)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """One validated import row: a customer and their (single) subscription."""
+
+    external_ref: str
+    name: str
+    phone: str
+    plan: str
+    amount: Decimal
+    currency: str
+    expires_on: dt.date
+    opted_out: bool = False
+    status: str = "active"
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    """What an import changed."""
+
+    created: int = 0
+    updated: int = 0
+    renewed: int = 0
+    unchanged: int = 0
+
+
+class TenantCatalog:
+    """Templates and customers of one tenant."""
+
+    def __init__(self, session: Session, tenant_id: int) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    def save_template(self, body: str, window_days: int | None = None, locale: str | None = None) -> None:
+        """Create or replace the template for (window, locale); validate it before calling this."""
+        existing = self.session.scalars(
+            select(SmsTemplateRow).where(
+                SmsTemplateRow.tenant_id == self.tenant_id,
+                SmsTemplateRow.window_days.is_(None)
+                if window_days is None
+                else SmsTemplateRow.window_days == window_days,
+                SmsTemplateRow.locale.is_(None) if locale is None else SmsTemplateRow.locale == locale,
+            )
+        ).first()
+        if existing is None:
+            self.session.add(
+                SmsTemplateRow(tenant_id=self.tenant_id, window_days=window_days, locale=locale, body=body)
+            )
+        else:
+            existing.body = body
+            existing.updated_at = dt.datetime.now(dt.UTC)
+        self.session.flush()
+
+    def templates(self) -> list[SmsTemplateRow]:
+        """All templates of the tenant."""
+        return list(
+            self.session.scalars(
+                select(SmsTemplateRow)
+                .where(SmsTemplateRow.tenant_id == self.tenant_id)
+                .order_by(SmsTemplateRow.window_days, SmsTemplateRow.locale)
+            )
+        )
+
+    def upsert_customers(self, records: Sequence[CustomerRecord]) -> ImportCounts:
+        """Create or update customers and their subscription; a new ``expires_on`` is a renewal."""
+        existing = {
+            customer.external_ref: (customer, subscription)
+            for customer, subscription in self.session.execute(
+                select(CustomerRow, SubscriptionRow)
+                .join(SubscriptionRow, SubscriptionRow.customer_id == CustomerRow.id, isouter=True)
+                .where(CustomerRow.tenant_id == self.tenant_id)
+            ).tuples()
+        }
+        created = updated = renewed = unchanged = 0
+        now = dt.datetime.now(dt.UTC)
+        for record in records:
+            customer, subscription = existing.get(record.external_ref, (None, None))
+            if customer is None:
+                customer = CustomerRow(tenant_id=self.tenant_id, external_ref=record.external_ref)
+                self.session.add(customer)
+                created += 1
+            customer_changed = _assign(customer, name=record.name, phone=record.phone, opted_out=record.opted_out)
+            self.session.flush()
+            if subscription is None:
+                subscription = SubscriptionRow(tenant_id=self.tenant_id, customer_id=customer.id)
+                self.session.add(subscription)
+            elif subscription.expires_on != record.expires_on:
+                renewed += 1
+            subscription_changed = _assign(
+                subscription,
+                plan=record.plan,
+                amount=record.amount,
+                currency=record.currency,
+                expires_on=record.expires_on,
+                status=record.status,
+            )
+            if customer_changed:
+                customer.updated_at = now
+            if subscription_changed:
+                subscription.updated_at = now
+            if record.external_ref in existing:
+                if customer_changed or subscription_changed:
+                    updated += 1
+                else:
+                    unchanged += 1
+            existing[record.external_ref] = (customer, subscription)
+        self.session.flush()
+        return ImportCounts(created, updated, renewed, unchanged)
+
+
+def _assign(row: object, **values: object) -> bool:
+    changed = False
+    for name, value in values.items():
+        if getattr(row, name, None) != value:
+            setattr(row, name, value)
+            changed = True
+    return changed

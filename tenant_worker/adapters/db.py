@@ -1,0 +1,72 @@
+"""PostgreSQL connections (psycopg 3) and schema migrations (Alembic).
+
+Engines are created on first use, never at import time: prefork workers fork after import, and a
+pool opened before the fork would be shared by every child.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenant_worker.config import ConfigurationError, redact_url
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs (what operators paste) and use the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+@functools.cache
+def get_engine(url: str) -> Engine:
+    """One pooled engine per URL per process."""
+    return create_engine(normalize_database_url(url), pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def session_factory(url: str) -> sessionmaker[Session]:
+    """Sessions bound to the engine for ``url``; ``expire_on_commit=False`` keeps loaded rows usable."""
+    return sessionmaker(get_engine(url), expire_on_commit=False)
+
+
+@contextmanager
+def transaction(url: str) -> Iterator[Session]:
+    """A session inside one transaction: committed on success, rolled back on any error."""
+    with session_factory(url).begin() as session:
+        yield session
+
+
+def check_database(url: str) -> None:
+    """Fail early with a readable message (no password) when PostgreSQL is unreachable."""
+    try:
+        with get_engine(url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
+        safe = redact_url(make_url(normalize_database_url(url)).render_as_string(hide_password=False))
+        raise ConfigurationError(f"cannot connect to PostgreSQL at {safe}: {reason}") from None
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic configuration pointing at the migrations shipped inside the package."""
+    config = Config()
+    config.set_main_option("script_location", "tenant_worker:migrations")
+    config.attributes["database_url"] = normalize_database_url(url)
+    return config
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``; safe to run repeatedly and from several processes."""
+    check_database(url)
+    command.upgrade(alembic_config(url), revision)

@@ -1,0 +1,174 @@
+"""PostgreSQL tables as SQLAlchemy 2 typed models.
+
+Tenant isolation is enforced by the schema as well as by the repository: child rows carry
+``tenant_id`` and reference their parent through ``(tenant_id, id)``, so a subscription can never
+point at another tenant's customer, nor a reminder at another tenant's subscription.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by every table."""
+
+
+def _created() -> Mapped[dt.datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class TenantRow(Base):
+    """An organisation whose customers receive reminders."""
+
+    __tablename__ = "tenants"
+    __table_args__ = (
+        CheckConstraint("slug ~ '^[a-z0-9-]{2,63}$'", name="tenants_slug_format"),
+        CheckConstraint("status IN ('active', 'paused')", name="tenants_status_valid"),
+        CheckConstraint("cardinality(windows) > 0", name="tenants_windows_not_empty"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(Text)
+    locale: Mapped[str] = mapped_column(String(35), server_default="en")
+    originator: Mapped[str] = mapped_column(String(16))
+    windows: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default=text("'{5,3,1}'"))
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _created()
+
+
+class CustomerRow(Base):
+    """A tenant's customer; ``phone`` is E.164 or NULL when the tenant gave no usable number."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "external_ref", name="customers_tenant_external_ref_key"),
+        UniqueConstraint("tenant_id", "id", name="customers_tenant_id_id_key"),
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(BigInteger)
+    external_ref: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    opted_out: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _created()
+
+
+class SubscriptionRow(Base):
+    """What the customer pays for; ``expires_on`` is a date in the tenant's time zone."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("customer_id", name="subscriptions_customer_key"),
+        UniqueConstraint("tenant_id", "id", name="subscriptions_tenant_id_id_key"),
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"),
+        CheckConstraint("status IN ('active', 'cancelled', 'suspended')", name="subscriptions_status_valid"),
+        # The sweep reads only subscriptions expiring within the next max(windows) days.
+        Index("subscriptions_tenant_expires_idx", "tenant_id", "expires_on"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    plan: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    expires_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _created()
+
+
+class SmsTemplateRow(Base):
+    """A tenant's SMS text, optionally specific to one window and/or locale (NULL = any)."""
+
+    __tablename__ = "sms_templates"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        Index(
+            "sms_templates_scope_key",
+            "tenant_id",
+            text("coalesce(window_days, 0)"),
+            text("coalesce(locale, '')"),
+            unique=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(BigInteger)
+    window_days: Mapped[int | None] = mapped_column(Integer)
+    locale: Mapped[str | None] = mapped_column(String(35))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = _created()
+
+
+class ReminderRow(Base):
+    """The ledger: one row per (subscription, expires_on, window), which is what makes sends idempotent."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "expires_on", "window_days", name="reminders_once_per_window"),
+        ForeignKeyConstraint(
+            ["tenant_id", "subscription_id"],
+            ["subscriptions.tenant_id", "subscriptions.id"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint(
+            "status IN ('pending', 'sending', 'sent', 'failed', 'skipped', 'unknown')",
+            name="reminders_status_valid",
+        ),
+        CheckConstraint("status <> 'skipped' OR skip_reason IS NOT NULL", name="reminders_skip_has_reason"),
+        # Sweeps look for stranded pending/sending rows; a partial index keeps that cheap forever.
+        Index(
+            "reminders_open_idx",
+            "tenant_id",
+            "status",
+            postgresql_where=text("status IN ('pending', 'sending')"),
+        ),
+        Index("reminders_tenant_created_idx", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(BigInteger)
+    subscription_id: Mapped[int] = mapped_column(BigInteger)
+    expires_on: Mapped[dt.date] = mapped_column(Date)
+    window_days: Mapped[int] = mapped_column(Integer)
+    local_date: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+    body: Mapped[str | None] = mapped_column(Text)
+    encoding: Mapped[str | None] = mapped_column(String(8))
+    segments: Mapped[int | None] = mapped_column(Integer)
+    provider_message_id: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _created()

@@ -1,0 +1,251 @@
+"""Tenant-scoped data access on PostgreSQL.
+
+:class:`TenantRepository` is bound to one tenant id at construction and every statement it runs
+filters on that id, so a service holding tenant A's repository cannot read or change tenant B's rows
+(the composite foreign keys in ``orm`` make cross-tenant rows impossible to create as well).
+The reminder claim is one set-based ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``
+implementing :func:`tenant_worker.domain.windows.due_window`, so a sweep's cost follows the number of
+subscriptions expiring inside the window horizon (an index range scan), not the size of the tenant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, select, text, update
+from sqlalchemy.orm import Session
+
+from tenant_worker.adapters.orm import ReminderRow
+from tenant_worker.domain.model import ReminderStatus
+
+# Subscriptions due on :today, with the window the rule picks and the reason to skip, if any.
+_DUE_SQL = """
+    SELECT s.id AS subscription_id, s.expires_on,
+           (SELECT min(w) FROM unnest(CAST(:windows AS integer[])) AS w
+             WHERE w >= s.expires_on - CAST(:today AS date)) AS window_days,
+           CASE WHEN s.status <> 'active' THEN 'subscription_inactive'
+                WHEN c.opted_out THEN 'opted_out'
+                WHEN c.phone IS NULL THEN 'invalid_phone' END AS skip_reason
+      FROM subscriptions s
+      JOIN customers c ON c.tenant_id = s.tenant_id AND c.id = s.customer_id
+     WHERE s.tenant_id = :tenant_id
+       AND s.expires_on BETWEEN CAST(:today AS date) + 1 AND CAST(:today AS date) + :max_window
+"""
+
+# A due window is recorded unless it, or a smaller (later) window, is already in the ledger.
+_NOT_RECORDED_SQL = """
+    NOT EXISTS (SELECT 1 FROM reminders r
+                 WHERE r.subscription_id = due.subscription_id
+                   AND r.expires_on = due.expires_on
+                   AND r.window_days <= due.window_days)
+"""
+
+_CLAIM_SQL = f"""
+    WITH due AS ({_DUE_SQL})
+    INSERT INTO reminders (tenant_id, subscription_id, expires_on, window_days, local_date, status, skip_reason)
+    SELECT :tenant_id, due.subscription_id, due.expires_on, due.window_days, :today,
+           CASE WHEN due.skip_reason IS NULL THEN 'pending' ELSE 'skipped' END, due.skip_reason
+      FROM due
+     WHERE {_NOT_RECORDED_SQL}
+     ORDER BY due.subscription_id
+    ON CONFLICT (subscription_id, expires_on, window_days) DO NOTHING
+    RETURNING id, status
+"""
+
+_PREVIEW_SQL = f"""
+    WITH due AS ({_DUE_SQL})
+    SELECT due.subscription_id, due.expires_on, due.window_days, due.skip_reason FROM due
+     WHERE {_NOT_RECORDED_SQL}
+     ORDER BY due.subscription_id
+"""
+
+
+@dataclass(frozen=True)
+class SendJob:
+    """Everything needed to render and send one reminder (or to show it in a dry run)."""
+
+    reminder_id: int
+    window_days: int
+    expires_on: dt.date
+    customer_name: str
+    phone: str | None
+    plan: str
+    amount: Decimal
+    currency: str
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    """A reminder a sweep would create, for ``--dry-run``."""
+
+    subscription_id: int
+    expires_on: dt.date
+    window_days: int
+    skip_reason: str | None
+
+
+class TenantRepository:
+    """All reminder-ledger statements for one tenant; every query filters on ``tenant_id``."""
+
+    def __init__(self, session: Session, tenant_id: int) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    def _params(self, **extra: Any) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, **extra}
+
+    def lock_for_sweep(self) -> None:
+        """Serialise sweeps of this tenant for the transaction, so concurrent sweeps of different
+        dates cannot both pass the "never go backwards" check."""
+        self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended('tenant-sweep:' || :tenant_id, 0))"),
+            self._params(),
+        )
+
+    def claim_due_reminders(self, today: dt.date, windows: Sequence[int]) -> list[tuple[int, str]]:
+        """Insert the ledger rows due on ``today``; returns (id, status) of rows created now."""
+        rows = self.session.execute(
+            text(_CLAIM_SQL), self._params(today=today, windows=list(windows), max_window=max(windows))
+        )
+        return [(row.id, row.status) for row in rows]
+
+    def preview_due_reminders(self, today: dt.date, windows: Sequence[int]) -> list[DueReminder]:
+        """What :meth:`claim_due_reminders` would insert, without writing anything."""
+        rows = self.session.execute(
+            text(_PREVIEW_SQL), self._params(today=today, windows=list(windows), max_window=max(windows))
+        )
+        return [DueReminder(r.subscription_id, r.expires_on, r.window_days, r.skip_reason) for r in rows]
+
+    def subscription_jobs(self, subscription_ids: Sequence[int]) -> dict[int, SendJob]:
+        """Render data for subscriptions (dry run), keyed by subscription id; reminder id is 0."""
+        rows = self.session.execute(
+            text("""
+                SELECT s.id AS subscription_id, 0 AS reminder_id, 0 AS window_days, 0 AS attempts, s.expires_on,
+                       c.name AS customer_name, c.phone, s.plan, s.amount, s.currency
+                  FROM subscriptions s JOIN customers c ON c.tenant_id = s.tenant_id AND c.id = s.customer_id
+                 WHERE s.tenant_id = :tenant_id AND s.id = ANY(:ids)
+            """),
+            self._params(ids=list(subscription_ids)),
+        )
+        return {row.subscription_id: _send_job(row) for row in rows}
+
+    def mark_stale_sending_unknown(self, older_than: dt.datetime) -> int:
+        """A row left in ``sending`` lost its worker mid-send: it may have gone out, so it becomes
+        ``unknown`` (visible, never resent automatically) instead of staying stuck."""
+        result = self.session.execute(
+            update(ReminderRow)
+            .where(
+                ReminderRow.tenant_id == self.tenant_id,
+                ReminderRow.status == ReminderStatus.SENDING,
+                ReminderRow.updated_at < older_than,
+            )
+            .values(status=ReminderStatus.UNKNOWN, last_error="worker lost while sending", updated_at=_now())
+        )
+        return int(getattr(result, "rowcount", 0))
+
+    def unenqueued_pending(self, enqueued_before: dt.datetime) -> list[int]:
+        """Pending reminders never enqueued, or enqueued so long ago that the task must be lost."""
+        return list(
+            self.session.scalars(
+                select(ReminderRow.id)
+                .where(
+                    ReminderRow.tenant_id == self.tenant_id,
+                    ReminderRow.status == ReminderStatus.PENDING,
+                    (ReminderRow.enqueued_at.is_(None)) | (ReminderRow.enqueued_at < enqueued_before),
+                )
+                .order_by(ReminderRow.id)
+            )
+        )
+
+    def mark_enqueued(self, reminder_ids: Sequence[int]) -> None:
+        """Remember that a send task for these reminders is on the broker."""
+        self.session.execute(
+            update(ReminderRow)
+            .where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id.in_(reminder_ids))
+            .values(enqueued_at=_now())
+        )
+
+    def start_sending(self, reminder_ids: Sequence[int]) -> list[SendJob]:
+        """Atomically move ``pending`` rows to ``sending`` and return their jobs.
+
+        Only rows still pending are taken, so a duplicated task delivery finds nothing to send.
+        """
+        rows = self.session.execute(
+            text("""
+                WITH taken AS (
+                    UPDATE reminders SET status = 'sending', attempts = attempts + 1, updated_at = now()
+                     WHERE tenant_id = :tenant_id AND id = ANY(:ids) AND status = 'pending'
+                    RETURNING id, subscription_id, window_days, expires_on, attempts)
+                SELECT taken.id AS reminder_id, taken.window_days, taken.expires_on, taken.attempts,
+                       c.name AS customer_name, c.phone, s.plan, s.amount, s.currency
+                  FROM taken
+                  JOIN subscriptions s ON s.tenant_id = :tenant_id AND s.id = taken.subscription_id
+                  JOIN customers c ON c.tenant_id = :tenant_id AND c.id = s.customer_id
+                 ORDER BY taken.id
+            """),
+            self._params(ids=list(reminder_ids)),
+        )
+        return [_send_job(row) for row in rows]
+
+    def finish(self, reminder_id: int, status: ReminderStatus, **values: Any) -> None:
+        """Record the outcome of a send attempt for a row this worker holds in ``sending``."""
+        if status == ReminderStatus.SENT:
+            values.setdefault("sent_at", _now())
+        if status == ReminderStatus.PENDING:
+            values.setdefault("enqueued_at", None)
+        self.session.execute(
+            update(ReminderRow)
+            .where(
+                ReminderRow.tenant_id == self.tenant_id,
+                ReminderRow.id == reminder_id,
+                ReminderRow.status == ReminderStatus.SENDING,
+            )
+            .values(status=status, updated_at=_now(), **values)
+        )
+
+    def list_reminders(self, status: str | None = None, limit: int = 1000) -> list[ReminderRow]:
+        """The tenant's ledger, newest first."""
+        query = select(ReminderRow).where(ReminderRow.tenant_id == self.tenant_id)
+        if status:
+            query = query.where(ReminderRow.status == status)
+        return list(self.session.scalars(query.order_by(ReminderRow.id.desc()).limit(limit)))
+
+    def get_reminder(self, reminder_id: int) -> ReminderRow | None:
+        """One ledger row of this tenant, or None (also when the id belongs to another tenant)."""
+        return self.session.scalars(
+            select(ReminderRow).where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id == reminder_id)
+        ).first()
+
+    def count_by_window(self) -> list[tuple[int, str, int]]:
+        """(window, status, count) over the whole ledger, for summaries."""
+        rows = self.session.execute(
+            text("""
+                SELECT window_days, status, count(*) AS n FROM reminders WHERE tenant_id = :tenant_id
+                 GROUP BY window_days, status ORDER BY window_days DESC, status
+            """),
+            self._params(),
+        )
+        return [(row.window_days, row.status, row.n) for row in rows]
+
+
+def _send_job(row: Row[Any]) -> SendJob:
+    return SendJob(
+        reminder_id=row.reminder_id,
+        window_days=row.window_days,
+        expires_on=row.expires_on,
+        customer_name=row.customer_name,
+        phone=row.phone,
+        plan=row.plan,
+        amount=row.amount,
+        currency=row.currency,
+        attempts=row.attempts,
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,102 @@
+"""The Celery application and its configuration; each setting says why it is what it is.
+
+Importing this module reads settings but opens no connection: prefork children fork after import,
+and Sentry, database pools and the MessageBird session are created lazily in each process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+
+from tenant_worker import constants
+from tenant_worker.config import VISIBILITY_TIMEOUT_SECONDS, Settings, load_settings, redact_text
+
+
+def create_app(settings: Settings) -> Celery:
+    """Build the Celery app for ``settings`` (tests build their own; workers use :data:`app`)."""
+    celery = Celery("tenant_worker", include=["tenant_worker.tasks"])
+    transport_options = {
+        # Redis has no real acks: a task not acknowledged within this time is delivered again.
+        # It must exceed the longest task and every countdown we schedule (see config).
+        "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+        # Fail fast when Redis is unreachable instead of hanging a sweep.
+        "socket_connect_timeout": 5,
+    }
+    celery.conf.update(
+        broker_url=settings.redis_url,
+        result_backend=settings.redis_url,
+        broker_transport_options=transport_options,
+        # The result backend redelivers/locks with the same visibility semantics; keep them equal.
+        result_backend_transport_options=dict(transport_options),
+        # JSON only: pickle from a shared broker would be remote code execution.
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # Workers started before Redis (compose, k8s) keep retrying instead of exiting.
+        broker_connection_retry_on_startup=True,
+        # Acknowledge after the task ran, and requeue it if the worker process dies: a crash
+        # mid-task redelivers the batch, and the ledger's pending->sending claim prevents resends.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # Sends are short and I/O bound; prefetching more would hoard work from other workers.
+        worker_prefetch_multiplier=1,
+        # A batch of 50 SMS with a 10 s read timeout finishes in well under a minute; kill runaways.
+        task_soft_time_limit=240,
+        task_time_limit=300,
+        # Results are only for inspection; keep Redis from filling up.
+        result_expires=24 * 3600,
+        task_default_queue=constants.SEND_QUEUE,
+        task_routes={
+            constants.TASK_SEND_REMINDERS: {"queue": constants.SEND_QUEUE},
+            constants.TASK_SWEEP_TENANT: {"queue": constants.CONTROL_QUEUE},
+            constants.TASK_SWEEP_ALL: {"queue": constants.CONTROL_QUEUE},
+        },
+        # Every tenant is swept hourly; the sweep is idempotent and only texts tenants inside their
+        # local sending hours, so a missed hour is caught up and nobody is texted at night.
+        beat_schedule={
+            "sweep-all-tenants": {"task": constants.TASK_SWEEP_ALL, "schedule": 3600.0},
+        },
+        timezone="UTC",
+        enable_utc=True,
+        worker_hijack_root_logger=True,
+        worker_send_task_events=False,
+    )
+    return celery
+
+
+class RedactingFilter(logging.Filter):
+    """Removes passwords and access keys from every log record, whatever logged it."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the formatted message with secrets replaced by ``**``."""
+        message = record.getMessage()
+        cleaned = redact_text(message, self.secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """The values that must never be logged."""
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(settings.redis_url).password
+    return [unquote(password) if password else "", settings.messagebird_access_key]
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _install_redaction(logger: logging.Logger, **_: Any) -> None:
+    redaction = RedactingFilter(secrets_of(load_settings()))
+    for handler in logger.handlers:
+        handler.addFilter(redaction)
+
+
+app = create_app(load_settings())

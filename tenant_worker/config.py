@@ -1,0 +1,151 @@
+"""Settings: the one place that reads the environment.
+
+Everything else receives a frozen :class:`Settings`, so tests can build one explicitly and no module
+reads ``os.environ`` behind the caller's back. Redis credentials can come from ``REDIS_URL`` or from
+the ``REDIS_*`` variables (``REDIS_PASSWORD_FILE`` for container secrets); the password is URL-encoded
+when the URL is built, so passwords containing ``#@:/%`` work, and :func:`redact_url` is what every
+log line and error message uses to show a URL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenant_worker"
+MESSAGEBIRD_REST_ENDPOINT = "https://rest.messagebird.com"
+
+# The Redis visibility timeout: an unacknowledged task is redelivered after this long. Every
+# countdown/ETA the project schedules must stay well below it, or Redis redelivers it in a loop.
+VISIBILITY_TIMEOUT_SECONDS = 3600
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or malformed; the message never contains a secret."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All runtime configuration, resolved once from the environment."""
+
+    redis_url: str
+    database_url: str = DEFAULT_DATABASE_URL
+    sms_backend: str = "console"
+    messagebird_access_key: str = ""
+    messagebird_endpoint: str = MESSAGEBIRD_REST_ENDPOINT
+    sentry_dsn: str = ""
+    sentry_environment: str = "development"
+    # MessageBird client: how long to wait to connect and for an answer, and how many requests one
+    # worker process keeps in flight (Little's law: 100 ms latency x 50/s per process needs ~5-10).
+    http_connect_timeout: float = 3.0
+    http_read_timeout: float = 10.0
+    max_in_flight: int = 32
+    # Retries of transient gateway errors (429, 5xx, connection refused): exponential backoff with
+    # full jitter, capped well under the visibility timeout.
+    send_max_attempts: int = 5
+    retry_base_seconds: float = 5.0
+    retry_cap_seconds: float = 300.0
+    send_batch_size: int = 50
+    # A reminder stuck in ``sending`` this long lost its worker mid-send; it becomes ``unknown``.
+    stale_sending_seconds: int = 900
+
+    def __post_init__(self) -> None:
+        if self.sms_backend not in ("console", "messagebird"):
+            raise ConfigurationError(f"SMS_BACKEND must be 'console' or 'messagebird', not {self.sms_backend!r}")
+        if self.sms_backend == "messagebird" and not self.messagebird_access_key:
+            raise ConfigurationError("SMS_BACKEND=messagebird needs MESSAGEBIRD_ACCESS_KEY")
+        if self.retry_cap_seconds >= VISIBILITY_TIMEOUT_SECONDS:
+            raise ConfigurationError("SEND_RETRY_CAP_SECONDS must stay below the broker visibility timeout")
+        if self.max_in_flight < 1 or self.send_batch_size < 1 or self.send_max_attempts < 1:
+            raise ConfigurationError("MAX_IN_FLIGHT, SEND_BATCH_SIZE and SEND_MAX_ATTEMPTS must be >= 1")
+
+    @property
+    def redacted_redis_url(self) -> str:
+        """The Redis URL safe to print."""
+        return redact_url(self.redis_url)
+
+
+def build_redis_url(
+    host: str = "localhost", port: int = 6379, db: int = 0, password: str | None = None, *, tls: bool = False
+) -> str:
+    """Assemble a redis:// URL, percent-encoding the password so any character is safe."""
+    scheme = "rediss" if tls else "redis"
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"{scheme}://{auth}{host}:{port}/{db}"
+
+
+def redact_url(url: str) -> str:
+    """Replace the password in a URL with ``**`` (Celery's own convention), leaving the rest readable."""
+    parts = urlsplit(url)
+    if parts.password is None and "@" not in parts.netloc:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:**@{hostinfo}"))
+
+
+def redact_text(text: str, secrets: list[str]) -> str:
+    """Remove every known secret (and any URL password) from free text such as an exception message."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "**").replace(quote(secret, safe=""), "**")
+    return re.sub(r"(rediss?|postgres(?:ql)?(?:\+\w+)?)://([^:/@\s]*):[^@\s]*@", r"\1://\2:**@", text)
+
+
+def _read_password(env: Mapping[str, str]) -> str | None:
+    path = env.get("REDIS_PASSWORD_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read REDIS_PASSWORD_FILE: {exc.strerror}") from None
+    return env.get("REDIS_PASSWORD") or None
+
+
+def _redis_url(env: Mapping[str, str]) -> str:
+    url = env.get("REDIS_URL")
+    if url:
+        if urlsplit(url).scheme not in ("redis", "rediss"):
+            raise ConfigurationError("REDIS_URL must start with redis:// or rediss://")
+        return url
+    try:
+        port, db = int(env.get("REDIS_PORT", "6379")), int(env.get("REDIS_DB", "0"))
+    except ValueError:
+        raise ConfigurationError("REDIS_PORT and REDIS_DB must be integers") from None
+    return build_redis_url(env.get("REDIS_HOST", "localhost"), port, db, _read_password(env))
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, not {raw!r}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve settings from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    return Settings(
+        redis_url=_redis_url(env),
+        database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        sms_backend=env.get("SMS_BACKEND", "console"),
+        messagebird_access_key=env.get("MESSAGEBIRD_ACCESS_KEY", ""),
+        messagebird_endpoint=env.get("MESSAGEBIRD_ENDPOINT", MESSAGEBIRD_REST_ENDPOINT),
+        sentry_dsn=env.get("SENTRY_DSN", ""),
+        sentry_environment=env.get("SENTRY_ENVIRONMENT", env.get("TENANT_WORKER_ENV", "development")),
+        http_connect_timeout=_number(env, "MESSAGEBIRD_CONNECT_TIMEOUT", 3.0),
+        http_read_timeout=_number(env, "MESSAGEBIRD_READ_TIMEOUT", 10.0),
+        max_in_flight=int(_number(env, "MAX_IN_FLIGHT", 32)),
+        send_max_attempts=int(_number(env, "SEND_MAX_ATTEMPTS", 5)),
+        retry_base_seconds=_number(env, "SEND_RETRY_BASE_SECONDS", 5.0),
+        retry_cap_seconds=_number(env, "SEND_RETRY_CAP_SECONDS", 300.0),
+        send_batch_size=int(_number(env, "SEND_BATCH_SIZE", 50)),
+        stale_sending_seconds=int(_number(env, "STALE_SENDING_SECONDS", 900)),
+    )

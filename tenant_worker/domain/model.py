@@ -1,0 +1,149 @@
+"""Domain values: tenants, reminder statuses and the messages exchanged with an SMS gateway.
+
+Plain dataclasses and enums with their validation, so the rules about what a tenant may look like live
+in one place and are testable without a database.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import zoneinfo
+from dataclasses import dataclass, field
+
+from tenant_worker.domain.windows import DEFAULT_WINDOWS, normalize_windows
+
+SLUG_PATTERN = re.compile(r"[a-z0-9-]{2,63}")
+LOCALE_PATTERN = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
+ALPHANUMERIC_ORIGINATOR = re.compile(r"[A-Za-z0-9]{1,11}")
+NUMERIC_ORIGINATOR = re.compile(r"\+?[1-9][0-9]{6,14}")
+
+
+class ValidationError(ValueError):
+    """User input is invalid; ``problems`` lists every reason so one run reports them all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class TenantStatus(enum.StrEnum):
+    """Whether a tenant's sweeps run."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class SubscriptionStatus(enum.StrEnum):
+    """Only active subscriptions are reminded; the others get a visible ``skipped`` ledger row."""
+
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    SUSPENDED = "suspended"
+
+
+class ReminderStatus(enum.StrEnum):
+    """Lifecycle of one ledger row; ``unknown`` means the gateway may or may not have sent it."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"
+
+
+class SkipReason(enum.StrEnum):
+    """Why a due reminder was deliberately not sent (recorded so the decision is visible)."""
+
+    SUBSCRIPTION_INACTIVE = "subscription_inactive"
+    OPTED_OUT = "opted_out"
+    INVALID_PHONE = "invalid_phone"
+    EXPIRED = "expired_before_send"
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    """What an operator supplies to create a tenant."""
+
+    slug: str
+    name: str
+    timezone: str
+    originator: str
+    locale: str = "en"
+    windows: tuple[int, ...] = DEFAULT_WINDOWS
+    status: TenantStatus = TenantStatus.ACTIVE
+
+    def validated(self) -> TenantSpec:
+        """Return a normalised copy, or raise :class:`ValidationError` listing every problem."""
+        problems: list[str] = []
+        if not SLUG_PATTERN.fullmatch(self.slug):
+            problems.append(f"slug {self.slug!r} must be 2-63 characters of a-z, 0-9 and '-'")
+        if not self.name.strip():
+            problems.append("name must not be empty")
+        if not is_valid_timezone(self.timezone):
+            problems.append(f"time zone {self.timezone!r} is not an IANA time zone (e.g. Europe/Amsterdam)")
+        if not LOCALE_PATTERN.fullmatch(self.locale):
+            problems.append(f"locale {self.locale!r} must look like 'en' or 'nl-NL'")
+        if not is_valid_originator(self.originator):
+            problems.append(
+                f"originator {self.originator!r} must be 1-11 letters/digits or an E.164 number like +31612345678"
+            )
+        windows = self.windows
+        try:
+            windows = normalize_windows(self.windows)
+        except ValueError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise ValidationError(problems)
+        return TenantSpec(
+            self.slug, self.name.strip(), self.timezone, self.originator, self.locale, windows, self.status
+        )
+
+
+def is_valid_timezone(name: str) -> bool:
+    """True for IANA zone names; rejects file paths and empty strings that ZoneInfo would mis-handle."""
+    if not name or name.startswith("/") or ".." in name:
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def is_valid_originator(originator: str) -> bool:
+    """MessageBird accepts up to 11 alphanumerics or a phone number as the sender."""
+    if originator.isdigit() or originator.startswith("+"):
+        return bool(NUMERIC_ORIGINATOR.fullmatch(originator))
+    return bool(ALPHANUMERIC_ORIGINATOR.fullmatch(originator))
+
+
+@dataclass(frozen=True)
+class OutboundSms:
+    """One SMS ready for a gateway; ``reference`` is the reminder id, echoed back by the provider."""
+
+    reference: str
+    originator: str
+    recipient: str
+    body: str
+    encoding: str = "GSM-7"
+
+
+class OutcomeKind(enum.StrEnum):
+    """How a send attempt ended, as the ledger needs to know it."""
+
+    SENT = "sent"
+    FAILED = "failed"  # the provider refused it for good (401, 422): do not retry
+    RETRY = "retry"  # nothing was sent (429, 5xx, connection refused): try again later
+    UNKNOWN = "unknown"  # the request went out but no answer came back: never resend automatically
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """Result of one send; ``error`` is safe to store and log (no phone number, no body)."""
+
+    kind: OutcomeKind
+    provider_id: str | None = None
+    error: str | None = None
+    details: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,39 @@
+"""Interfaces the services depend on; adapters implement them (MessageBird, console, in-memory)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tenant_worker.domain.model import OutboundSms, SendOutcome
+
+
+class SmsGateway(Protocol):
+    """Sends one SMS and classifies the result; must be safe to call from several threads at once."""
+
+    def send(self, sms: OutboundSms) -> SendOutcome:
+        """Send ``sms`` and say whether it was sent, refused, worth retrying, or of unknown fate."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class ReminderQueue(Protocol):
+    """Puts send work on the broker."""
+
+    def enqueue(self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0) -> None:
+        """Schedule one send task for these reminders; raises :class:`EnqueueError` if the broker is down."""
+        ...
+
+
+class FailureReporter(Protocol):
+    """Alerts operators (Sentry) about a reminder that will not be sent automatically."""
+
+    def __call__(self, tenant_slug: str, reminder_id: int, status: str, error: str | None) -> None:
+        """Report one final failure."""
+        ...
+
+
+class EnqueueError(RuntimeError):
+    """The broker did not accept the task; the ledger keeps the reminders ``pending``."""

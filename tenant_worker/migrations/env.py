@@ -1,0 +1,31 @@
+"""Alembic environment: online migrations only, serialised with an advisory lock."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from tenant_worker.adapters.orm import Base
+
+# Any constant works; it only has to be the same for every process running migrations.
+MIGRATION_LOCK_ID = 7_346_112_001
+
+
+def run_migrations_online() -> None:
+    """Run migrations in one transaction; concurrent upgrades wait for each other instead of colliding."""
+    url = context.config.attributes["database_url"]
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        try:
+            context.configure(connection=connection, target_metadata=Base.metadata)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+            connection.commit()
+    engine.dispose()
+
+
+run_migrations_online()

@@ -1,0 +1,145 @@
+"""Sending a batch of reminders: claim, render, send concurrently, record.
+
+Each reminder moves ``pending -> sending`` in one atomic UPDATE before anything is sent, so a
+duplicated task delivery (acks_late redelivery, a re-enqueue by a sweep) finds nothing to send. The
+SMS of a batch are sent concurrently (bounded by ``max_in_flight``) so one worker process keeps many
+gateway requests in flight. Outcomes are recorded in one transaction afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenant_worker.adapters import catalog
+from tenant_worker.adapters.orm import TenantRow
+from tenant_worker.adapters.phones import is_valid_e164
+from tenant_worker.adapters.repository import SendJob, TenantRepository
+from tenant_worker.config import Settings
+from tenant_worker.domain.backoff import retry_delay
+from tenant_worker.domain.model import OutboundSms, OutcomeKind, ReminderStatus, SendOutcome, SkipReason
+from tenant_worker.domain.ports import FailureReporter, SmsGateway
+from tenant_worker.domain.templates import RenderedSms, TemplateError
+from tenant_worker.services.rendering import build_sms, template_chooser
+from tenant_worker.services.tenants import local_today
+
+
+@dataclass
+class SendReport:
+    """Counts per outcome, plus the reminders to try again and when."""
+
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    retry_ids: list[int] = field(default_factory=list)
+    retry_in: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    job: SendJob
+    sms: OutboundSms | None
+    rendered: RenderedSms | None
+    skip: SkipReason | None = None
+    error: str | None = None
+
+
+def send_reminders(
+    sessions: sessionmaker[Session],
+    tenant_id: int,
+    reminder_ids: Sequence[int],
+    gateway: SmsGateway,
+    executor: Executor,
+    settings: Settings,
+    report_failure: FailureReporter,
+    now: dt.datetime | None = None,
+) -> SendReport:
+    """Send the still-pending reminders among ``reminder_ids`` of one tenant and record the outcomes."""
+    with sessions.begin() as session:
+        tenant = catalog.get_tenant(session, tenant_id)
+        jobs = TenantRepository(session, tenant_id).start_sending(reminder_ids)
+        choose = template_chooser(tenant, catalog.TenantCatalog(session, tenant_id).templates())
+    today = local_today(tenant.timezone, now)
+    prepared = [_prepare(tenant, choose, job, today) for job in jobs]
+    sms_list = [p.sms for p in prepared if p.sms is not None]
+    outcomes = dict(zip((sms.reference for sms in sms_list), executor.map(gateway.send, sms_list), strict=True))
+    report = SendReport()
+    with sessions.begin() as session:
+        repo = TenantRepository(session, tenant_id)
+        for item in prepared:
+            outcome = outcomes.get(str(item.job.reminder_id))
+            _record(repo, tenant.slug, item, outcome, settings, report, report_failure)
+    if report.retry_ids:
+        worst = max(job.attempts for job in jobs if job.reminder_id in report.retry_ids)
+        report.retry_in = retry_delay(worst, settings.retry_base_seconds, settings.retry_cap_seconds)
+    return report
+
+
+def _prepare(tenant: TenantRow, choose: Callable[[int], str], job: SendJob, today: dt.date) -> _Prepared:
+    if job.expires_on <= today:
+        return _Prepared(job, None, None, skip=SkipReason.EXPIRED)
+    if not job.phone or not is_valid_e164(job.phone):
+        return _Prepared(job, None, None, skip=SkipReason.INVALID_PHONE)
+    try:
+        rendered = build_sms(tenant, choose(job.window_days), job, today)
+    except (TemplateError, LookupError) as exc:
+        return _Prepared(job, None, None, error=f"template cannot be rendered: {exc}")
+    sms = OutboundSms(str(job.reminder_id), tenant.originator, job.phone, rendered.body, rendered.encoding)
+    return _Prepared(job, sms, rendered)
+
+
+def _record(
+    repo: TenantRepository,
+    tenant_slug: str,
+    item: _Prepared,
+    outcome: SendOutcome | None,
+    settings: Settings,
+    report: SendReport,
+    report_failure: FailureReporter,
+) -> None:
+    """Write one outcome: sent, back to pending for a retry, or a final failed/unknown (alerted)."""
+    reminder_id = item.job.reminder_id
+    if item.skip is not None:
+        repo.finish(reminder_id, ReminderStatus.SKIPPED, skip_reason=item.skip.value)
+        report.skipped += 1
+        return
+    rendered = {}
+    if item.rendered is not None:
+        rendered = {
+            "body": item.rendered.body,
+            "encoding": item.rendered.encoding,
+            "segments": item.rendered.segments,
+        }
+    if outcome is None:
+        repo.finish(reminder_id, ReminderStatus.FAILED, last_error=item.error)
+        report.failed += 1
+        report_failure(tenant_slug, reminder_id, ReminderStatus.FAILED.value, item.error)
+        return
+    if outcome.kind == OutcomeKind.SENT:
+        repo.finish(
+            reminder_id,
+            ReminderStatus.SENT,
+            provider_message_id=outcome.provider_id,
+            last_error=None,
+            **rendered,
+        )
+        report.sent += 1
+    elif outcome.kind == OutcomeKind.RETRY and item.job.attempts < settings.send_max_attempts:
+        repo.finish(reminder_id, ReminderStatus.PENDING, last_error=outcome.error, **rendered)
+        report.retry_ids.append(reminder_id)
+    else:
+        final = ReminderStatus.UNKNOWN if outcome.kind == OutcomeKind.UNKNOWN else ReminderStatus.FAILED
+        error = outcome.error
+        if outcome.kind == OutcomeKind.RETRY:
+            error = f"gave up after {item.job.attempts} attempts: {outcome.error}"
+        repo.finish(reminder_id, final, last_error=error, **rendered)
+        if final == ReminderStatus.UNKNOWN:
+            report.unknown += 1
+        else:
+            report.failed += 1
+        report_failure(tenant_slug, reminder_id, final.value, error)

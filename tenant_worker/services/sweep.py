@@ -1,0 +1,151 @@
+"""Sweep: claim one tenant's due reminders for one local date, then enqueue their send tasks.
+
+The ledger is the source of truth. The claim commits before anything is enqueued; if the broker is
+down, the reminders stay ``pending`` without ``enqueued_at`` and the tenant's next sweep enqueues them,
+so nothing claimed is ever stranded. A row stuck in ``sending`` (its worker died mid-send) becomes
+``unknown`` so it is visible rather than silently lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenant_worker.adapters import catalog
+from tenant_worker.adapters.orm import TenantRow
+from tenant_worker.adapters.repository import TenantRepository
+from tenant_worker.config import VISIBILITY_TIMEOUT_SECONDS, Settings
+from tenant_worker.domain.model import ReminderStatus, TenantStatus
+from tenant_worker.domain.ports import EnqueueError, ReminderQueue
+from tenant_worker.services.rendering import build_sms, template_chooser
+from tenant_worker.services.tenants import local_today, tenant_windows
+
+
+@dataclass
+class SweepReport:
+    """What one sweep of one tenant did."""
+
+    tenant: str
+    local_date: str
+    claimed: int = 0
+    skipped: int = 0
+    enqueued: int = 0
+    re_enqueued: int = 0
+    not_enqueued: int = 0
+    marked_unknown: int = 0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass
+class PreviewLine:
+    """One SMS a sweep would send (or skip), for ``--dry-run``."""
+
+    subscription_id: int
+    window: int
+    recipient: str | None
+    body: str | None
+    segments: int | None
+    skip_reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sweep_tenant(
+    sessions: sessionmaker[Session],
+    slug: str,
+    queue: ReminderQueue,
+    settings: Settings,
+    local_date: dt.date | None = None,
+    now: dt.datetime | None = None,
+) -> SweepReport:
+    """Claim and enqueue everything due for ``slug`` on ``local_date`` (default: its local today)."""
+    now = now or dt.datetime.now(dt.UTC)
+    with sessions.begin() as session:
+        tenant = catalog.find_tenant(session, slug)
+        day = local_date or local_today(tenant.timezone, now)
+        report = SweepReport(slug, day.isoformat())
+        if tenant.status != TenantStatus.ACTIVE:
+            report.error = f"tenant is {tenant.status}; nothing swept"
+            return report
+        repo = TenantRepository(session, tenant.id)
+        repo.lock_for_sweep()
+        report.marked_unknown = repo.mark_stale_sending_unknown(
+            now - dt.timedelta(seconds=settings.stale_sending_seconds)
+        )
+        claimed = repo.claim_due_reminders(day, tenant_windows(tenant))
+        report.claimed = len(claimed)
+        report.skipped = sum(1 for _, status in claimed if status == ReminderStatus.SKIPPED)
+        fresh = {reminder_id for reminder_id, status in claimed if status == ReminderStatus.PENDING}
+        # A pending row enqueued longer ago than the broker would hold it has lost its task.
+        stale_before = now - dt.timedelta(seconds=VISIBILITY_TIMEOUT_SECONDS + settings.retry_cap_seconds)
+        to_enqueue = sorted(fresh | set(repo.unenqueued_pending(stale_before)))
+        tenant_id = tenant.id
+    enqueue_pending(sessions, tenant_id, to_enqueue, queue, settings.send_batch_size, report, fresh)
+    return report
+
+
+def enqueue_pending(
+    sessions: sessionmaker[Session],
+    tenant_id: int,
+    reminder_ids: list[int],
+    queue: ReminderQueue,
+    batch_size: int,
+    report: SweepReport,
+    fresh: set[int],
+) -> None:
+    """Publish send tasks in batches and stamp ``enqueued_at``; stop at the first broker failure."""
+    for start in range(0, len(reminder_ids), batch_size):
+        batch = reminder_ids[start : start + batch_size]
+        try:
+            queue.enqueue(tenant_id, batch)
+        except EnqueueError as exc:
+            report.not_enqueued = len(reminder_ids) - start
+            report.error = f"{report.not_enqueued} pending reminders not enqueued ({exc}); the next sweep retries"
+            return
+        with sessions.begin() as session:
+            TenantRepository(session, tenant_id).mark_enqueued(batch)
+        report.enqueued += sum(1 for reminder_id in batch if reminder_id in fresh)
+        report.re_enqueued += sum(1 for reminder_id in batch if reminder_id not in fresh)
+
+
+def preview_sweep(
+    sessions: sessionmaker[Session], slug: str, local_date: dt.date | None = None
+) -> tuple[TenantRow, dt.date, list[PreviewLine]]:
+    """What a sweep would claim and send, rendered, without writing anything (``--dry-run``)."""
+    with sessions() as session:
+        tenant = catalog.find_tenant(session, slug)
+        day = local_date or local_today(tenant.timezone)
+        repo = TenantRepository(session, tenant.id)
+        due = repo.preview_due_reminders(day, tenant_windows(tenant))
+        jobs = repo.subscription_jobs([d.subscription_id for d in due])
+        choose = template_chooser(tenant, catalog.TenantCatalog(session, tenant.id).templates())
+        session.rollback()
+    lines = []
+    for item in due:
+        job = jobs[item.subscription_id]
+        if item.skip_reason:
+            lines.append(PreviewLine(item.subscription_id, item.window_days, job.phone, None, None, item.skip_reason))
+            continue
+        rendered = build_sms(tenant, choose(item.window_days), job, day)
+        lines.append(PreviewLine(item.subscription_id, item.window_days, job.phone, rendered.body, rendered.segments))
+    return tenant, day, lines
+
+
+# Automatic sweeps only run while a tenant's local clock is inside these hours, so a reminder is
+# never texted at night; a manual `tenant-worker sweep` is the operator's explicit choice.
+SENDING_HOURS = range(9, 20)
+
+
+def tenants_to_sweep(sessions: sessionmaker[Session], now: dt.datetime | None = None) -> list[str]:
+    """Active tenants whose local time is within :data:`SENDING_HOURS`."""
+    instant = now or dt.datetime.now(dt.UTC)
+    with sessions() as session:
+        tenants = catalog.list_tenants(session, TenantStatus.ACTIVE)
+    return [t.slug for t in tenants if instant.astimezone(zoneinfo.ZoneInfo(t.timezone)).hour in SENDING_HOURS]

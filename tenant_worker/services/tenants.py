@@ -1,0 +1,69 @@
+"""Tenant onboarding: create a tenant with its templates, show and list tenants."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tenant_worker.adapters import catalog
+from tenant_worker.adapters.orm import TenantRow
+from tenant_worker.domain.model import TenantSpec
+from tenant_worker.domain.templates import TemplateError, validate_template
+from tenant_worker.domain.windows import normalize_windows
+
+DEFAULT_TEMPLATE = (
+    "Hi {customer_name}, your {plan} subscription with {org_name} expires on {expires_on} "
+    "({days_left} days left). Please pay {amount} {currency} to stay connected."
+)
+
+
+def create_tenant(session: Session, spec: TenantSpec, template: str | None = None) -> TenantRow:
+    """Validate everything first, then create the tenant and its default template in one transaction."""
+    spec = spec.validated()
+    body = template or DEFAULT_TEMPLATE
+    validate_template(body)
+    row = catalog.create_tenant(session, spec)
+    session.flush()
+    catalog.TenantCatalog(session, row.id).save_template(body)
+    return row
+
+
+def save_template(
+    session: Session, slug: str, body: str, window_days: int | None = None, locale: str | None = None
+) -> None:
+    """Validate a template when it is saved (never at send time) and store it for the tenant."""
+    validate_template(body)
+    tenant = catalog.find_tenant(session, slug)
+    if window_days is not None and window_days not in tenant.windows:
+        raise TemplateError([f"window {window_days} is not one of the tenant's windows {tenant.windows}"])
+    catalog.TenantCatalog(session, tenant.id).save_template(body, window_days, locale)
+
+
+def local_today(timezone: str, now: dt.datetime | None = None) -> dt.date:
+    """The calendar date in the tenant's time zone at ``now`` (default: the current instant)."""
+    instant = now or dt.datetime.now(dt.UTC)
+    return instant.astimezone(zoneinfo.ZoneInfo(timezone)).date()
+
+
+def tenant_windows(tenant: TenantRow) -> tuple[int, ...]:
+    """The tenant's windows in canonical (descending) order."""
+    return normalize_windows(tenant.windows)
+
+
+def describe_tenant(session: Session, tenant: TenantRow) -> dict[str, Any]:
+    """A JSON-ready description of a tenant with its templates."""
+    templates = catalog.TenantCatalog(session, tenant.id).templates()
+    return {
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "timezone": tenant.timezone,
+        "locale": tenant.locale,
+        "originator": tenant.originator,
+        "windows": list(tenant_windows(tenant)),
+        "status": tenant.status,
+        "local_today": local_today(tenant.timezone).isoformat(),
+        "templates": [{"window": t.window_days, "locale": t.locale, "body": t.body} for t in templates],
+    }

@@ -1,0 +1,71 @@
+"""Thin Celery tasks: parse arguments, build adapters, call one service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from celery import signals
+
+from tenant_worker import constants, runtime
+from tenant_worker.adapters import sentry
+from tenant_worker.celery_app import app
+from tenant_worker.domain.ports import EnqueueError
+from tenant_worker.services import sending, sweep
+
+log = logging.getLogger(__name__)
+
+
+@signals.task_prerun.connect
+def _init_sentry(**_: Any) -> None:
+    """Sentry starts on a process's first task: after the fork, whatever the pool type."""
+    sentry.init_sentry(runtime.settings())
+
+
+@signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
+def _flush_sentry(**_: Any) -> None:
+    sentry.flush()
+
+
+@app.task(name=constants.TASK_SEND_REMINDERS)
+def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
+    """Send a batch of one tenant's reminders; re-enqueue the transient failures with backoff."""
+    report = sending.send_reminders(
+        runtime.sessions(),
+        tenant_id,
+        reminder_ids,
+        runtime.gateway(),
+        runtime.send_executor(),
+        runtime.settings(),
+        sentry.report_final_failure,
+    )
+    if report.retry_ids:
+        try:
+            runtime.CeleryReminderQueue(app).enqueue(tenant_id, report.retry_ids, countdown=report.retry_in)
+        except EnqueueError as exc:
+            log.warning("retry of %d reminders left pending for the next sweep: %s", len(report.retry_ids), exc)
+    return {
+        "sent": report.sent,
+        "failed": report.failed,
+        "unknown": report.unknown,
+        "retry": len(report.retry_ids),
+    }
+
+
+@app.task(name=constants.TASK_SWEEP_TENANT)
+def sweep_tenant(slug: str, local_date: str | None = None) -> dict[str, Any]:
+    """Claim and enqueue one tenant's due reminders."""
+    day = dt.date.fromisoformat(local_date) if local_date else None
+    queue = runtime.CeleryReminderQueue(app)
+    return sweep.sweep_tenant(runtime.sessions(), slug, queue, runtime.settings(), day).as_dict()
+
+
+@app.task(name=constants.TASK_SWEEP_ALL)
+def sweep_all_tenants() -> list[str]:
+    """Fan out one sweep task per active tenant that is inside its local sending hours."""
+    slugs = sweep.tenants_to_sweep(runtime.sessions())
+    for slug in slugs:
+        sweep_tenant.apply_async(args=[slug], queue=constants.CONTROL_QUEUE)
+    return slugs
