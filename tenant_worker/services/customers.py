@@ -43,7 +43,9 @@ def parse_customers_csv(text: str, default_region: str | None = None) -> list[Cu
     for row in reader:
         line = reader.line_num
         if None in row or any(value is None for value in row.values()):
-            problems.append(f"line {line}: expected {len(header)} fields")
+            extra = row.get(None) or []
+            found = sum(1 for key, value in row.items() if key is not None and value is not None) + len(extra)
+            problems.append(f"line {line}: expected {len(header)} fields, found {found}")
             continue
         try:
             record = _parse_row({key: value.strip() for key, value in row.items()}, default_region)

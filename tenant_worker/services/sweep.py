@@ -126,7 +126,6 @@ def preview_sweep(
         due = repo.preview_due_reminders(day, tenant_windows(tenant))
         jobs = repo.subscription_jobs([d.subscription_id for d in due])
         choose = template_chooser(tenant, catalog.TenantCatalog(session, tenant.id).templates())
-        session.rollback()
     lines = []
     for item in due:
         job = jobs[item.subscription_id]

@@ -1,0 +1,272 @@
+"""The ``tenant-worker`` command: thin wrappers that parse arguments and call one service each."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tenant_worker import constants, runtime
+from tenant_worker.adapters import catalog
+from tenant_worker.adapters.db import check_database, upgrade_database
+from tenant_worker.adapters.redis_check import check_redis
+from tenant_worker.adapters.repository import TenantRepository
+from tenant_worker.config import ConfigurationError
+from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
+from tenant_worker.domain.templates import TemplateError
+from tenant_worker.domain.windows import DEFAULT_WINDOWS, WindowsError, parse_windows
+from tenant_worker.services import customers, sweep, tenants
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _print(data: Any, as_json: bool, table: Callable[[], None]) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        table()
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-12-31") from None
+
+
+def cmd_db_upgrade(_: argparse.Namespace) -> int:
+    """Apply database migrations."""
+    upgrade_database(runtime.settings().database_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_tenant_create(args: argparse.Namespace) -> int:
+    """Create a tenant and its default template."""
+    windows = parse_windows(args.windows) if args.windows else DEFAULT_WINDOWS
+    spec = TenantSpec(args.slug, args.name, args.timezone, args.originator, args.locale, windows)
+    with runtime.sessions().begin() as session:
+        row = tenants.create_tenant(session, spec, args.template)
+        description = tenants.describe_tenant(session, row)
+    _print(description, args.json, lambda: print(f"created tenant {row.slug} ({row.name}, {row.timezone})"))
+    return 0
+
+
+def cmd_tenant_list(args: argparse.Namespace) -> int:
+    """List tenants."""
+    with runtime.sessions()() as session:
+        rows = [tenants.describe_tenant(session, t) for t in catalog.list_tenants(session)]
+
+    def table() -> None:
+        print(f"{'SLUG':<24} {'STATUS':<8} {'TIMEZONE':<24} {'WINDOWS':<10} NAME")
+        for r in rows:
+            windows = ",".join(map(str, r["windows"]))
+            print(f"{r['slug']:<24} {r['status']:<8} {r['timezone']:<24} {windows:<10} {r['name']}")
+
+    _print(rows, args.json, table)
+    return 0
+
+
+def cmd_tenant_show(args: argparse.Namespace) -> int:
+    """Show one tenant with its templates."""
+    with runtime.sessions()() as session:
+        data = tenants.describe_tenant(session, catalog.find_tenant(session, args.slug))
+    _print(data, args.json, lambda: print(json.dumps(data, indent=2)))
+    return 0
+
+
+def cmd_tenant_template(args: argparse.Namespace) -> int:
+    """Save a template (validated now, not when an SMS is sent)."""
+    with runtime.sessions().begin() as session:
+        tenants.save_template(session, args.slug, args.text, args.window, args.locale)
+    print(f"template saved for {args.slug} (window {args.window or 'any'}, locale {args.locale or 'any'})")
+    return 0
+
+
+def cmd_customers_import(args: argparse.Namespace) -> int:
+    """Import a customers CSV: all rows or none."""
+    text = Path(args.file).read_text(encoding="utf-8-sig")
+    with runtime.sessions().begin() as session:
+        counts = customers.import_customers(session, args.slug, text, args.region)
+    print(
+        f"imported into {args.slug}: {counts.created} created, {counts.updated} updated "
+        f"({counts.renewed} renewed), {counts.unchanged} unchanged"
+    )
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Sweep one tenant or all active ones."""
+    sessions = runtime.sessions()
+    if args.tenant:
+        slugs = [args.tenant]
+    else:
+        with sessions() as session:
+            slugs = [t.slug for t in catalog.list_tenants(session, TenantStatus.ACTIVE)]
+    if args.dry_run:
+        return _dry_run(slugs, args)
+    settings = runtime.settings()
+    from tenant_worker.celery_app import app
+
+    queue = runtime.CeleryReminderQueue(app)
+    reports = [sweep.sweep_tenant(sessions, slug, queue, settings, args.date) for slug in slugs]
+    data = [r.as_dict() for r in reports]
+
+    def table() -> None:
+        for r in reports:
+            print(
+                f"{r.tenant} {r.local_date}: {r.claimed} claimed ({r.skipped} skipped), {r.enqueued} enqueued, "
+                f"{r.re_enqueued} re-enqueued, {r.marked_unknown} marked unknown" + (f" - {r.error}" if r.error else "")
+            )
+
+    _print(data, args.json, table)
+    return 1 if any(r.not_enqueued for r in reports) else 0
+
+
+def _dry_run(slugs: Sequence[str], args: argparse.Namespace) -> int:
+    out = []
+    for slug in slugs:
+        tenant, day, lines = sweep.preview_sweep(runtime.sessions(), slug, args.date)
+        out.append({"tenant": slug, "local_date": day.isoformat(), "reminders": [vars(line) for line in lines]})
+        if not args.json:
+            print(f"{slug} {day}: {len(lines)} reminders would be created (dry run, nothing written)")
+            for line in lines:
+                what = f"skip ({line.skip_reason})" if line.skip_reason else f"{line.segments} SMS: {line.body}"
+                print(f"  window {line.window} to {line.recipient} from {tenant.originator}: {what}")
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def cmd_reminders_list(args: argparse.Namespace) -> int:
+    """List a tenant's ledger."""
+    with runtime.sessions()() as session:
+        tenant = catalog.find_tenant(session, args.tenant)
+        rows = TenantRepository(session, tenant.id).list_reminders(args.status, args.limit)
+    fields = ("id", "subscription_id", "expires_on", "window_days", "local_date", "status", "skip_reason")
+    more = ("segments", "provider_message_id", "attempts", "last_error", "sent_at", "created_at")
+    data = [{name: getattr(r, name) for name in fields + more} for r in rows]
+
+    def table() -> None:
+        print(f"{'ID':>8} {'EXPIRES':<10} {'WIN':>3} {'STATUS':<8} {'ATT':>3} DETAIL")
+        for r in rows:
+            detail = r.skip_reason or r.last_error or r.provider_message_id or ""
+            print(f"{r.id:>8} {r.expires_on!s:<10} {r.window_days:>3} {r.status:<8} {r.attempts:>3} {detail}")
+
+    _print(data, args.json, table)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Start a Celery worker for this app (extra arguments go to ``celery worker``)."""
+    settings = runtime.settings()
+    check_redis(settings.redis_url)
+    check_database(settings.database_url)
+    from tenant_worker.celery_app import app
+
+    extra = list(args.celery_args)
+    if not any(a in ("-Q", "--queues") or a.startswith("--queues=") for a in extra):
+        extra += ["--queues", ",".join(constants.ALL_QUEUES)]
+    app.worker_main(["worker", *extra])
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    """Start Celery beat for this app (extra arguments go to ``celery beat``)."""
+    check_redis(runtime.settings().redis_url)
+    from tenant_worker.celery_app import app
+
+    app.start(["beat", *args.celery_args])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command tree."""
+    parser = argparse.ArgumentParser(prog="tenant-worker", description="Multi-tenant payment-reminder SMS worker.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(handler=cmd_db_upgrade)
+
+    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(dest="action", required=True)
+    create = tenant.add_parser("create", help="create a tenant")
+    create.add_argument("--slug", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--timezone", required=True, help="IANA zone, e.g. Europe/Amsterdam")
+    create.add_argument("--originator", required=True, help="sender: <=11 letters/digits or an E.164 number")
+    create.add_argument("--locale", default="en")
+    create.add_argument("--windows", help="days before expiry, e.g. 5,3,1 (default)")
+    create.add_argument("--template", help="SMS template; placeholders: see README")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=cmd_tenant_create)
+    listing = tenant.add_parser("list", help="list tenants")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_tenant_list)
+    show = tenant.add_parser("show", help="show a tenant")
+    show.add_argument("slug")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_tenant_show)
+    template = tenant.add_parser("template", help="save an SMS template")
+    template.add_argument("slug")
+    template.add_argument("text")
+    template.add_argument("--window", type=int, help="only for this window (days)")
+    template.add_argument("--locale", help="only for this locale")
+    template.set_defaults(handler=cmd_tenant_template)
+
+    cust = sub.add_parser("customers", help="manage customers").add_subparsers(dest="action", required=True)
+    imp = cust.add_parser("import", help="import a customers CSV (all rows or none)")
+    imp.add_argument("slug")
+    imp.add_argument("file")
+    imp.add_argument("--region", help="country (e.g. NL) for numbers written without +country code")
+    imp.set_defaults(handler=cmd_customers_import)
+
+    sw = sub.add_parser("sweep", help="claim due reminders and enqueue them")
+    sw.add_argument("--tenant", help="one tenant (default: all active tenants)")
+    sw.add_argument("--date", type=_date, help="tenant-local date (default: each tenant's local today)")
+    sw.add_argument("--dry-run", action="store_true", help="print what would be sent; write nothing")
+    sw.add_argument("--json", action="store_true")
+    sw.set_defaults(handler=cmd_sweep)
+
+    rem = sub.add_parser("reminders", help="the reminder ledger").add_subparsers(dest="action", required=True)
+    rlist = rem.add_parser("list", help="list reminders")
+    rlist.add_argument("--tenant", required=True)
+    rlist.add_argument("--status", choices=["pending", "sending", "sent", "failed", "skipped", "unknown"])
+    rlist.add_argument("--limit", type=int, default=1000)
+    rlist.add_argument("--json", action="store_true")
+    rlist.set_defaults(handler=cmd_reminders_list)
+
+    for name, handler in (("worker", cmd_worker), ("beat", cmd_beat)):
+        p = sub.add_parser(name, help=f"run celery {name} (extra options are passed to Celery)")
+        p.add_argument("celery_args", nargs=argparse.REMAINDER)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run a command, turning user errors into one clear message and exit status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = {"worker": cmd_worker, "beat": cmd_beat}
+    if argv and argv[0] in passthrough and not {"-h", "--help"} & set(argv[1:2]):
+        # Everything after `worker`/`beat` belongs to Celery, including its --options.
+        args = argparse.Namespace(handler=passthrough[argv[0]], celery_args=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (ValidationError, TemplateError, WindowsError) as exc:
+        problems = getattr(exc, "problems", None) or [str(exc)]
+        print("error: " + "\n  ".join(["invalid input:", *problems]), file=sys.stderr)
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {getattr(exc, 'filename', '')}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
