@@ -69,6 +69,9 @@ class CeleryReminderQueue:
                 args=[tenant_id, reminder_ids],
                 queue=constants.SEND_QUEUE,
                 countdown=countdown or None,
+                # Results of sends live in the ledger; skipping the result backend also means a
+                # publish only needs the broker.
+                ignore_result=True,
                 retry=True,
                 retry_policy={
                     "max_retries": 2,

@@ -29,7 +29,7 @@ def _flush_sentry(**_: Any) -> None:
     sentry.flush()
 
 
-@app.task(name=constants.TASK_SEND_REMINDERS)
+@app.task(name=constants.TASK_SEND_REMINDERS, ignore_result=True)
 def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
     """Send a batch of one tenant's reminders; re-enqueue the transient failures with backoff."""
     report = sending.send_reminders(

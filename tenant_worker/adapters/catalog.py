@@ -132,7 +132,7 @@ class TenantCatalog:
                 select(CustomerRow, SubscriptionRow)
                 .join(SubscriptionRow, SubscriptionRow.customer_id == CustomerRow.id, isouter=True)
                 .where(CustomerRow.tenant_id == self.tenant_id)
-            ).tuples()
+            )
         }
         created = updated = renewed = unchanged = 0
         now = dt.datetime.now(dt.UTC)

@@ -162,12 +162,12 @@ class TenantRepository:
             )
         )
 
-    def mark_enqueued(self, reminder_ids: Sequence[int]) -> None:
-        """Remember that a send task for these reminders is on the broker."""
+    def mark_enqueued(self, reminder_ids: Sequence[int], enqueued: bool = True) -> None:
+        """Remember that a send task for these reminders is (or, ``enqueued=False``, is not) published."""
         self.session.execute(
             update(ReminderRow)
             .where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id.in_(reminder_ids))
-            .values(enqueued_at=_now())
+            .values(enqueued_at=_now() if enqueued else None)
         )
 
     def start_sending(self, reminder_ids: Sequence[int]) -> list[SendJob]:

@@ -86,6 +86,9 @@ def sweep_tenant(
         # A pending row enqueued longer ago than the broker would hold it has lost its task.
         stale_before = now - dt.timedelta(seconds=VISIBILITY_TIMEOUT_SECONDS + settings.retry_cap_seconds)
         to_enqueue = sorted(fresh | set(repo.unenqueued_pending(stale_before)))
+        # Stamped before publishing, under the sweep lock, so a concurrent sweep does not publish
+        # the same rows again; un-stamped below if the broker refuses them.
+        repo.mark_enqueued(to_enqueue)
         tenant_id = tenant.id
     enqueue_pending(sessions, tenant_id, to_enqueue, queue, settings.send_batch_size, report, fresh)
     return report
@@ -100,7 +103,8 @@ def enqueue_pending(
     report: SweepReport,
     fresh: set[int],
 ) -> None:
-    """Publish send tasks in batches and stamp ``enqueued_at``; stop at the first broker failure."""
+    """Publish send tasks in batches; at the first broker failure, clear ``enqueued_at`` of the rest
+    so the next sweep publishes them."""
     for start in range(0, len(reminder_ids), batch_size):
         batch = reminder_ids[start : start + batch_size]
         try:
@@ -108,9 +112,9 @@ def enqueue_pending(
         except EnqueueError as exc:
             report.not_enqueued = len(reminder_ids) - start
             report.error = f"{report.not_enqueued} pending reminders not enqueued ({exc}); the next sweep retries"
+            with sessions.begin() as session:
+                TenantRepository(session, tenant_id).mark_enqueued(reminder_ids[start:], enqueued=False)
             return
-        with sessions.begin() as session:
-            TenantRepository(session, tenant_id).mark_enqueued(batch)
         report.enqueued += sum(1 for reminder_id in batch if reminder_id in fresh)
         report.re_enqueued += sum(1 for reminder_id in batch if reminder_id not in fresh)
 

@@ -1,0 +1,255 @@
+"""Fixtures that start real services: a password-protected redis-server, a fresh PostgreSQL database,
+the MessageBird emulator, a Sentry recorder and a real ``celery worker`` process.
+
+A test that needs a service it cannot reach fails with a clear message; it never silently passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenant_worker.adapters.catalog import CustomerRecord, TenantCatalog
+from tenant_worker.adapters.db import session_factory, upgrade_database
+from tenant_worker.adapters.orm import TenantRow
+from tenant_worker.celery_app import create_app
+from tenant_worker.config import Settings, build_redis_url, load_settings
+from tenant_worker.domain.model import TenantSpec
+from tenant_worker.emulators.messagebird import MessageBirdEmulator
+from tenant_worker.emulators.sentry import SentryRecorder
+from tenant_worker.runtime import CeleryReminderQueue
+from tenant_worker.services.tenants import create_tenant
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Contains every character that breaks naive URL building.
+REDIS_PASSWORD = "s3cr#t@:/%pass word"
+ACCESS_KEY = "test-access-key-5f2a"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``condition`` until it returns something truthy, or fail saying what did not happen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh, migrated database on the local PostgreSQL, dropped afterwards."""
+    name = f"tw_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required at {PG_ADMIN_URL} (run scripts/ensure_services.sh): {exc}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade_database(url)
+    yield url
+    from tenant_worker.adapters.db import get_engine
+
+    get_engine(url).dispose()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of our own with ``--requirepass``, on a free port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is required on PATH (apt-get install redis-server)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", REDIS_PASSWORD,
+         "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = build_redis_url("127.0.0.1", port, 0, REDIS_PASSWORD)
+    client = redis.Redis.from_url(url)
+
+    def ping() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    wait_until(ping, 10, "redis-server to accept connections")
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[MessageBirdEmulator]:
+    """The MessageBird emulator the worker talks to."""
+    with MessageBirdEmulator(access_key=ACCESS_KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sentry_recorder() -> Iterator[SentryRecorder]:
+    """Records the envelopes the worker's sentry-sdk sends."""
+    with SentryRecorder() as recorder:
+        yield recorder
+
+
+@pytest.fixture(scope="session")
+def worker_env(
+    database_url: str, redis_url: str, emulator: MessageBirdEmulator, sentry_recorder: SentryRecorder
+) -> dict[str, str]:
+    """Environment of the worker process: real services, fast retries, a short read timeout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SENTRY_", "MESSAGEBIRD_"))}
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        SMS_BACKEND="messagebird",
+        MESSAGEBIRD_ACCESS_KEY=ACCESS_KEY,
+        MESSAGEBIRD_ENDPOINT=emulator.url,
+        MESSAGEBIRD_READ_TIMEOUT="1.0",
+        SENTRY_DSN=sentry_recorder.dsn,
+        SEND_RETRY_BASE_SECONDS="0.2",
+        SEND_RETRY_CAP_SECONDS="1",
+        SEND_MAX_ATTEMPTS="4",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def settings(worker_env: dict[str, str]) -> Settings:
+    """The same settings the worker uses, for in-process sweeps."""
+    return load_settings(worker_env)
+
+
+@pytest.fixture(scope="session")
+def sessions(database_url: str) -> sessionmaker[Session]:
+    """Sessions on the test database."""
+    return session_factory(database_url)
+
+
+@pytest.fixture(scope="session")
+def queue(settings: Settings) -> CeleryReminderQueue:
+    """Publishes send tasks to the test Redis."""
+    return CeleryReminderQueue(create_app(settings))
+
+
+@pytest.fixture(scope="session")
+def celery_worker(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real ``tenant-worker worker`` process; yields the path of its log."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "tenant-worker"), "worker", "--loglevel", "INFO", "--concurrency", "2",
+             "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip"],
+            env=worker_env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until(
+            lambda: "ready." in log.read_text(errors="replace") or process.poll() is not None, 60, "worker ready"
+        )
+        if process.poll() is not None:
+            pytest.fail(f"celery worker exited early:\n{log.read_text(errors='replace')[-3000:]}")
+        yield log
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+_phone_counter = itertools.count(random.randrange(10**6, 9 * 10**6))
+
+
+def new_phone() -> str:
+    """A valid Dutch mobile number no other test uses."""
+    return f"+316{next(_phone_counter):08d}"
+
+
+def unique_slug(prefix: str = "t") -> str:
+    """A tenant slug no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def make_tenant(sessions: sessionmaker[Session]) -> Callable[..., TenantRow]:
+    """Create a tenant with a unique slug (each test makes its own)."""
+
+    def make(
+        timezone: str = "Europe/Amsterdam", windows: tuple[int, ...] = (5, 3, 1), template: str | None = None
+    ) -> TenantRow:
+        spec = TenantSpec(unique_slug(), "Acme Fiber", timezone, "AcmeFiber", "en", windows)
+        with sessions.begin() as session:
+            return create_tenant(session, spec, template)
+
+    return make
+
+
+def customer(
+    ref: str, expires_on: dt.date, phone: str | None = None, name: str | None = None, **extra: Any
+) -> CustomerRecord:
+    """A customer record with sensible defaults."""
+    record = CustomerRecord(
+        ref, name or f"Customer {ref}", phone or new_phone(), "Fiber 100", Decimal("29.95"), "EUR", expires_on
+    )
+    return replace(record, **extra)
+
+
+def add_customers(sessions: sessionmaker[Session], tenant: TenantRow, records: list[CustomerRecord]) -> None:
+    """Insert customers and subscriptions for a tenant."""
+    with sessions.begin() as session:
+        TenantCatalog(session, tenant.id).upsert_customers(records)
+
+
+class RecordingQueue:
+    """A reminder queue that remembers what was enqueued (for ledger tests that need no worker)."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, list[int]]] = []
+
+    def enqueue(self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0) -> None:
+        """Record the batch."""
+        self.batches.append((tenant_id, list(reminder_ids)))
+
+    @property
+    def ids(self) -> list[int]:
+        """Every reminder id enqueued so far."""
+        return [i for _, batch in self.batches for i in batch]
+
+
+@pytest.fixture(scope="session")
+def settings_fixture(settings: Settings) -> Settings:
+    """Alias of :func:`settings` for tests that also use hypothesis' ``settings`` decorator."""
+    return settings
