@@ -190,12 +190,12 @@ def celery_worker(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathF
             process.kill()
 
 
-_phone_counter = itertools.count(random.randrange(10**6, 9 * 10**6))
+_phone_counter = itertools.count(random.randrange(10**5, 9 * 10**6))
 
 
 def new_phone() -> str:
     """A valid Dutch mobile number no other test uses."""
-    return f"+316{next(_phone_counter):08d}"
+    return f"+3161{next(_phone_counter):07d}"
 
 
 def unique_slug(prefix: str = "t") -> str:

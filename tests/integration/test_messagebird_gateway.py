@@ -1,0 +1,79 @@
+"""The MessageBird adapter against the HTTP emulator: classification and requests kept in flight."""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+
+from tenant_worker.adapters.messagebird import MessageBirdGateway
+from tenant_worker.domain.model import OutboundSms, OutcomeKind
+from tenant_worker.emulators.messagebird import Fault, MessageBirdEmulator
+from tenant_worker.services.sending import send_reminders
+from tenant_worker.services.sweep import sweep_tenant
+from tests.conftest import ACCESS_KEY, RecordingQueue, add_customers, customer, free_port, new_phone
+
+
+def sms(phone: str, reference: str = "1") -> OutboundSms:
+    return OutboundSms(reference, "AcmeFiber", phone, "Your subscription expires soon")
+
+
+def test_gateway_classifies_each_kind_of_answer(emulator):
+    gateway = MessageBirdGateway(ACCESS_KEY, emulator.url, read_timeout=0.5)
+    cases = {Fault.status(422): OutcomeKind.FAILED, Fault.status(401): OutcomeKind.FAILED,
+             Fault.status(429): OutcomeKind.RETRY, Fault.status(500): OutcomeKind.RETRY,
+             Fault.status(502): OutcomeKind.RETRY, Fault.slow(1.0): OutcomeKind.UNKNOWN}  # fmt: skip
+    for fault, expected in cases.items():
+        phone = new_phone()
+        emulator.add_faults(phone, [fault])
+        assert gateway.send(sms(phone)).kind == expected, fault
+    outcome = gateway.send(sms(new_phone(), "42"))
+    assert outcome.kind == OutcomeKind.SENT and outcome.provider_id
+    assert emulator.accepted()[-1].reference == "42"
+    gateway.close()
+
+
+def test_wrong_access_key_fails_and_connection_refused_is_retried():
+    with MessageBirdEmulator(access_key="right") as server:
+        wrong = MessageBirdGateway("wrong", server.url)
+        assert wrong.send(sms(new_phone())).kind == OutcomeKind.FAILED
+    nobody = MessageBirdGateway(ACCESS_KEY, f"http://127.0.0.1:{free_port()}")
+    assert nobody.send(sms(new_phone())).kind == OutcomeKind.RETRY
+
+
+def test_one_worker_process_keeps_many_requests_in_flight(sessions, settings, make_tenant):
+    tenant = make_tenant()
+    day = dt.date(2026, 5, 1)
+    add_customers(sessions, tenant, [customer(f"c{i}", day + dt.timedelta(days=3)) for i in range(40)])
+    queue = RecordingQueue()
+    sweep_tenant(sessions, tenant.slug, queue, settings, day)
+    with MessageBirdEmulator(access_key=ACCESS_KEY, latency=0.2) as slow:
+        gateway = MessageBirdGateway(ACCESS_KEY, slow.url, pool_size=settings.max_in_flight)
+        with ThreadPoolExecutor(settings.max_in_flight) as executor:
+            report = send_reminders(
+                sessions, tenant.id, queue.ids, gateway, executor, settings, lambda *a: None,
+                now=dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC),
+            )  # fmt: skip
+        assert report.sent == 40
+        assert slow.max_in_flight >= 20
+        assert len(slow.accepted()) == 40
+
+
+def test_duplicated_task_delivery_sends_each_reminder_once(sessions, settings, make_tenant, emulator):
+    tenant = make_tenant()
+    day = dt.date(2026, 5, 1)
+    records = [customer(f"c{i}", day + dt.timedelta(days=1)) for i in range(10)]
+    add_customers(sessions, tenant, records)
+    queue = RecordingQueue()
+    sweep_tenant(sessions, tenant.slug, queue, settings, day)
+    gateway = MessageBirdGateway(ACCESS_KEY, emulator.url)
+    now = dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC)
+    with ThreadPoolExecutor(8) as senders, ThreadPoolExecutor(3) as deliveries:
+        runs = [
+            deliveries.submit(send_reminders, sessions, tenant.id, queue.ids, gateway, senders, settings,
+                              lambda *a: None, now)
+            for _ in range(3)
+        ]  # fmt: skip
+        reports = [run.result() for run in runs]
+    assert sum(r.sent for r in reports) == 10
+    phones = {c.phone.lstrip("+") for c in records}
+    assert len([r for r in emulator.requests() if set(r.recipients) & phones]) == 10

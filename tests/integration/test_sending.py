@@ -1,0 +1,136 @@
+"""Sending through a real Celery worker, password-protected Redis and the MessageBird emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from sqlalchemy import select
+
+from tenant_worker.adapters.orm import ReminderRow
+from tenant_worker.emulators.messagebird import Fault
+from tenant_worker.services.sweep import sweep_tenant
+from tenant_worker.services.tenants import local_today
+from tests.conftest import add_customers, customer, new_phone, wait_until
+
+
+def reminders(sessions, tenant_id):
+    with sessions() as session:
+        return session.scalars(
+            select(ReminderRow).where(ReminderRow.tenant_id == tenant_id).order_by(ReminderRow.id)
+        ).all()
+
+
+def settled(sessions, tenant_id, count):
+    """Wait until ``count`` reminders exist and none is pending or sending."""
+
+    def done():
+        rows = reminders(sessions, tenant_id)
+        return rows if len(rows) == count and all(r.status not in ("pending", "sending") for r in rows) else None
+
+    return wait_until(done, 30, f"{count} reminders to settle")
+
+
+def requests_to(emulator, phone):
+    digits = phone.lstrip("+")
+    return [r for r in emulator.requests() if digits in r.recipients]
+
+
+def test_sweep_sends_each_due_reminder_once_with_the_rendered_template(
+    sessions, settings, queue, make_tenant, emulator, celery_worker
+):
+    tenant = make_tenant(template="{org_name}: {customer_name}, {plan} ends {expires_on} ({days_left}d). Pay {amount}")
+    today = local_today(tenant.timezone)
+    records = [customer(f"c{i}", today + dt.timedelta(days=days)) for i, days in enumerate([1, 3, 5, 2, 9, 0])]
+    add_customers(sessions, tenant, records)
+
+    report = sweep_tenant(sessions, tenant.slug, queue, settings)
+    assert (report.claimed, report.enqueued) == (4, 4)
+    rows = settled(sessions, tenant.id, 4)
+    assert {r.status for r in rows} == {"sent"}
+
+    by_ref = {r.reference: r for r in emulator.accepted() if r.reference in {str(row.id) for row in rows}}
+    assert len(by_ref) == 4
+    for row in rows:
+        sms = by_ref[str(row.id)]
+        record = next(c for c in records if c.expires_on == row.expires_on)
+        days = (record.expires_on - today).days
+        assert sms.originator == "AcmeFiber"
+        assert sms.recipients == [record.phone.lstrip("+")]
+        assert sms.body == (
+            f"Acme Fiber: {record.name}, Fiber 100 ends {record.expires_on.isoformat()} ({days}d). Pay 29.95"
+        )
+        assert row.body == sms.body and row.provider_message_id == sms.message_id and row.segments == 1
+        assert len(requests_to(emulator, record.phone)) == 1
+
+    again = sweep_tenant(sessions, tenant.slug, queue, settings)
+    assert (again.claimed, again.enqueued, again.re_enqueued) == (0, 0, 0)
+    time.sleep(0.5)
+    assert sum(len(requests_to(emulator, c.phone)) for c in records) == 4
+
+
+def test_rejected_message_fails_without_retry(sessions, settings, queue, make_tenant, emulator, celery_worker):
+    tenant = make_tenant()
+    phone = new_phone()
+    emulator.add_faults(phone, [Fault.status(422)])
+    add_customers(sessions, tenant, [customer("x", local_today(tenant.timezone) + dt.timedelta(days=3), phone)])
+    sweep_tenant(sessions, tenant.slug, queue, settings)
+    [row] = settled(sessions, tenant.id, 1)
+    assert row.status == "failed" and row.attempts == 1
+    assert "MessageBird refused" in (row.last_error or "")
+    time.sleep(1.0)
+    assert len(requests_to(emulator, phone)) == 1
+
+
+def test_rate_limited_and_server_errors_are_retried_then_sent(
+    sessions, settings, queue, make_tenant, emulator, celery_worker
+):
+    tenant = make_tenant()
+    phone = new_phone()
+    emulator.add_faults(phone, [Fault.status(429), Fault.status(500), Fault.status(503)])
+    add_customers(sessions, tenant, [customer("x", local_today(tenant.timezone) + dt.timedelta(days=1), phone)])
+    sweep_tenant(sessions, tenant.slug, queue, settings)
+    [row] = settled(sessions, tenant.id, 1)
+    assert (row.status, row.attempts) == ("sent", 4)
+    statuses = [r.status for r in requests_to(emulator, phone)]
+    assert statuses == [429, 500, 503, 201]
+
+
+def test_retries_give_up_after_the_attempt_limit_and_fail(
+    sessions, settings, queue, make_tenant, emulator, celery_worker
+):
+    tenant = make_tenant()
+    phone = new_phone()
+    emulator.add_faults(phone, [Fault.status(500)] * 6)
+    add_customers(sessions, tenant, [customer("x", local_today(tenant.timezone) + dt.timedelta(days=1), phone)])
+    sweep_tenant(sessions, tenant.slug, queue, settings)
+    [row] = settled(sessions, tenant.id, 1)
+    assert (row.status, row.attempts) == ("failed", settings.send_max_attempts)
+    assert "gave up after 4 attempts" in (row.last_error or "")
+    assert len(requests_to(emulator, phone)) == settings.send_max_attempts
+
+
+def test_answer_slower_than_the_read_timeout_is_unknown_and_never_resent(
+    sessions, settings, queue, make_tenant, emulator, celery_worker
+):
+    tenant = make_tenant()
+    phone = new_phone()
+    emulator.add_faults(phone, [Fault.slow(settings.http_read_timeout + 1.0)])
+    add_customers(sessions, tenant, [customer("x", local_today(tenant.timezone) + dt.timedelta(days=5), phone)])
+    sweep_tenant(sessions, tenant.slug, queue, settings)
+    [row] = settled(sessions, tenant.id, 1)
+    assert row.status == "unknown" and "read timeout" in (row.last_error or "")
+    wait_until(lambda: len(emulator_accepted_for(emulator, phone)) == 1, 5, "the slow message to be accepted")
+    sweep_tenant(sessions, tenant.slug, queue, settings)
+    time.sleep(1.0)
+    assert len(requests_to(emulator, phone)) == 1
+
+
+def emulator_accepted_for(emulator, phone):
+    return [r for r in emulator.accepted() if phone.lstrip("+") in r.recipients]
+
+
+def test_worker_banner_hides_the_redis_password(celery_worker):
+    log = celery_worker.read_text(errors="replace")
+    assert "redis://:**@127.0.0.1" in log
+    assert "s3cr" not in log and "pass word" not in log
