@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -32,10 +32,10 @@ class ConfigurationError(ValueError):
 class Settings:
     """All runtime configuration, resolved once from the environment."""
 
-    redis_url: str
-    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = field(repr=False)
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     sms_backend: str = "console"
-    messagebird_access_key: str = ""
+    messagebird_access_key: str = field(default="", repr=False)
     messagebird_endpoint: str = MESSAGEBIRD_REST_ENDPOINT
     sentry_dsn: str = ""
     sentry_environment: str = "development"
@@ -45,13 +45,17 @@ class Settings:
     http_read_timeout: float = 10.0
     max_in_flight: int = 32
     # Retries of transient gateway errors (429, 5xx, connection refused): exponential backoff with
-    # full jitter, capped well under the visibility timeout.
+    # equal jitter, capped well under the visibility timeout.
     send_max_attempts: int = 5
     retry_base_seconds: float = 5.0
     retry_cap_seconds: float = 300.0
     send_batch_size: int = 50
     # A reminder stuck in ``sending`` this long lost its worker mid-send; it becomes ``unknown``.
     stale_sending_seconds: int = 900
+    # A reminder still ``pending`` this long after its task was published is published again by the
+    # next sweep (its task was lost, e.g. the process died between claim and publish). Duplicate
+    # tasks are harmless: sending claims each row atomically.
+    requeue_after_seconds: int = 600
 
     def __post_init__(self) -> None:
         if self.sms_backend not in ("console", "messagebird"):
@@ -60,6 +64,8 @@ class Settings:
             raise ConfigurationError("SMS_BACKEND=messagebird needs MESSAGEBIRD_ACCESS_KEY")
         if self.retry_cap_seconds >= VISIBILITY_TIMEOUT_SECONDS:
             raise ConfigurationError("SEND_RETRY_CAP_SECONDS must stay below the broker visibility timeout")
+        if self.requeue_after_seconds <= self.retry_cap_seconds:
+            raise ConfigurationError("REQUEUE_AFTER_SECONDS must exceed SEND_RETRY_CAP_SECONDS")
         if self.max_in_flight < 1 or self.send_batch_size < 1 or self.send_max_attempts < 1:
             raise ConfigurationError("MAX_IN_FLIGHT, SEND_BATCH_SIZE and SEND_MAX_ATTEMPTS must be >= 1")
 
@@ -100,7 +106,8 @@ def _read_password(env: Mapping[str, str]) -> str | None:
     path = env.get("REDIS_PASSWORD_FILE")
     if path:
         try:
-            return Path(path).read_text(encoding="utf-8").strip()
+            # Only the trailing newline editors add: spaces may be part of the password.
+            return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise ConfigurationError(f"cannot read REDIS_PASSWORD_FILE: {exc.strerror}") from None
     return env.get("REDIS_PASSWORD") or None
@@ -148,4 +155,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_cap_seconds=_number(env, "SEND_RETRY_CAP_SECONDS", 300.0),
         send_batch_size=int(_number(env, "SEND_BATCH_SIZE", 50)),
         stale_sending_seconds=int(_number(env, "STALE_SENDING_SECONDS", 900)),
+        requeue_after_seconds=int(_number(env, "REQUEUE_AFTER_SECONDS", 600)),
     )

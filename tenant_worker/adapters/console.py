@@ -25,7 +25,8 @@ class ConsoleGateway:
             f"From: {sms.originator}\nTo:   {sms.recipient}\n{sms.body}\n"
         )
         with self._lock:
-            stream = self.stream or sys.stdout
+            # The real stdout: Celery replaces sys.stdout with a logger proxy in workers.
+            stream = self.stream or sys.__stdout__ or sys.stdout
             stream.write(text)
             stream.flush()
         return SendOutcome(OutcomeKind.SENT, provider_id=message_id)

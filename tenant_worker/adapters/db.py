@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from tenant_worker.config import ConfigurationError, redact_url
 
@@ -49,13 +50,18 @@ def transaction(url: str) -> Iterator[Session]:
 
 def check_database(url: str) -> None:
     """Fail early with a readable message (no password) when PostgreSQL is unreachable."""
+    # A throwaway engine: a pooled connection opened here, in a process that forks workers later,
+    # would be shared by every child.
+    engine = create_engine(normalize_database_url(url), poolclass=NullPool)
     try:
-        with get_engine(url).connect() as conn:
+        with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
         safe = redact_url(make_url(normalize_database_url(url)).render_as_string(hide_password=False))
         raise ConfigurationError(f"cannot connect to PostgreSQL at {safe}: {reason}") from None
+    finally:
+        engine.dispose()
 
 
 def alembic_config(url: str) -> Config:

@@ -197,7 +197,8 @@ class TenantRepository:
         if status == ReminderStatus.SENT:
             values.setdefault("sent_at", _now())
         if status == ReminderStatus.PENDING:
-            values.setdefault("enqueued_at", None)
+            # The caller publishes the retry next; if that fails the row is re-published by a sweep.
+            values.setdefault("enqueued_at", _now())
         self.session.execute(
             update(ReminderRow)
             .where(

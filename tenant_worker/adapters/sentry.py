@@ -19,8 +19,9 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 
 from tenant_worker.config import Settings
 
-# 8 to 15 digits, optionally spaced, as a whole word: E.164 and most written phone numbers.
-_PHONE = re.compile(r"(?<![\w.-])\+?\d(?: ?\d){7,14}(?![\w.-])")
+# 8 to 15 digits, optionally separated by single spaces or hyphens, as a whole word: E.164 and most
+# written phone numbers; ISO dates (YYYY-MM-DD) are left alone.
+_PHONE = re.compile(r"(?<![\w.-])(?!\d{4}-\d\d-\d\d(?!\d))\+?\d(?:[ -]?\d){7,14}(?![\w.-])")
 _lock = threading.Lock()
 _initialised_dsn: str | None = None
 
@@ -81,7 +82,7 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return _PHONE.sub("[phone]", value)
     if isinstance(value, dict):
-        return {key: _scrub(item) for key, item in value.items()}
+        return {_scrub(key): _scrub(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_scrub(item) for item in value]
     return value

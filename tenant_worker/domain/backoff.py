@@ -11,6 +11,6 @@ def retry_delay(attempt: int, base: float, cap: float, rng: random.Random | None
     "Equal jitter": half of the exponential step is fixed, half random, so retries after a 429 never
     come back at once (no thundering herd) yet always wait a meaningful time. Never exceeds ``cap``.
     """
-    step = min(cap, base * 2.0 ** max(0, attempt - 1))
+    step = min(cap, base * 2.0 ** min(max(0, attempt - 1), 60))
     jitter: float = (rng or random.Random()).uniform(0, step / 2)
     return step / 2 + jitter

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.adapters.repository import TenantRepository
-from tenant_worker.config import VISIBILITY_TIMEOUT_SECONDS, Settings
+from tenant_worker.config import Settings
 from tenant_worker.domain.model import ReminderStatus, TenantStatus
 from tenant_worker.domain.ports import EnqueueError, ReminderQueue
 from tenant_worker.services.rendering import build_sms, template_chooser
@@ -83,8 +83,7 @@ def sweep_tenant(
         report.claimed = len(claimed)
         report.skipped = sum(1 for _, status in claimed if status == ReminderStatus.SKIPPED)
         fresh = {reminder_id for reminder_id, status in claimed if status == ReminderStatus.PENDING}
-        # A pending row enqueued longer ago than the broker would hold it has lost its task.
-        stale_before = now - dt.timedelta(seconds=VISIBILITY_TIMEOUT_SECONDS + settings.retry_cap_seconds)
+        stale_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
         to_enqueue = sorted(fresh | set(repo.unenqueued_pending(stale_before)))
         # Stamped before publishing, under the sweep lock, so a concurrent sweep does not publish
         # the same rows again; un-stamped below if the broker refuses them.

@@ -50,9 +50,7 @@ def sdk_client(emulator: MessageBirdEmulator, access_key: str = ACCESS_KEY) -> m
     return messagebird.Client(access_key, http_client=HttpClient(emulator.url, access_key, "tests"))
 
 
-def post_message(
-    url: str, recipient: str = RECIPIENT, timeout: float = 2.0, **extra: Any
-) -> requests.Response:
+def post_message(url: str, recipient: str = RECIPIENT, timeout: float = 2.0, **extra: Any) -> requests.Response:
     payload = {"originator": "TenantCo", "recipients": recipient, "body": "Invoice 42 is due", **extra}
     headers = {"Authorization": f"AccessKey {ACCESS_KEY}"}
     return requests.post(f"{url}/messages", json=payload, headers=headers, timeout=timeout)
@@ -102,9 +100,7 @@ def test_emulator_rejects_a_wrong_access_key_like_messagebird(emulator: MessageB
 
 
 @pytest.mark.parametrize("missing", ["originator", "recipients", "body"])
-def test_emulator_reports_a_missing_field_as_a_validation_error(
-    emulator: MessageBirdEmulator, missing: str
-) -> None:
+def test_emulator_reports_a_missing_field_as_a_validation_error(emulator: MessageBirdEmulator, missing: str) -> None:
     payload = {"originator": "TenantCo", "recipients": RECIPIENT, "body": "Hi"}
     del payload[missing]
 

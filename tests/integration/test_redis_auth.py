@@ -25,7 +25,7 @@ def test_check_redis_with_wrong_password_names_the_problem_but_not_the_password(
 
 def test_check_redis_without_password_says_one_is_required(redis_url):
     port = urlsplit(redis_url).port
-    with pytest.raises(ConfigurationError, match="requires a password|rejected the credentials"):
+    with pytest.raises(ConfigurationError, match=r"requires a password|rejected the credentials"):
         check_redis(build_redis_url("127.0.0.1", port, 0))
 
 
@@ -34,7 +34,11 @@ def test_worker_with_wrong_password_exits_with_a_clear_error(redis_url, worker_e
     env = {**worker_env, "REDIS_URL": "", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port), "REDIS_PASSWORD": WRONG}
     env.pop("REDIS_URL")
     result = subprocess.run(
-        [str(BIN / "tenant-worker"), "worker", "--loglevel", "INFO"], env=env, capture_output=True, text=True, timeout=60
+        [str(BIN / "tenant-worker"), "worker", "--loglevel", "INFO"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 2

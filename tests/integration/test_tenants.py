@@ -58,9 +58,12 @@ def test_template_with_unknown_placeholder_is_rejected_when_saved_and_nothing_is
             save_template(session, tenant.slug, bad, window_days=1)
     with sessions() as session:
         assert [t.body for t in TenantCatalog(session, tenant.id).templates()] != []
-        assert session.scalar(
-            select(func.count()).select_from(SmsTemplateRow).where(SmsTemplateRow.tenant_id == tenant.id)
-        ) == 1
+        assert (
+            session.scalar(
+                select(func.count()).select_from(SmsTemplateRow).where(SmsTemplateRow.tenant_id == tenant.id)
+            )
+            == 1
+        )
 
 
 def test_unknown_tenant_is_a_clear_error(sessions):

@@ -86,9 +86,7 @@ def test_valid_template_is_accepted_when_saved(text: str) -> None:
         pytest.param("x" * (MAX_TEMPLATE_LENGTH + 1), "1,001 characters", id="too-long"),
     ],
 )
-def test_invalid_template_is_rejected_when_saved_naming_the_offending_piece(
-    text: str, offending: str
-) -> None:
+def test_invalid_template_is_rejected_when_saved_naming_the_offending_piece(text: str, offending: str) -> None:
     with pytest.raises(TemplateError) as caught:
         validate_template(text)
     assert len(caught.value.problems) == 1
@@ -99,8 +97,7 @@ def test_template_with_unknown_placeholder_is_rejected_when_saved() -> None:
     with pytest.raises(TemplateError) as caught:
         validate_template("Dear {name}")
     assert caught.value.problems == [
-        "unknown placeholder {name}; allowed: amount, currency, customer_name, days_left, expires_on, "
-        "org_name, plan"
+        "unknown placeholder {name}; allowed: amount, currency, customer_name, days_left, expires_on, org_name, plan"
     ]
 
 
@@ -193,9 +190,7 @@ def test_rendered_sms_switches_to_ucs2_when_a_value_needs_it() -> None:
         pytest.param("ж" * 66 + "😀" + "ж" * 66, "UCS-2", 134, 3, id="surrogate-pair-not-split"),
     ],
 )
-def test_sms_is_measured_like_the_gateway_bills_it(
-    body: str, encoding: str, length: int, segments: int
-) -> None:
+def test_sms_is_measured_like_the_gateway_bills_it(body: str, encoding: str, length: int, segments: int) -> None:
     measure = measure_sms(body)
     assert (measure.encoding, measure.length, measure.segments) == (encoding, length, segments)
 
@@ -225,9 +220,7 @@ _gsm_heavy_text = st.text(
 _gsm_text = st.text(alphabet=st.sampled_from(GSM_BASIC + GSM_EXTENSION), max_size=700)
 _template_like_text = st.one_of(
     st.text(),
-    st.lists(st.sampled_from([*"{}[]!:.0rs _a", *PLACEHOLDERS, "{{", "}}", "{plan}"]), max_size=30).map(
-        "".join
-    ),
+    st.lists(st.sampled_from([*"{}[]!:.0rs _a", *PLACEHOLDERS, "{{", "}}", "{plan}"]), max_size=30).map("".join),
 )
 
 
@@ -236,8 +229,7 @@ def test_any_valid_template_renders_with_any_values_and_contains_every_value(
     parts: list[str | tuple[str, str]], values: dict[str, str]
 ) -> None:
     template = "".join(
-        part.replace("{", "{{").replace("}", "}}") if isinstance(part, str) else f"{{{part[1]}}}"
-        for part in parts
+        part.replace("{", "{{").replace("}", "}}") if isinstance(part, str) else f"{{{part[1]}}}" for part in parts
     )
     expected = "".join(part if isinstance(part, str) else values[part[1]] for part in parts)
     if not template.strip() or len(template) > MAX_TEMPLATE_LENGTH:

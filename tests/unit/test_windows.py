@@ -181,7 +181,9 @@ def test_rule_never_returns_a_window_already_recorded_or_an_earlier_larger_one(
 
 @PROPERTY_SETTINGS
 @given(windows=windows_strategy, days_left=st.one_of(st.integers(-40, 0), st.integers(31, 120)))
-def test_nothing_is_due_on_or_after_expiry_or_before_the_largest_window(windows: tuple[int, ...], days_left: int) -> None:
+def test_nothing_is_due_on_or_after_expiry_or_before_the_largest_window(
+    windows: tuple[int, ...], days_left: int
+) -> None:
     assert due_window(days_before(days_left), EXPIRES_ON, windows, set()) is None
 
 

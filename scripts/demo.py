@@ -1,0 +1,164 @@
+"""The main job, end to end on this machine's PostgreSQL and Redis, with SMS printed to the console.
+
+Creates (once) a demo database, two tenants in different time zones with their templates and a few
+dozen customers whose subscriptions expire over the next week; starts a real Celery worker; sweeps
+every tenant; waits until everything due is sent; prints a summary per tenant and window.
+Running it again the same day prints the same totals and sends nothing new.
+
+Environment: DEMO_DATABASE_URL (default: database tenant_worker_demo on 127.0.0.1:5432) and
+REDIS_URL (default: redis://127.0.0.1:6379/1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenant_worker.adapters import catalog
+from tenant_worker.adapters.db import session_factory, upgrade_database
+from tenant_worker.adapters.orm import ReminderRow
+from tenant_worker.celery_app import create_app
+from tenant_worker.config import load_settings, redact_url
+from tenant_worker.domain.model import TenantSpec, ValidationError
+from tenant_worker.runtime import CeleryReminderQueue
+from tenant_worker.services import customers, sweep, tenants
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEMO_DB = "tenant_worker_demo"
+TENANTS = [
+    (
+        TenantSpec("northwind-fiber", "Northwind Fiber", "Europe/Amsterdam", "Northwind", "en", (5, 3, 1)),
+        "Hi {customer_name}, your {plan} plan with {org_name} expires on {expires_on}. "
+        "Please pay {amount} {currency} within {days_left} days to stay online.",
+        {
+            1: "LAST REMINDER {customer_name}: {org_name} {plan} expires tomorrow ({expires_on}). "
+            "Pay {amount} {currency}."
+        },
+        "+3161",
+    ),
+    (
+        TenantSpec("kiwi-broadband", "Kiwi Broadband", "Pacific/Auckland", "KiwiBB", "en", (5, 3, 1)),
+        "Kia ora {customer_name}! {org_name}: your {plan} subscription ends {expires_on} ({days_left} days). "
+        "Amount due: {amount} {currency}.",
+        {},
+        "+6421",
+    ),
+]
+FIRST_NAMES = ["Anna", "Bram", "Chloe", "Daan", "Eva", "Femke", "Gijs", "Hana", "Ivo", "Jade", "Koen", "Lotte"]
+PLANS = [("Fiber 100", "29.95"), ("Fiber 500", "44.50"), ("Fiber 1000", "59.00")]
+
+
+def ensure_database(url: str) -> None:
+    """Create the demo database on first run."""
+    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DB,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
+    upgrade_database(url)
+
+
+def customers_csv(slug: str, prefix: str, today: dt.date) -> str:
+    """Deterministic customers for one tenant: 18 subscriptions expiring over the next 7 days."""
+    rng = random.Random(f"{slug}-{today.isoformat()}")
+    lines = ["external_ref,name,phone,plan,amount,currency,expires_on,opted_out"]
+    for i in range(18):
+        plan, amount = rng.choice(PLANS)
+        number = f"{prefix}{rng.randrange(10**6, 10**7)}"
+        expires = today + dt.timedelta(days=i % 8)
+        name = f"{rng.choice(FIRST_NAMES)} {chr(65 + i)}."
+        currency = "EUR" if prefix.startswith("+31") else "NZD"
+        lines.append(f"{slug[:2]}-{i:03d},{name},{number},{plan},{amount},{currency},{expires},{i == 11}")
+    return "\n".join(lines) + "\n"
+
+
+def setup(sessions: sessionmaker[Session]) -> None:
+    """Create the tenants, their templates and customers (idempotent)."""
+    for spec, template, per_window, prefix in TENANTS:
+        with sessions.begin() as session:
+            try:
+                catalog.find_tenant(session, spec.slug)
+            except ValidationError:
+                tenants.create_tenant(session, spec, template)
+                for window, body in per_window.items():
+                    tenants.save_template(session, spec.slug, body, window)
+            today = tenants.local_today(spec.timezone)
+            counts = customers.import_customers(session, spec.slug, customers_csv(spec.slug, prefix, today))
+        print(f"tenant {spec.slug} ({spec.timezone}, local date {today}): {counts}")
+
+
+def summary(sessions: sessionmaker[Session], started: dt.datetime) -> None:
+    """Print SMS per tenant and window: sent in total, sent by this run, skipped."""
+    with sessions() as session:
+        rows = session.execute(
+            select(
+                ReminderRow.tenant_id,
+                ReminderRow.window_days,
+                ReminderRow.status,
+                func.count(),
+                func.count().filter(ReminderRow.sent_at >= started),
+            ).group_by(ReminderRow.tenant_id, ReminderRow.window_days, ReminderRow.status)
+        ).all()
+        names = {t.id: t.slug for t in catalog.list_tenants(session)}
+    table: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for tenant_id, window, status, total, this_run in rows:
+        cell = table[(names[tenant_id], window)]
+        cell[status] += total
+        cell["this_run"] += this_run if status == "sent" else 0
+    print(f"\n{'TENANT':<18} {'WINDOW':>6} {'SENT':>5} {'THIS RUN':>8} {'SKIPPED':>7} {'OTHER':>5}")
+    for (slug, window), cell in sorted(table.items(), key=lambda item: (item[0][0], -item[0][1])):
+        other = sum(v for k, v in cell.items() if k not in ("sent", "skipped", "this_run"))
+        print(f"{slug:<18} {window:>5}d {cell['sent']:>5} {cell['this_run']:>8} {cell['skipped']:>7} {other:>5}")
+
+
+def main() -> int:
+    """Run the demo."""
+    database_url = os.environ.get("DEMO_DATABASE_URL", ADMIN_URL.rsplit("/", 1)[0] + f"/{DEMO_DB}")
+    env = {**os.environ, "DATABASE_URL": database_url, "SMS_BACKEND": "console"}
+    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+    settings = load_settings(env)
+    print(f"demo database {redact_url(database_url)}, Redis {settings.redacted_redis_url}")
+    ensure_database(database_url)
+    sessions = session_factory(database_url)
+    setup(sessions)
+    started = dt.datetime.now(dt.UTC)
+    worker_bin = Path(sys.executable).parent / "tenant-worker"
+    worker = subprocess.Popen(
+        [str(worker_bin), "worker", "--loglevel", "WARNING", "--concurrency", "2", "--without-mingle",
+         "--without-gossip", "--hostname", f"demo-{os.getpid()}@%h"],
+        env=env,
+    )  # fmt: skip
+    try:
+        queue = CeleryReminderQueue(create_app(settings))
+        with sessions() as session:
+            slugs = [t.slug for t in catalog.list_tenants(session)]
+        for slug in slugs:
+            report = sweep.sweep_tenant(sessions, slug, queue, settings)
+            print(f"sweep {slug} {report.local_date}: {report.claimed} claimed, {report.skipped} skipped, "
+                  f"{report.enqueued + report.re_enqueued} enqueued")  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with sessions() as session:
+                open_rows = session.scalar(select(func.count()).where(ReminderRow.status.in_(["pending", "sending"])))
+            if not open_rows or worker.poll() is not None:
+                break
+            time.sleep(0.3)
+        else:
+            print(f"warning: {open_rows} reminders still pending after 60 s", file=sys.stderr)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    summary(sessions, started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
