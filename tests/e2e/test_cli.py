@@ -1,0 +1,74 @@
+"""The CLI as a platform engineer runs it: onboard -> import -> dry run -> sweep -> worker -> SMS arrive."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+
+from tenant_worker.services.tenants import local_today
+from tests.conftest import BIN, new_phone, unique_slug, wait_until
+
+
+def cli(env, *args, check=True):
+    result = subprocess.run([str(BIN / "tenant-worker"), *args], env=env, capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_onboard_import_sweep_and_send_through_the_cli(worker_env, emulator, celery_worker, tmp_path):
+    slug = unique_slug("cli")
+    created = cli(
+        worker_env, "tenant", "create", "--slug", slug, "--name", "Polder Net", "--timezone", "America/Santiago",
+        "--originator", "PolderNet", "--windows", "1,3,5",
+        "--template", "{org_name}: {customer_name}, {days_left} days left, pay {amount} {currency}", "--json",
+    )  # fmt: skip
+    assert json.loads(created.stdout)["windows"] == [5, 3, 1]
+
+    today = local_today("America/Santiago")
+    phones = [new_phone() for _ in range(3)]
+    header = "external_ref,name,phone,plan,amount,currency,expires_on\n"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(header + f"a,Ann,{phones[0]},Basic,10,EUR,{today}\nb,Bob,12345,Basic,ten,EUR,{today}\n")
+    refused = cli(worker_env, "customers", "import", slug, str(bad), check=False)
+    assert refused.returncode == 2
+    assert "line 3:" in refused.stderr and "amount 'ten'" in refused.stderr and "Traceback" not in refused.stderr
+
+    good = tmp_path / "customers.csv"
+    rows = [(f"r{i}", f"Name {i}", phone, today + dt.timedelta(days=days)) for i, (phone, days) in
+            enumerate(zip(phones, [1, 3, 4], strict=True))]  # fmt: skip
+    good.write_text(header + "".join(f"{r},{n},{p},Basic,10.00,EUR,{d}\n" for r, n, p, d in rows))
+    assert "3 created" in cli(worker_env, "customers", "import", slug, str(good)).stdout
+
+    preview = json.loads(cli(worker_env, "sweep", "--tenant", slug, "--dry-run", "--json").stdout)
+    assert len(preview[0]["reminders"]) == 3
+    assert json.loads(cli(worker_env, "reminders", "list", "--tenant", slug, "--json").stdout) == []
+
+    [report] = json.loads(cli(worker_env, "sweep", "--tenant", slug, "--json").stdout)
+    assert (report["claimed"], report["enqueued"]) == (3, 3)
+
+    def all_sent():
+        listed = json.loads(cli(worker_env, "reminders", "list", "--tenant", slug, "--json").stdout)
+        return listed if listed and all(r["status"] == "sent" for r in listed) else None
+
+    listed = wait_until(all_sent, 30, "the CLI-swept reminders to be sent")
+    assert sorted(r["window_days"] for r in listed) == [1, 3, 5]
+    received = {r.recipients[0]: r for r in emulator.accepted() if f"+{r.recipients[0]}" in phones}
+    assert len(received) == 3
+    assert received[phones[0].lstrip("+")].body == "Polder Net: Name 0, 1 days left, pay 10.00 EUR"
+    assert all(r.originator == "PolderNet" for r in received.values())
+
+    [again] = json.loads(cli(worker_env, "sweep", "--tenant", slug, "--json").stdout)
+    assert (again["claimed"], again["enqueued"], again["re_enqueued"]) == (0, 0, 0)
+
+
+def test_unknown_tenant_and_bad_template_are_clear_errors(worker_env):
+    unknown = cli(worker_env, "reminders", "list", "--tenant", "no-such-tenant", check=False)
+    assert unknown.returncode == 2 and "unknown tenant 'no-such-tenant'" in unknown.stderr
+    bad = cli(
+        worker_env, "tenant", "create", "--slug", unique_slug(), "--name", "X", "--timezone", "Europe/Paris",
+        "--originator", "X", "--template", "Hi {customer_name.__class__} {nope}", check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "{nope}" in bad.stderr and "Traceback" not in bad.stderr
