@@ -54,6 +54,11 @@ def test_random_sweep_sequences_give_exactly_the_ledger_the_rule_predicts(
             if window is not None:
                 expected[i].append(window)
     actual = ledger(sessions, tenant.id)
+    with sessions() as session:
+        days = session.execute(
+            select(ReminderRow.subscription_id, ReminderRow.local_date).where(ReminderRow.tenant_id == tenant.id)
+        ).all()
+    assert len(days) == len(set(days)), "two reminders for one subscription on the same local day"
     assert sorted(actual.values()) == sorted(w for w in expected.values() if w)
     for created in actual.values():
         assert created == sorted(created, reverse=True), "a later sweep went back to a larger window"

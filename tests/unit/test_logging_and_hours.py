@@ -1,0 +1,34 @@
+"""Secrets never reach log output."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from tenant_worker.celery_app import RedactingFilter, secrets_of
+from tenant_worker.config import Settings, build_redis_url
+
+
+def test_log_records_never_contain_the_redis_password_or_access_key() -> None:
+    password = "p@ss:w/rd#%"
+    settings = Settings(
+        redis_url=build_redis_url("redis", 6379, 0, password),
+        sms_backend="messagebird",
+        messagebird_access_key="live_abcdef123456",
+    )
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(secrets_of(settings)))
+    logger = logging.getLogger("test.redaction")
+    logger.addHandler(handler)
+    logger.warning("connecting to %s with key %s", settings.redis_url, settings.messagebird_access_key)
+    logger.warning("raw password %s", password)
+    logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert password not in output and "p%40ss" not in output and "live_abcdef123456" not in output
+    assert "redis://:**@redis:6379/0" in output
+
+
+def test_settings_repr_hides_urls_and_keys() -> None:
+    settings = Settings(redis_url=build_redis_url("h", 1, 0, "hunter2"), messagebird_access_key="k-123")
+    assert "hunter2" not in repr(settings) and "k-123" not in repr(settings)
