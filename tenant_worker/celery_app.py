@@ -53,12 +53,27 @@ def create_app(settings: Settings) -> Celery:
             constants.TASK_SEND_REMINDERS: {"queue": constants.SEND_QUEUE},
             constants.TASK_SWEEP_TENANT: {"queue": constants.CONTROL_QUEUE},
             constants.TASK_SWEEP_ALL: {"queue": constants.CONTROL_QUEUE},
+            constants.TASK_RELEASE_DEFERRED: {"queue": constants.CONTROL_QUEUE},
+            constants.TASK_SYNC_SCHEDULES: {"queue": constants.CONTROL_QUEUE},
         },
-        # Every tenant is swept hourly; the sweep is idempotent and only texts tenants inside their
-        # local sending hours, so a missed hour is caught up and nobody is texted at night.
+        # Each tenant's daily sweep is its own RedBeat entry (see adapters/redbeat.py), written by the
+        # schedule API. The static entries: publish reminders held back by quiet hours once a
+        # tenant's window opens (a minute late at most, and no long countdowns), and reconcile the
+        # tenants table with RedBeat in case someone changed one without the other.
         beat_schedule={
-            "sweep-all-tenants": {"task": constants.TASK_SWEEP_ALL, "schedule": 3600.0},
+            "release-deferred": {"task": constants.TASK_RELEASE_DEFERRED, "schedule": 60.0},
+            "sync-schedules": {"task": constants.TASK_SYNC_SCHEDULES, "schedule": 900.0},
         },
+        # RedBeat keeps the schedule in Redis, with a leader lock so a second beat waits as a standby.
+        beat_scheduler="tenant_worker.beat:Scheduler",
+        # Set explicitly (the fallback to broker_url is deprecated): same server and password.
+        redbeat_redis_url=settings.redis_url,
+        redbeat_redis_options={"socket_connect_timeout": 5, "socket_timeout": 10, "health_check_interval": 30},
+        redbeat_key_prefix=constants.REDBEAT_KEY_PREFIX,
+        # A crashed leader's lock expires after this and the standby takes over (RedBeat's default
+        # would be 25 minutes without sweeps). Beat wakes, and renews the lock, every max interval.
+        redbeat_lock_timeout=settings.beat_lock_timeout,
+        beat_max_loop_interval=settings.beat_max_interval,
         timezone="UTC",
         enable_utc=True,
         worker_hijack_root_logger=True,

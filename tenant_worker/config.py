@@ -56,6 +56,14 @@ class Settings:
     # next sweep (its task was lost, e.g. the process died between claim and publish). Duplicate
     # tasks are harmless: sending claims each row atomically.
     requeue_after_seconds: int = 600
+    # "production" makes worker and beat refuse a Redis without credentials (see require_credentials).
+    environment: str = "development"
+    # RedBeat leader lock: a crashed beat's lock expires after this long and a standby takes over.
+    # RedBeat's default (5 x beat interval = 25 minutes) would mean 25 minutes without sweeps.
+    beat_lock_timeout: int = 60
+    # Beat wakes at least this often; each wake-up renews the lock, so it must stay well below the
+    # lock timeout, and a standby polls for the lock at the same pace.
+    beat_max_interval: int = 5
 
     def __post_init__(self) -> None:
         if self.sms_backend not in ("console", "messagebird"):
@@ -68,6 +76,21 @@ class Settings:
             raise ConfigurationError("REQUEUE_AFTER_SECONDS must exceed SEND_RETRY_CAP_SECONDS")
         if self.max_in_flight < 1 or self.send_batch_size < 1 or self.send_max_attempts < 1:
             raise ConfigurationError("MAX_IN_FLIGHT, SEND_BATCH_SIZE and SEND_MAX_ATTEMPTS must be >= 1")
+        if self.beat_max_interval < 1 or self.beat_lock_timeout < 2 * self.beat_max_interval:
+            raise ConfigurationError("BEAT_LOCK_TIMEOUT must be at least twice BEAT_MAX_INTERVAL (and both >= 1)")
+
+    @property
+    def production(self) -> bool:
+        """Whether ``TENANT_WORKER_ENV=production``."""
+        return self.environment == "production"
+
+    def require_credentials(self) -> None:
+        """In production, refuse a Redis URL without a password: an open Redis runs anyone's tasks."""
+        if self.production and not urlsplit(self.redis_url).password:
+            raise ConfigurationError(
+                f"TENANT_WORKER_ENV=production refuses Redis without credentials ({self.redacted_redis_url}): "
+                "set REDIS_PASSWORD_FILE or REDIS_PASSWORD, or put them in REDIS_URL"
+            )
 
     @property
     def redacted_redis_url(self) -> str:
@@ -156,4 +179,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         send_batch_size=int(_number(env, "SEND_BATCH_SIZE", 50)),
         stale_sending_seconds=int(_number(env, "STALE_SENDING_SECONDS", 900)),
         requeue_after_seconds=int(_number(env, "REQUEUE_AFTER_SECONDS", 600)),
+        environment=env.get("TENANT_WORKER_ENV", "development"),
+        beat_lock_timeout=int(_number(env, "BEAT_LOCK_TIMEOUT", 60)),
+        beat_max_interval=int(_number(env, "BEAT_MAX_INTERVAL", 5)),
     )

@@ -12,7 +12,9 @@ from tenant_worker import constants, runtime
 from tenant_worker.adapters import sentry
 from tenant_worker.celery_app import app
 from tenant_worker.domain.ports import EnqueueError
-from tenant_worker.services import sending, sweep
+from tenant_worker.adapters.redbeat import RedBeatStore
+from tenant_worker.services import quiet_hours, sending, sweep
+from tenant_worker.services.schedules import ScheduleService
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
         "failed": report.failed,
         "unknown": report.unknown,
         "retry": len(report.retry_ids),
+        "deferred": report.deferred,
     }
 
 
@@ -64,8 +67,21 @@ def sweep_tenant(slug: str, local_date: str | None = None) -> dict[str, Any]:
 
 @app.task(name=constants.TASK_SWEEP_ALL)
 def sweep_all_tenants() -> list[str]:
-    """Fan out one sweep task per active tenant that is inside its local sending hours."""
+    """Fan out one sweep task per active tenant (manual catch-up; beat sweeps each tenant daily)."""
     slugs = sweep.tenants_to_sweep(runtime.sessions())
     for slug in slugs:
         sweep_tenant.apply_async(args=[slug], queue=constants.CONTROL_QUEUE)
     return slugs
+
+
+@app.task(name=constants.TASK_RELEASE_DEFERRED, ignore_result=True)
+def release_deferred() -> dict[str, int]:
+    """Publish reminders that waited for their tenant's sending window (run by beat every minute)."""
+    queue = runtime.CeleryReminderQueue(app)
+    return quiet_hours.release_deferred(runtime.sessions(), queue, runtime.settings())
+
+
+@app.task(name=constants.TASK_SYNC_SCHEDULES)
+def sync_schedules() -> dict[str, Any]:
+    """Reconcile the tenants table with RedBeat (run by beat every 15 minutes)."""
+    return ScheduleService(runtime.sessions(), RedBeatStore(app)).sync().as_dict()

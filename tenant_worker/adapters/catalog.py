@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tenant_worker.adapters.orm import CustomerRow, SmsTemplateRow, SubscriptionRow, TenantRow
-from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
+from tenant_worker.adapters.orm import CustomerRow, ReminderRow, SmsTemplateRow, SubscriptionRow, TenantRow
+from tenant_worker.domain.model import ReminderStatus, TenantSpec, TenantStatus, ValidationError
 
 
 def create_tenant(session: Session, spec: TenantSpec) -> TenantRow:
@@ -29,6 +29,10 @@ def create_tenant(session: Session, spec: TenantSpec) -> TenantRow:
         originator=spec.originator,
         windows=list(spec.windows),
         status=spec.status.value,
+        send_time=spec.send_time,
+        window_start=spec.sending_window.start,
+        window_end=spec.sending_window.end,
+        queue_kind=spec.queue_kind,
     )
     try:
         with session.begin_nested():
@@ -178,3 +182,17 @@ def _assign(row: object, **values: object) -> bool:
             setattr(row, name, value)
             changed = True
     return changed
+
+
+def tenants_with_waiting_reminders(session: Session, published_before: dt.datetime) -> list[TenantRow]:
+    """Tenants with pending reminders that no queued task carries: held back by quiet hours, refused
+    by the broker, or published so long ago that the task must be lost."""
+    waiting = (
+        select(ReminderRow.tenant_id)
+        .where(
+            ReminderRow.status == ReminderStatus.PENDING,
+            ReminderRow.enqueued_at.is_(None) | (ReminderRow.enqueued_at < published_before),
+        )
+        .distinct()
+    )
+    return list(session.scalars(select(TenantRow).where(TenantRow.id.in_(waiting)).order_by(TenantRow.slug)))

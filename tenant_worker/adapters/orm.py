@@ -22,6 +22,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    Time,
     UniqueConstraint,
     func,
     text,
@@ -46,6 +47,7 @@ class TenantRow(Base):
         CheckConstraint("slug ~ '^[a-z0-9-]{2,63}$'", name="tenants_slug_format"),
         CheckConstraint("status IN ('active', 'paused')", name="tenants_status_valid"),
         CheckConstraint("cardinality(windows) > 0", name="tenants_windows_not_empty"),
+        CheckConstraint("queue_kind IN ('shard', 'dedicated')", name="tenants_queue_kind_valid"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -58,6 +60,15 @@ class TenantRow(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="active")
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _created()
+    # The daily sweep fires at send_time on the tenant's clock; SMS only go out inside
+    # [window_start, window_end) local (equal: no quiet hours). `scheduled` is false once the
+    # schedule was removed on purpose, so `schedule sync` does not recreate it. queue_kind is what
+    # the tenant asked for (shard/dedicated).
+    send_time: Mapped[dt.time] = mapped_column(Time, default=dt.time(10), server_default="10:00")
+    window_start: Mapped[dt.time] = mapped_column(Time, default=dt.time(8), server_default="08:00")
+    window_end: Mapped[dt.time] = mapped_column(Time, default=dt.time(21), server_default="21:00")
+    queue_kind: Mapped[str] = mapped_column(String(16), default="shard", server_default="shard")
+    scheduled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 
 
 class CustomerRow(Base):

@@ -170,6 +170,19 @@ class TenantRepository:
             .values(enqueued_at=_now() if enqueued else None)
         )
 
+    def defer_pending(self, reminder_ids: Sequence[int]) -> int:
+        """Mark these reminders, if still pending, as not published (quiet hours); returns how many."""
+        result = self.session.execute(
+            update(ReminderRow)
+            .where(
+                ReminderRow.tenant_id == self.tenant_id,
+                ReminderRow.id.in_(reminder_ids),
+                ReminderRow.status == ReminderStatus.PENDING,
+            )
+            .values(enqueued_at=None)
+        )
+        return int(getattr(result, "rowcount", 0))
+
     def start_sending(self, reminder_ids: Sequence[int]) -> list[SendJob]:
         """Atomically move ``pending`` rows to ``sending`` and return their jobs.
 

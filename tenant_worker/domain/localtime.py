@@ -87,19 +87,26 @@ def next_local_runs(after: dt.datetime, tz: str, send_time: dt.time, count: int)
     return runs
 
 
+ALWAYS_OPEN_TEXT = "00:00-00:00"
+
+
 @dataclass(frozen=True)
 class SendingWindow:
-    """The local hours in which a tenant's SMS may go out; ``start > end`` spans midnight."""
+    """The local hours in which a tenant's SMS may go out; ``start > end`` spans midnight and
+    ``start == end`` (written ``00:00-00:00``) means no quiet hours at all."""
 
     start: dt.time = dt.time(8, 0)
     end: dt.time = dt.time(21, 0)
 
-    def __post_init__(self) -> None:
-        if self.start == self.end:
-            raise ValueError("the sending window must not start and end at the same time")
+    @property
+    def always_open(self) -> bool:
+        """True when the tenant has no quiet hours."""
+        return self.start == self.end
 
     def contains(self, local: dt.time) -> bool:
         """Whether wall time ``local`` is inside the window (start inclusive, end exclusive)."""
+        if self.always_open:
+            return True
         if self.start < self.end:
             return self.start <= local < self.end
         return local >= self.start or local < self.end

@@ -6,13 +6,19 @@ in one place and are testable without a database.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import re
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from tenant_worker.domain.localtime import SendingWindow, format_hhmm
 from tenant_worker.domain.windows import DEFAULT_WINDOWS, normalize_windows
 
+# The tenant's daily sweep runs at this local time unless it chooses another.
+DEFAULT_SEND_TIME = dt.time(10, 0)
+# "shard": the tenant shares sharded send queues; "dedicated": it gets queues of its own.
+QUEUE_KINDS = ("shard", "dedicated")
 SLUG_PATTERN = re.compile(r"[a-z0-9-]{2,63}")
 LOCALE_PATTERN = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 ALPHANUMERIC_ORIGINATOR = re.compile(r"[A-Za-z0-9]{1,11}")
@@ -73,6 +79,9 @@ class TenantSpec:
     locale: str = "en"
     windows: tuple[int, ...] = DEFAULT_WINDOWS
     status: TenantStatus = TenantStatus.ACTIVE
+    send_time: dt.time = DEFAULT_SEND_TIME
+    sending_window: SendingWindow = field(default_factory=SendingWindow)
+    queue_kind: str = "shard"
 
     def validated(self) -> TenantSpec:
         """Return a normalised copy, or raise :class:`ValidationError` listing every problem."""
@@ -94,11 +103,16 @@ class TenantSpec:
             windows = normalize_windows(self.windows)
         except ValueError as exc:
             problems.append(str(exc))
+        if self.queue_kind not in QUEUE_KINDS:
+            problems.append(f"queue {self.queue_kind!r} must be one of {', '.join(QUEUE_KINDS)}")
+        if not self.sending_window.contains(self.send_time):
+            problems.append(
+                f"send time {format_hhmm(self.send_time)} is outside the sending window {self.sending_window}: "
+                "its reminders would wait for the window every day"
+            )
         if problems:
             raise ValidationError(problems)
-        return TenantSpec(
-            self.slug, self.name.strip(), self.timezone, self.originator, self.locale, windows, self.status
-        )
+        return replace(self, name=self.name.strip(), windows=windows)
 
 
 def is_valid_timezone(name: str) -> bool:

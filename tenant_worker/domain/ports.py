@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Protocol
 
 from tenant_worker.domain.model import OutboundSms, SendOutcome
@@ -37,3 +39,42 @@ class FailureReporter(Protocol):
 
 class EnqueueError(RuntimeError):
     """The broker did not accept the task; the ledger keeps the reminders ``pending``."""
+
+
+@dataclass(frozen=True)
+class StoredSchedule:
+    """What the beat store (RedBeat) holds for one tenant's daily sweep."""
+
+    slug: str
+    timezone: str
+    send_time: dt.time
+    queue: str | None
+    enabled: bool
+    last_run_at: dt.datetime | None
+    due_at: dt.datetime | None  # when beat will next send it; None while paused (not in the due set)
+
+
+class ScheduleStore(Protocol):
+    """Where beat finds tenants' daily sweeps (RedBeat in production)."""
+
+    def put(
+        self, slug: str, timezone: str, send_time: dt.time, queue: str, enabled: bool, now: dt.datetime
+    ) -> None:
+        """Create or update a tenant's entry, keeping its last run."""
+        ...
+
+    def get(self, slug: str) -> StoredSchedule | None:
+        """One tenant's entry, or None."""
+        ...
+
+    def all(self) -> dict[str, StoredSchedule]:
+        """Every tenant entry by slug."""
+        ...
+
+    def delete(self, slug: str) -> bool:
+        """Remove a tenant's entry entirely; True if it existed."""
+        ...
+
+    def publish_sweep(self, slug: str, queue: str) -> str:
+        """Send the tenant's sweep task now; returns its id."""
+        ...

@@ -25,7 +25,7 @@ from tenant_worker.domain.model import OutboundSms, OutcomeKind, ReminderStatus,
 from tenant_worker.domain.ports import FailureReporter, SmsGateway
 from tenant_worker.domain.templates import RenderedSms, TemplateError
 from tenant_worker.services.rendering import build_sms, template_chooser
-from tenant_worker.services.tenants import local_today
+from tenant_worker.services.tenants import local_today, sending_window
 
 
 @dataclass
@@ -36,6 +36,7 @@ class SendReport:
     failed: int = 0
     unknown: int = 0
     skipped: int = 0
+    deferred: int = 0
     retry_ids: list[int] = field(default_factory=list)
     retry_in: float = 0.0
 
@@ -59,10 +60,18 @@ def send_reminders(
     report_failure: FailureReporter,
     now: dt.datetime | None = None,
 ) -> SendReport:
-    """Send the still-pending reminders among ``reminder_ids`` of one tenant and record the outcomes."""
+    """Send the still-pending reminders among ``reminder_ids`` of one tenant and record the outcomes.
+
+    Outside the tenant's sending window nothing is sent: the reminders stay ``pending`` and are
+    marked unpublished, so ``release_deferred`` publishes them again when the window opens.
+    """
+    now = now or dt.datetime.now(dt.UTC)
     with sessions.begin() as session:
         tenant = catalog.get_tenant(session, tenant_id)
-        jobs = TenantRepository(session, tenant_id).start_sending(reminder_ids)
+        repo = TenantRepository(session, tenant_id)
+        if not sending_window(tenant).is_open(now, tenant.timezone):
+            return SendReport(deferred=repo.defer_pending(reminder_ids))
+        jobs = repo.start_sending(reminder_ids)
         choose = template_chooser(tenant, catalog.TenantCatalog(session, tenant_id).templates())
     today = local_today(tenant.timezone, now)
     prepared = [_prepare(tenant, choose, job, today) for job in jobs]

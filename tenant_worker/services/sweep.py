@@ -9,7 +9,6 @@ so nothing claimed is ever stranded. A row stuck in ``sending`` (its worker died
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,7 +21,7 @@ from tenant_worker.config import Settings
 from tenant_worker.domain.model import ReminderStatus, TenantStatus
 from tenant_worker.domain.ports import EnqueueError, ReminderQueue
 from tenant_worker.services.rendering import build_sms, template_chooser
-from tenant_worker.services.tenants import local_today, tenant_windows
+from tenant_worker.services.tenants import local_today, sending_window, tenant_windows
 
 
 @dataclass
@@ -37,6 +36,9 @@ class SweepReport:
     re_enqueued: int = 0
     not_enqueued: int = 0
     marked_unknown: int = 0
+    # Pending reminders held back because the tenant's sending window is closed; the beat task
+    # ``release_deferred`` publishes them when it opens.
+    deferred: int = 0
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -85,6 +87,11 @@ def sweep_tenant(
         fresh = {reminder_id for reminder_id, status in claimed if status == ReminderStatus.PENDING}
         stale_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
         to_enqueue = sorted(fresh | set(repo.unenqueued_pending(stale_before)))
+        if not sending_window(tenant).is_open(now, tenant.timezone):
+            # Quiet hours: claimed (so the decision is in the ledger) but not published; no
+            # countdown, which Redis would redeliver in a loop past its visibility timeout.
+            report.deferred = len(to_enqueue)
+            return report
         # Stamped before publishing, under the sweep lock, so a concurrent sweep does not publish
         # the same rows again; un-stamped below if the broker refuses them.
         repo.mark_enqueued(to_enqueue)
@@ -140,14 +147,7 @@ def preview_sweep(
     return tenant, day, lines
 
 
-# Automatic sweeps only run while a tenant's local clock is inside these hours, so a reminder is
-# never texted at night; a manual `tenant-worker sweep` is the operator's explicit choice.
-SENDING_HOURS = range(9, 20)
-
-
-def tenants_to_sweep(sessions: sessionmaker[Session], now: dt.datetime | None = None) -> list[str]:
-    """Active tenants whose local time is within :data:`SENDING_HOURS`."""
-    instant = now or dt.datetime.now(dt.UTC)
+def tenants_to_sweep(sessions: sessionmaker[Session]) -> list[str]:
+    """Every active tenant (``sweep_all_tenants``); quiet hours decide when their SMS go out."""
     with sessions() as session:
-        tenants = catalog.list_tenants(session, TenantStatus.ACTIVE)
-    return [t.slug for t in tenants if instant.astimezone(zoneinfo.ZoneInfo(t.timezone)).hour in SENDING_HOURS]
+        return [t.slug for t in catalog.list_tenants(session, TenantStatus.ACTIVE)]

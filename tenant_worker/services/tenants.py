@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.orm import TenantRow
+from tenant_worker.domain.localtime import SendingWindow, format_hhmm
 from tenant_worker.domain.model import TenantSpec
 from tenant_worker.domain.templates import TemplateError, validate_template
 from tenant_worker.domain.windows import normalize_windows
@@ -48,6 +49,11 @@ def local_today(timezone: str, now: dt.datetime | None = None) -> dt.date:
     return instant.astimezone(zoneinfo.ZoneInfo(timezone)).date()
 
 
+def sending_window(tenant: TenantRow) -> SendingWindow:
+    """The tenant's allowed local sending hours (quiet hours are everything outside them)."""
+    return SendingWindow(tenant.window_start, tenant.window_end)
+
+
 def tenant_windows(tenant: TenantRow) -> tuple[int, ...]:
     """The tenant's windows in canonical (descending) order."""
     return normalize_windows(tenant.windows)
@@ -64,6 +70,9 @@ def describe_tenant(session: Session, tenant: TenantRow) -> dict[str, Any]:
         "originator": tenant.originator,
         "windows": list(tenant_windows(tenant)),
         "status": tenant.status,
+        "send_time": format_hhmm(tenant.send_time),
+        "sending_window": str(sending_window(tenant)),
+        "queue_kind": tenant.queue_kind,
         "local_today": local_today(tenant.timezone).isoformat(),
         "templates": [{"window": t.window_days, "locale": t.locale, "body": t.body} for t in templates],
     }

@@ -1,0 +1,47 @@
+"""Quiet hours: publishing the reminders that waited for a tenant's sending window to open.
+
+Sweeps and send tasks never schedule a send for later: outside the window they leave the reminder
+``pending`` and unpublished (a countdown of hours would exceed the Redis visibility timeout and be
+redelivered in a loop). A beat task runs :func:`release_deferred` every minute and publishes them
+for every tenant whose window is open, which is also how reminders the broker refused, or whose
+task was lost, get published again without waiting for the next daily sweep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenant_worker.adapters import catalog
+from tenant_worker.adapters.repository import TenantRepository
+from tenant_worker.config import Settings
+from tenant_worker.domain.ports import ReminderQueue
+from tenant_worker.services.sweep import SweepReport, enqueue_pending
+from tenant_worker.services.tenants import local_today, sending_window
+
+
+def release_deferred(
+    sessions: sessionmaker[Session], queue: ReminderQueue, settings: Settings, now: dt.datetime | None = None
+) -> dict[str, int]:
+    """Publish waiting pending reminders of tenants inside their window; returns counts by slug."""
+    now = now or dt.datetime.now(dt.UTC)
+    published_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
+    with sessions() as session:
+        tenants = catalog.tenants_with_waiting_reminders(session, published_before)
+    released: dict[str, int] = {}
+    for tenant in tenants:
+        if not sending_window(tenant).is_open(now, tenant.timezone):
+            continue
+        with sessions.begin() as session:
+            repo = TenantRepository(session, tenant.id)
+            # The sweep's lock: a sweep running now would otherwise publish the same rows.
+            repo.lock_for_sweep()
+            ids = repo.unenqueued_pending(published_before)
+            repo.mark_enqueued(ids)
+        report = SweepReport(tenant.slug, local_today(tenant.timezone, now).isoformat())
+        enqueue_pending(sessions, tenant.id, ids, queue, settings.send_batch_size, report, fresh=set())
+        released[tenant.slug] = report.re_enqueued
+        if report.error:
+            break  # the broker is down: the next run retries every tenant
+    return released

@@ -1,0 +1,209 @@
+"""Tenants' daily sweep schedules: the tenants table says what they should be, beat's store holds them.
+
+The database row is the source of truth (time zone, ``send_time``, status, ``scheduled``); every
+change here writes the row first and then the store entry, and :meth:`ScheduleService.sync`
+repairs whatever disagrees (missing entries, orphans, drifted times or queues). Sync runs when beat
+becomes leader and every 15 minutes, so the two never disagree for long.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenant_worker import constants
+from tenant_worker.adapters import catalog
+from tenant_worker.adapters.orm import TenantRow
+from tenant_worker.domain.localtime import format_hhmm, next_local_runs
+from tenant_worker.domain.model import TenantStatus, ValidationError, is_valid_timezone
+from tenant_worker.domain.ports import ScheduleStore, StoredSchedule
+
+
+def queue_for_tenant(tenant: TenantRow) -> str:
+    """The queue a tenant's sweep task goes to: the one place that decides it.
+
+    Every tenant's sweep uses the control queue for now; per-tenant routing (``queue_kind``
+    shard/dedicated) plugs in here.
+    """
+    return constants.CONTROL_QUEUE
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The entry a tenant row calls for."""
+
+    timezone: str
+    send_time: dt.time
+    queue: str
+    enabled: bool
+
+    @classmethod
+    def of(cls, tenant: TenantRow) -> Desired | None:
+        """None when the tenant's schedule was removed on purpose."""
+        if not tenant.scheduled:
+            return None
+        return cls(tenant.timezone, tenant.send_time, queue_for_tenant(tenant), tenant.status == TenantStatus.ACTIVE)
+
+    def matches(self, stored: StoredSchedule) -> bool:
+        """Whether ``stored`` is this entry, including its presence in (or absence from) the due set."""
+        return (stored.timezone, stored.send_time, stored.queue, stored.enabled) == (
+            self.timezone,
+            self.send_time,
+            self.queue,
+            self.enabled,
+        ) and (stored.due_at is not None) == self.enabled
+
+
+@dataclass
+class SyncReport:
+    """What a reconciliation changed."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _iso(value: dt.datetime | None, tz: str | None = None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(zoneinfo.ZoneInfo(tz) if tz else dt.UTC).isoformat()
+
+
+class ScheduleService:
+    """List, show, change, pause, resume, remove, run and reconcile tenants' daily sweeps."""
+
+    def __init__(self, sessions: sessionmaker[Session], store: ScheduleStore) -> None:
+        self.sessions = sessions
+        self.store = store
+
+    def _tenant(self, session: Session, slug: str) -> TenantRow:
+        return catalog.find_tenant(session, slug)
+
+    def apply(self, tenant: TenantRow, now: dt.datetime | None = None) -> str:
+        """Make the store match one tenant row; returns created/updated/removed/unchanged."""
+        desired, stored = Desired.of(tenant), self.store.get(tenant.slug)
+        if desired is None:
+            return "removed" if self.store.delete(tenant.slug) else "unchanged"
+        if stored is not None and desired.matches(stored):
+            return "unchanged"
+        now = now or dt.datetime.now(dt.UTC)
+        self.store.put(tenant.slug, desired.timezone, desired.send_time, desired.queue, desired.enabled, now)
+        return "created" if stored is None else "updated"
+
+    def sync(self, now: dt.datetime | None = None) -> SyncReport:
+        """Create missing entries, fix drifted ones, delete orphans (entries with no tenant)."""
+        with self.sessions() as session:
+            tenants = catalog.list_tenants(session)
+        stored = self.store.all()
+        report = SyncReport()
+        now = now or dt.datetime.now(dt.UTC)
+        for tenant in tenants:
+            desired, current = Desired.of(tenant), stored.pop(tenant.slug, None)
+            if desired is None:
+                if current is not None:
+                    self.store.delete(tenant.slug)
+                    report.removed.append(tenant.slug)
+                else:
+                    report.unchanged += 1
+            elif current is None or not desired.matches(current):
+                self.store.put(tenant.slug, desired.timezone, desired.send_time, desired.queue, desired.enabled, now)
+                (report.created if current is None else report.updated).append(tenant.slug)
+            else:
+                report.unchanged += 1
+        for orphan in stored:
+            self.store.delete(orphan)
+            report.removed.append(orphan)
+        return report
+
+    def describe(self, tenant: TenantRow, stored: StoredSchedule | None) -> dict[str, Any]:
+        """JSON-ready view of one schedule: next run in UTC and local time, last run, state."""
+        desired = Desired.of(tenant)
+        state = "removed" if desired is None else ("active" if desired.enabled else "paused")
+        next_run = stored.due_at if stored is not None and stored.enabled else None
+        return {
+            "tenant": tenant.slug,
+            "timezone": tenant.timezone,
+            "send_time": format_hhmm(tenant.send_time),
+            "sending_window": f"{format_hhmm(tenant.window_start)}-{format_hhmm(tenant.window_end)}",
+            "state": state,
+            "queue": stored.queue if stored else None,
+            "next_run_utc": _iso(next_run),
+            "next_run_local": _iso(next_run, tenant.timezone),
+            "last_run_utc": _iso(stored.last_run_at if stored else None),
+            "last_run_local": _iso(stored.last_run_at if stored else None, tenant.timezone),
+            "in_sync": (stored is None) if desired is None else (stored is not None and desired.matches(stored)),
+        }
+
+    def list_all(self) -> list[dict[str, Any]]:
+        """Every tenant's schedule."""
+        with self.sessions() as session:
+            tenants = catalog.list_tenants(session)
+        stored = self.store.all()
+        return [self.describe(t, stored.get(t.slug)) for t in tenants]
+
+    def show(self, slug: str) -> dict[str, Any]:
+        """One tenant's schedule."""
+        with self.sessions() as session:
+            tenant = self._tenant(session, slug)
+        return self.describe(tenant, self.store.get(slug))
+
+    def upcoming(self, slug: str, start: dt.datetime, count: int) -> list[dict[str, str]]:
+        """The next ``count`` runs after ``start`` (naive means tenant-local), in UTC and local time."""
+        with self.sessions() as session:
+            tenant = self._tenant(session, slug)
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=zoneinfo.ZoneInfo(tenant.timezone))
+        runs = next_local_runs(start, tenant.timezone, tenant.send_time, count)
+        return [{"utc": _iso(r) or "", "local": _iso(r, tenant.timezone) or ""} for r in runs]
+
+    def set_time(self, slug: str, send_time: dt.time, timezone: str | None = None) -> dict[str, Any]:
+        """Change the local send time (and optionally the zone); re-creates a removed schedule."""
+        if timezone is not None and not is_valid_timezone(timezone):
+            raise ValidationError([f"time zone {timezone!r} is not an IANA time zone (e.g. Europe/Amsterdam)"])
+        with self.sessions.begin() as session:
+            tenant = self._tenant(session, slug)
+            tenant.send_time, tenant.scheduled = send_time, True
+            tenant.timezone = timezone or tenant.timezone
+            tenant.updated_at = dt.datetime.now(dt.UTC)
+        self.apply(tenant)
+        return self.show(slug)
+
+    def _set_state(self, slug: str, status: TenantStatus, scheduled: bool) -> TenantRow:
+        with self.sessions.begin() as session:
+            tenant = self._tenant(session, slug)
+            tenant.status, tenant.scheduled = status.value, scheduled
+            tenant.updated_at = dt.datetime.now(dt.UTC)
+        self.apply(tenant)
+        return tenant
+
+    def pause(self, slug: str) -> dict[str, Any]:
+        """Stop the tenant's sweeps; its data, entry and last run are kept."""
+        self._set_state(slug, TenantStatus.PAUSED, True)
+        return self.show(slug)
+
+    def resume(self, slug: str) -> dict[str, Any]:
+        """Sweep again from the next send time (a run missed while paused is caught up once)."""
+        self._set_state(slug, TenantStatus.ACTIVE, True)
+        return self.show(slug)
+
+    def remove(self, slug: str) -> dict[str, Any]:
+        """Delete the entry (no key left behind) and keep it deleted until ``set``/``resume``."""
+        with self.sessions() as session:
+            status = TenantStatus(self._tenant(session, slug).status)
+        self._set_state(slug, status, False)
+        return self.show(slug)
+
+    def run_now(self, slug: str) -> str:
+        """Publish the tenant's sweep at once; quiet hours still hold its SMS back at night."""
+        with self.sessions() as session:
+            tenant = self._tenant(session, slug)
+        return self.store.publish_sweep(slug, queue_for_tenant(tenant))
