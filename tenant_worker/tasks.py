@@ -10,9 +10,9 @@ from celery import signals
 
 from tenant_worker import constants, runtime
 from tenant_worker.adapters import sentry
+from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.celery_app import app
 from tenant_worker.domain.ports import EnqueueError
-from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.services import quiet_hours, sending, sweep
 from tenant_worker.services.schedules import ScheduleService
 

@@ -173,9 +173,7 @@ class RedBeatStore:
         """Redis key of a tenant's entry."""
         return str(TenantScheduleEntry.generate_key(self.app, schedule_name(slug)))
 
-    def put(
-        self, slug: str, timezone: str, send_time: dt.time, queue: str, enabled: bool, now: dt.datetime
-    ) -> None:
+    def put(self, slug: str, timezone: str, send_time: dt.time, queue: str, enabled: bool, now: dt.datetime) -> None:
         """Create or update an entry; a new one counts as run at ``now`` so it first fires at the
         next send time (RedBeat fires never-run entries at once). Paused entries leave the sorted set,
         so beat never loads them, but keep their definition and last run."""

@@ -57,9 +57,7 @@ class StoredSchedule:
 class ScheduleStore(Protocol):
     """Where beat finds tenants' daily sweeps (RedBeat in production)."""
 
-    def put(
-        self, slug: str, timezone: str, send_time: dt.time, queue: str, enabled: bool, now: dt.datetime
-    ) -> None:
+    def put(self, slug: str, timezone: str, send_time: dt.time, queue: str, enabled: bool, now: dt.datetime) -> None:
         """Create or update a tenant's entry, keeping its last run."""
         ...
 
