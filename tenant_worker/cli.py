@@ -10,13 +10,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tenant_worker import constants, runtime
+from tenant_worker import cli_onboard, cli_schedule, constants, runtime
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.db import check_database, upgrade_database
 from tenant_worker.adapters.redis_check import check_redis
 from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.config import ConfigurationError
-from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
+from tenant_worker.domain.localtime import SendingWindow, parse_hhmm, parse_window
+from tenant_worker.domain.model import DEFAULT_SEND_TIME, QUEUE_KINDS, TenantSpec, TenantStatus, ValidationError
 from tenant_worker.domain.templates import TemplateError
 from tenant_worker.domain.windows import DEFAULT_WINDOWS, WindowsError, parse_windows
 from tenant_worker.services import customers, sweep, tenants
@@ -38,6 +39,18 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-12-31") from None
 
 
+def _parsed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a parser that raises ``ValueError`` with a readable message."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
 def cmd_db_upgrade(_: argparse.Namespace) -> int:
     """Apply database migrations."""
     upgrade_database(runtime.settings().database_url)
@@ -48,7 +61,17 @@ def cmd_db_upgrade(_: argparse.Namespace) -> int:
 def cmd_tenant_create(args: argparse.Namespace) -> int:
     """Create a tenant and its default template."""
     windows = parse_windows(args.windows) if args.windows else DEFAULT_WINDOWS
-    spec = TenantSpec(args.slug, args.name, args.timezone, args.originator, args.locale, windows)
+    spec = TenantSpec(
+        args.slug,
+        args.name,
+        args.timezone,
+        args.originator,
+        args.locale,
+        windows,
+        send_time=args.send_time,
+        sending_window=args.sending_window,
+        queue_kind=args.queue,
+    )
     with runtime.sessions().begin() as session:
         row = tenants.create_tenant(session, spec, args.template)
         description = tenants.describe_tenant(session, row)
@@ -164,6 +187,7 @@ def cmd_reminders_list(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Start a Celery worker for this app (extra arguments go to ``celery worker``)."""
     settings = runtime.settings()
+    settings.require_credentials()
     check_redis(settings.redis_url)
     check_database(settings.database_url)
     from tenant_worker.celery_app import app
@@ -177,10 +201,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_beat(args: argparse.Namespace) -> int:
     """Start Celery beat for this app (extra arguments go to ``celery beat``)."""
-    check_redis(runtime.settings().redis_url)
+    settings = runtime.settings()
+    settings.require_credentials()
+    check_redis(settings.redis_url)
+    from tenant_worker.adapters.redbeat import BeatLockLost
     from tenant_worker.celery_app import app
 
-    app.start(["beat", *args.celery_args])
+    try:
+        app.start(["beat", *args.celery_args])
+    except BeatLockLost as exc:
+        # Another beat leads now; exit non-zero so the supervisor restarts this one as a standby.
+        print(f"error: {exc}; exiting so the supervisor restarts this beat as a standby", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -201,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--locale", default="en")
     create.add_argument("--windows", help="days before expiry, e.g. 5,3,1 (default)")
     create.add_argument("--template", help="SMS template; placeholders: see README")
+    create.add_argument("--send-time", type=_parsed(parse_hhmm), default=DEFAULT_SEND_TIME, help="local HH:MM")
+    create.add_argument(
+        "--sending-window", type=_parsed(parse_window), default=SendingWindow(), help="local, e.g. 08:00-21:00"
+    )
+    create.add_argument("--queue", choices=QUEUE_KINDS, default="shard")
     create.add_argument("--json", action="store_true")
     create.set_defaults(handler=cmd_tenant_create)
     listing = tenant.add_parser("list", help="list tenants")
@@ -238,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     rlist.add_argument("--limit", type=int, default=1000)
     rlist.add_argument("--json", action="store_true")
     rlist.set_defaults(handler=cmd_reminders_list)
+
+    cli_schedule.register(sub)
+    cli_onboard.register(tenant)
 
     for name, handler in (("worker", cmd_worker), ("beat", cmd_beat)):
         p = sub.add_parser(name, help=f"run celery {name} (extra options are passed to Celery)")

@@ -7,7 +7,7 @@ tenant's own customers and templates goes through :class:`TenantCatalog`, bound 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -128,8 +128,11 @@ class TenantCatalog:
             )
         )
 
-    def upsert_customers(self, records: Sequence[CustomerRecord]) -> ImportCounts:
-        """Create or update customers and their subscription; a new ``expires_on`` is a renewal."""
+    def upsert_customers(
+        self, records: Sequence[CustomerRecord], progress: Callable[[int], None] | None = None
+    ) -> ImportCounts:
+        """Create or update customers and their subscription; a new ``expires_on`` is a renewal.
+        ``progress`` is called with the number of records done so far, every 200 records and at the end."""
         existing = {
             customer.external_ref: (customer, subscription)
             for customer, subscription in self.session.execute(
@@ -171,7 +174,11 @@ class TenantCatalog:
                 else:
                     unchanged += 1
             existing[record.external_ref] = (customer, subscription)
+            if progress is not None and (created + updated + unchanged) % 200 == 0:
+                progress(created + updated + unchanged)
         self.session.flush()
+        if progress is not None:
+            progress(len(records))
         return ImportCounts(created, updated, renewed, unchanged)
 
 

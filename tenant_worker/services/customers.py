@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy.orm import Session
@@ -25,8 +26,20 @@ OPTIONAL_COLUMNS = ("opted_out", "status")
 _TRUE, _FALSE = {"true", "yes", "1", "y"}, {"false", "no", "0", "n", ""}
 
 
-def parse_customers_csv(text: str, default_region: str | None = None) -> list[CustomerRecord]:
-    """Parse and validate a whole CSV; raise :class:`ValidationError` listing every bad row by line."""
+@dataclass(frozen=True)
+class RejectedRow:
+    """A CSV row that cannot be imported, with its line number and every reason."""
+
+    line: int
+    reason: str
+    raw: dict[str, str]
+
+
+def parse_customers_rows(
+    text: str, default_region: str | None = None
+) -> tuple[list[CustomerRecord], list[RejectedRow]]:
+    """Parse a whole CSV into valid records and rejected rows; a bad header raises
+    :class:`ValidationError` (no row can be read then)."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [name.strip() for name in reader.fieldnames or []]
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
@@ -38,29 +51,35 @@ def parse_customers_csv(text: str, default_region: str | None = None) -> list[Cu
         )
     reader.fieldnames = header
     records: list[CustomerRecord] = []
-    problems: list[str] = []
+    rejects: list[RejectedRow] = []
     first_line: dict[str, int] = {}
     for row in reader:
         line = reader.line_num
+        raw = {key: value for key, value in row.items() if isinstance(key, str) and isinstance(value, str)}
         if None in row or any(value is None for value in row.values()):
             extra = row.get(None) or []
             found = sum(1 for key, value in row.items() if key is not None and value is not None) + len(extra)
-            problems.append(f"line {line}: expected {len(header)} fields, found {found}")
+            rejects.append(RejectedRow(line, f"expected {len(header)} fields, found {found}", raw))
             continue
         try:
             record = _parse_row({key: value.strip() for key, value in row.items()}, default_region)
         except ValueError as exc:
-            problems.append(f"line {line}: {exc}")
+            rejects.append(RejectedRow(line, str(exc), raw))
             continue
         if record.external_ref in first_line:
-            problems.append(
-                f"line {line}: external_ref {record.external_ref!r} repeats line {first_line[record.external_ref]}"
-            )
+            reason = f"external_ref {record.external_ref!r} repeats line {first_line[record.external_ref]}"
+            rejects.append(RejectedRow(line, reason, raw))
             continue
         first_line[record.external_ref] = line
         records.append(record)
-    if problems:
-        raise ValidationError(problems)
+    return records, rejects
+
+
+def parse_customers_csv(text: str, default_region: str | None = None) -> list[CustomerRecord]:
+    """Parse and validate a whole CSV; raise :class:`ValidationError` listing every bad row by line."""
+    records, rejects = parse_customers_rows(text, default_region)
+    if rejects:
+        raise ValidationError([f"line {r.line}: {r.reason}" for r in rejects])
     return records
 
 

@@ -1,0 +1,152 @@
+"""Tenant definition files (TOML or YAML) for onboarding, validated completely before anything is written.
+
+    slug = "acme"
+    name = "Acme Fiber"
+    timezone = "Europe/Amsterdam"
+    locale = "nl"
+    originator = "AcmeFiber"
+    send_time = "10:00"              # local; default 10:00
+    sending_window = "08:00-21:00"   # local; default 08:00-21:00; "00:00-00:00" = no quiet hours
+    windows = [5, 3, 1]              # days before expiry; default 5,3,1
+    queue = "shard"                  # or "dedicated"
+
+    [[templates]]                    # optional window and/or locale; the most specific one wins
+    body = "Hi {customer_name}, ..."
+
+Every problem in the file is reported at once, as a :class:`ValidationError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tenant_worker.domain.localtime import SendingWindow, parse_hhmm, parse_window
+from tenant_worker.domain.model import DEFAULT_SEND_TIME, TenantSpec, ValidationError
+from tenant_worker.domain.templates import TemplateError, validate_template
+from tenant_worker.domain.windows import DEFAULT_WINDOWS
+from tenant_worker.services.tenants import DEFAULT_TEMPLATE
+
+REQUIRED = ("slug", "name", "timezone", "originator")
+OPTIONAL = ("locale", "send_time", "sending_window", "windows", "queue", "templates")
+
+
+@dataclass(frozen=True)
+class TemplateDefinition:
+    """One SMS template of a definition; ``None`` window/locale means "any"."""
+
+    body: str
+    window: int | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class TenantDefinition:
+    """A validated tenant definition."""
+
+    spec: TenantSpec
+    templates: tuple[TemplateDefinition, ...]
+
+
+def read_definition_file(path: Path) -> dict[str, Any]:
+    """Load a ``.toml``, ``.yaml`` or ``.yml`` file into a dict; syntax errors become ValidationError."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml  # type: ignore[import-untyped]
+
+            data = yaml.safe_load(text)
+            if not isinstance(data, dict):
+                raise ValidationError([f"{path.name}: expected a mapping of settings at the top level"])
+            return data
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError([f"{path.name}: {exc}"]) from None
+    except Exception as exc:  # yaml.YAMLError, without importing yaml for TOML users
+        raise ValidationError([f"{path.name}: {type(exc).__name__}: {exc}"]) from None
+    raise ValidationError([f"{path.name}: use a .toml, .yaml or .yml file"])
+
+
+def _field(data: dict[str, Any], name: str, parse: Any, default: Any, problems: list[str]) -> Any:
+    if name not in data:
+        return default
+    try:
+        return parse(data[name])
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{name}: {exc}")
+        return default
+
+
+def _windows(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"{value!r} must be a list of whole days, like [5, 3, 1]")
+    return tuple(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} must be text")
+    return value
+
+
+def _templates(value: Any, windows: tuple[int, ...], problems: list[str]) -> tuple[TemplateDefinition, ...]:
+    if not isinstance(value, list):
+        problems.append("templates: must be a list of tables with body (and optionally window, locale)")
+        return ()
+    found: list[TemplateDefinition] = []
+    for number, item in enumerate(value, start=1):
+        where = f"templates[{number}]"
+        if not isinstance(item, dict) or not isinstance(item.get("body"), str):
+            problems.append(f"{where}: needs a body text")
+            continue
+        unknown = sorted(set(item) - {"body", "window", "locale"})
+        problems.extend(f"{where}: unknown setting {key!r}" for key in unknown)
+        window, locale = item.get("window"), item.get("locale")
+        if window is not None and window not in windows:
+            problems.append(f"{where}: window {window!r} is not one of the tenant's windows {list(windows)}")
+        if locale is not None and not isinstance(locale, str):
+            problems.append(f"{where}: locale must be text")
+        try:
+            validate_template(item["body"])
+        except TemplateError as exc:
+            problems.extend(f"{where}: {problem}" for problem in exc.problems)
+        found.append(TemplateDefinition(item["body"], window, locale))
+    scopes = [(t.window, t.locale) for t in found]
+    problems.extend(
+        f"templates: two templates for window {w} / locale {loc}"
+        for w, loc in set(scopes)
+        if scopes.count((w, loc)) > 1
+    )
+    if (None, None) not in scopes:
+        found.append(TemplateDefinition(DEFAULT_TEMPLATE))
+    return tuple(found)
+
+
+def parse_definition(data: dict[str, Any]) -> TenantDefinition:
+    """Validate a loaded definition, listing every problem (unknown keys, zone, originator, templates...)."""
+    problems = [f"missing setting {key!r}" for key in REQUIRED if key not in data]
+    problems += [f"unknown setting {key!r}" for key in sorted(set(data) - set(REQUIRED) - set(OPTIONAL))]
+    text = {key: _field(data, key, _text, "", problems) for key in REQUIRED}
+    locale = _field(data, "locale", _text, "en", problems)
+    send_time: dt.time = _field(data, "send_time", lambda v: parse_hhmm(_text(v)), DEFAULT_SEND_TIME, problems)
+    window: SendingWindow = _field(data, "sending_window", lambda v: parse_window(_text(v)), SendingWindow(), problems)
+    windows = _field(data, "windows", _windows, DEFAULT_WINDOWS, problems)
+    queue = _field(data, "queue", _text, "shard", problems)
+    spec = TenantSpec(
+        text["slug"], text["name"], text["timezone"], text["originator"], locale, windows,
+        send_time=send_time, sending_window=window, queue_kind=queue,
+    )  # fmt: skip
+    try:
+        spec = spec.validated()
+    except ValidationError as exc:
+        problems.extend(exc.problems)
+    templates = _templates(data.get("templates", []), spec.windows, problems)
+    if problems:
+        raise ValidationError(problems)
+    return TenantDefinition(spec, templates)

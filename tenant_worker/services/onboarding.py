@@ -1,0 +1,216 @@
+"""Onboarding and offboarding a tenant in one step (``tenant-worker tenant onboard|offboard``).
+
+Onboarding validates the definition and the customers CSV completely before writing anything. A bad
+CSV row is written, with its reasons, to a rejects file next to the CSV (a report for whoever fixes
+the file, not state); by default any rejected row aborts the onboarding with nothing written to the
+database or Redis, and ``allow_rejects`` imports the good rows instead. Tenant, templates and
+customers are written in one transaction; the RedBeat entry is written after it commits (if Redis
+fails then, ``schedule sync`` - also run by beat - creates it). Re-running a definition changes
+nothing; a changed one updates the tenant, and templates no longer in the file are deleted.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import time
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenant_worker.adapters import catalog
+from tenant_worker.adapters.catalog import CustomerRecord
+from tenant_worker.adapters.orm import ReminderRow, SmsTemplateRow, TenantRow
+from tenant_worker.domain.localtime import next_local_run
+from tenant_worker.domain.model import ReminderStatus, TenantStatus, ValidationError
+from tenant_worker.domain.ports import ScheduleStore
+from tenant_worker.services.customers import RejectedRow, parse_customers_rows
+from tenant_worker.services.definitions import TenantDefinition
+from tenant_worker.services.schedules import Desired, ScheduleService
+
+Progress = Callable[[int, int], None]
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction to roll a dry run back."""
+
+
+@dataclass
+class OnboardReport:
+    """What onboarding did (or, in a dry run, would do)."""
+
+    tenant: str
+    created: bool = False
+    changes: list[str] = field(default_factory=list)
+    customers: dict[str, int] = field(default_factory=dict)
+    rejected: int = 0
+    rejects_file: str | None = None
+    schedule: str = "unchanged"
+    next_run_utc: str | None = None
+    next_run_local: str | None = None
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def write_rejects(csv_path: Path, rejects: list[RejectedRow]) -> Path:
+    """Write rejected rows with line numbers and reasons to ``<name>.rejects.csv`` next to the CSV."""
+    target = csv_path.with_name(csv_path.stem + ".rejects.csv")
+    columns = sorted({key for r in rejects for key in r.raw})
+    with target.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["line", "reason", *columns])
+        for r in rejects:
+            writer.writerow([r.line, r.reason, *(r.raw.get(c, "") for c in columns)])
+    return target
+
+
+_TENANT_FIELDS = ("name", "timezone", "locale", "originator", "send_time", "queue_kind")
+
+
+def _apply_tenant(session: Session, definition: TenantDefinition, report: OnboardReport) -> TenantRow:
+    spec = definition.spec
+    tenant = session.scalars(select(TenantRow).where(TenantRow.slug == spec.slug)).first()
+    if tenant is None:
+        tenant = catalog.create_tenant(session, spec)
+        session.flush()
+        report.created = True
+        report.changes.append(f"create tenant {spec.slug}")
+    wanted: dict[str, Any] = {name: getattr(spec, name) for name in _TENANT_FIELDS}
+    wanted |= {
+        "windows": list(spec.windows),
+        "window_start": spec.sending_window.start,
+        "window_end": spec.sending_window.end,
+        "status": TenantStatus.ACTIVE.value,
+        "scheduled": True,
+    }
+    for name, value in wanted.items():
+        if getattr(tenant, name) != value:
+            if not report.created:
+                report.changes.append(f"{name}: {getattr(tenant, name)!s} -> {value!s}")
+            setattr(tenant, name, value)
+            tenant.updated_at = dt.datetime.now(dt.UTC)
+    templates = catalog.TenantCatalog(session, tenant.id)
+    current = {(t.window_days, t.locale): t for t in templates.templates()}
+    for item in definition.templates:
+        scope = (item.window, item.locale)
+        existing = current.pop(scope, None)
+        if existing is None or existing.body != item.body:
+            templates.save_template(item.body, item.window, item.locale)
+            verb = "add" if existing is None else "change"
+            report.changes.append(f"{verb} template (window {item.window or 'any'}, locale {item.locale or 'any'})")
+    for (window, locale), row in current.items():
+        session.delete(row)
+        report.changes.append(f"delete template (window {window or 'any'}, locale {locale or 'any'})")
+    session.flush()
+    return tenant
+
+
+def onboard(
+    sessions: sessionmaker[Session],
+    store: ScheduleStore,
+    definition: TenantDefinition,
+    customers_csv: Path | None = None,
+    region: str | None = None,
+    *,
+    dry_run: bool = False,
+    allow_rejects: bool = False,
+    progress: Progress | None = None,
+) -> OnboardReport:
+    """Validate everything, then create/update tenant, templates and customers, then the schedule."""
+    report = OnboardReport(definition.spec.slug, dry_run=dry_run)
+    records: list[CustomerRecord] = []
+    rejects: list[RejectedRow] = []
+    if customers_csv is not None:
+        records, rejects = parse_customers_rows(customers_csv.read_text(encoding="utf-8-sig"), region)
+    if rejects:
+        report.rejected, report.rejects_file = len(rejects), str(write_rejects(customers_csv or Path(), rejects))
+        if not allow_rejects:
+            problems = [f"{customers_csv}: line {r.line}: {r.reason}" for r in rejects]
+            raise ValidationError([*problems, f"rejected rows written to {report.rejects_file}; nothing was imported"])
+    stored = store.get(definition.spec.slug)  # also: Redis must answer before the database is touched
+    try:
+        with sessions.begin() as session:
+            tenant = _apply_tenant(session, definition, report)
+            if records:
+                counts = catalog.TenantCatalog(session, tenant.id).upsert_customers(
+                    records, None if progress is None else lambda done: progress(done, len(records))
+                )
+                report.customers = asdict(counts)
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    desired = Desired.of(tenant)
+    if dry_run:
+        unchanged = stored is not None and desired is not None and desired.matches(stored)
+        report.schedule = "unchanged" if unchanged else ("create" if stored is None else "update")
+    else:
+        report.schedule = ScheduleService(sessions, store).apply(tenant)
+    after = store.get(tenant.slug) if not dry_run else stored
+    zone = zoneinfo.ZoneInfo(tenant.timezone)
+    run = after.due_at if after is not None and after.due_at is not None else None
+    run = run or next_local_run(dt.datetime.now(dt.UTC), tenant.timezone, tenant.send_time)
+    report.next_run_utc, report.next_run_local = run.isoformat(), run.astimezone(zone).isoformat()
+    return report
+
+
+@dataclass
+class OffboardReport:
+    """What offboarding did."""
+
+    tenant: str
+    waited_for_sending: int = 0
+    cancelled_pending: int = 0
+    schedule_removed: bool = False
+    purged: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _count(session: Session, tenant_id: int, status: ReminderStatus) -> int:
+    query = select(func.count()).where(ReminderRow.tenant_id == tenant_id, ReminderRow.status == status)
+    return int(session.scalar(query) or 0)
+
+
+def offboard(
+    sessions: sessionmaker[Session], store: ScheduleStore, slug: str, *, purge: bool = False, drain_timeout: float = 60
+) -> OffboardReport:
+    """Pause, drain (wait for in-flight sends, cancel pending ones), remove the schedule; purge on request."""
+    service = ScheduleService(sessions, store)
+    service.pause(slug)
+    report = OffboardReport(slug)
+    with sessions() as session:
+        tenant = catalog.find_tenant(session, slug)
+        report.waited_for_sending = _count(session, tenant.id, ReminderStatus.SENDING)
+    deadline = time.monotonic() + drain_timeout
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            if _count(session, tenant.id, ReminderStatus.SENDING) == 0:
+                break
+        time.sleep(0.5)
+    with sessions.begin() as session:
+        # pending -> skipped is atomic against the send task's pending -> sending claim.
+        result = session.execute(
+            update(ReminderRow)
+            .where(ReminderRow.tenant_id == tenant.id, ReminderRow.status == ReminderStatus.PENDING)
+            .values(status=ReminderStatus.SKIPPED, skip_reason="tenant_offboarded", updated_at=func.now())
+        )
+        report.cancelled_pending = int(getattr(result, "rowcount", 0))
+    service.remove(slug)
+    report.schedule_removed = store.get(slug) is None
+    if purge:
+        with sessions.begin() as session:
+            session.execute(delete(SmsTemplateRow).where(SmsTemplateRow.tenant_id == tenant.id))
+            session.execute(delete(TenantRow).where(TenantRow.id == tenant.id))
+        report.purged = True
+    return report
