@@ -5,7 +5,7 @@ python scripts/onboard_tenant.py acme.toml [--customers customers.csv] [--region
 
 import sys
 
-from tenant_worker.cli_onboard import main
+from tenant_worker.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["tenant", "onboard", *sys.argv[1:]]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +108,3 @@ def add_onboard_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-rejects", action="store_true", help="import the valid rows even if some are rejected")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(handler=cmd_onboard)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/onboard_tenant.py``: the same command as ``tenant-worker tenant onboard``."""
-    from tenant_worker.cli import main as cli_main
-
-    return cli_main(["tenant", "onboard", *(sys.argv[1:] if argv is None else argv)])
