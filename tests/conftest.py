@@ -32,6 +32,7 @@ from tenant_worker.adapters.db import session_factory, upgrade_database
 from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import Settings, build_redis_url, load_settings
+from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import TenantSpec
 from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.emulators.sentry import SentryRecorder
@@ -190,6 +191,7 @@ def celery_worker(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathF
             process.kill()
 
 
+ALWAYS_OPEN = SendingWindow(dt.time(0), dt.time(0))
 _phone_counter = itertools.count(random.randrange(10**5, 9 * 10**6))
 
 
@@ -210,7 +212,9 @@ def make_tenant(sessions: sessionmaker[Session]) -> Callable[..., TenantRow]:
     def make(
         timezone: str = "Europe/Amsterdam", windows: tuple[int, ...] = (5, 3, 1), template: str | None = None
     ) -> TenantRow:
-        spec = TenantSpec(unique_slug(), "Acme Fiber", timezone, "AcmeFiber", "en", windows)
+        # No quiet hours: these tenants are texted by a real worker at whatever time the suite runs.
+        # Quiet hours have their own tests, with a clock they control.
+        spec = TenantSpec(unique_slug(), "Acme Fiber", timezone, "AcmeFiber", "en", windows, sending_window=ALWAYS_OPEN)
         with sessions.begin() as session:
             return create_tenant(session, spec, template)
 

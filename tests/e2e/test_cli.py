@@ -21,7 +21,7 @@ def test_onboard_import_sweep_and_send_through_the_cli(worker_env, emulator, cel
     slug = unique_slug("cli")
     created = cli(
         worker_env, "tenant", "create", "--slug", slug, "--name", "Polder Net", "--timezone", "America/Santiago",
-        "--originator", "PolderNet", "--windows", "1,3,5",
+        "--originator", "PolderNet", "--windows", "1,3,5", "--sending-window", "00:00-00:00",
         "--template", "{org_name}: {customer_name}, {days_left} days left, pay {amount} {currency}", "--json",
     )  # fmt: skip
     assert json.loads(created.stdout)["windows"] == [5, 3, 1]

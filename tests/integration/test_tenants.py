@@ -97,15 +97,3 @@ def test_reimport_updates_rows_and_counts_renewals(sessions, make_tenant):
         same = import_customers(session, tenant.slug, second, "NL")
     assert (created.created, again.updated, again.renewed, same.unchanged) == (2, 2, 1, 2)
     assert count(sessions, CustomerRow, tenant.id) == 2
-
-
-def test_automatic_sweeps_only_pick_tenants_inside_their_local_sending_hours(sessions, make_tenant):
-    from tenant_worker.services.sweep import tenants_to_sweep
-
-    amsterdam, auckland = make_tenant("Europe/Amsterdam"), make_tenant("Pacific/Auckland")
-    # 10:00 UTC is 11:00 in Amsterdam and 23:00 in Auckland (NZDT).
-    picked = tenants_to_sweep(sessions, dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC))
-    assert amsterdam.slug in picked and auckland.slug not in picked
-    # 22:00 UTC is 23:00 in Amsterdam and 11:00 the next day in Auckland.
-    picked = tenants_to_sweep(sessions, dt.datetime(2026, 11, 24, 22, 0, tzinfo=dt.UTC))
-    assert auckland.slug in picked and amsterdam.slug not in picked
