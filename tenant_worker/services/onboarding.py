@@ -144,20 +144,21 @@ def onboard(
                     records, None if progress is None else lambda done: progress(done, len(records))
                 )
                 report.customers = asdict(counts)
+            # Read before a dry run's rollback expires the row.
+            desired, zone_name, send_time = Desired.of(tenant), tenant.timezone, tenant.send_time
             if dry_run:
                 raise _DryRun
     except _DryRun:
         pass
-    desired = Desired.of(tenant)
     if dry_run:
         unchanged = stored is not None and desired is not None and desired.matches(stored)
         report.schedule = "unchanged" if unchanged else ("create" if stored is None else "update")
     else:
         report.schedule = ScheduleService(sessions, store).apply(tenant)
-    after = store.get(tenant.slug) if not dry_run else stored
-    zone = zoneinfo.ZoneInfo(tenant.timezone)
+    after = store.get(report.tenant) if not dry_run else None
+    zone = zoneinfo.ZoneInfo(zone_name)
     run = after.due_at if after is not None and after.due_at is not None else None
-    run = run or next_local_run(dt.datetime.now(dt.UTC), tenant.timezone, tenant.send_time)
+    run = run or next_local_run(dt.datetime.now(dt.UTC), zone_name, send_time)
     report.next_run_utc, report.next_run_local = run.isoformat(), run.astimezone(zone).isoformat()
     return report
 
