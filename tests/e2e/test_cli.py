@@ -72,3 +72,32 @@ def test_unknown_tenant_and_bad_template_are_clear_errors(worker_env):
     )  # fmt: skip
     assert bad.returncode == 2
     assert "{nope}" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_production_worker_and_beat_refuse_a_redis_without_credentials(worker_env):
+    env = dict(worker_env, TENANT_WORKER_ENV="production", REDIS_URL="redis://127.0.0.1:6399/0")
+    for command in ("worker", "beat"):
+        refused = cli(env, command, check=False)
+        assert refused.returncode == 2
+        assert "refuses Redis without credentials" in refused.stderr and "REDIS_PASSWORD" in refused.stderr
+
+
+def test_schedule_cli_shows_runs_across_a_dst_change_in_utc_and_local_time(worker_env):
+    slug = unique_slug("sch")
+    cli(worker_env, "tenant", "create", "--slug", slug, "--name", "Berlin Net", "--timezone", "Europe/Berlin",
+        "--originator", "BerlinNet", "--send-time", "02:30", "--sending-window", "00:00-00:00")  # fmt: skip
+    runs = json.loads(
+        cli(worker_env, "schedule", "show", slug, "--from", "2026-03-28T12:00Z", "--count", "2", "--json").stdout
+    )
+    assert runs == [
+        {"utc": "2026-03-29T01:00:00+00:00", "local": "2026-03-29T03:00:00+02:00"},
+        {"utc": "2026-03-30T00:30:00+00:00", "local": "2026-03-30T02:30:00+02:00"},
+    ]
+    synced = json.loads(cli(worker_env, "schedule", "sync", "--json").stdout)
+    assert slug in synced["created"]
+    shown = json.loads(cli(worker_env, "schedule", "show", slug, "--json").stdout)
+    assert shown["state"] == "active" and shown["in_sync"] and "T02:30" in shown["next_run_local"]
+    assert json.loads(cli(worker_env, "schedule", "pause", slug, "--json").stdout)["state"] == "paused"
+    listed = {s["tenant"]: s for s in json.loads(cli(worker_env, "schedule", "list", "--json").stdout)}
+    assert listed[slug]["state"] == "paused"
+    assert json.loads(cli(worker_env, "schedule", "remove", slug, "--json").stdout)["state"] == "removed"
