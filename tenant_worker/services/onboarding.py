@@ -16,6 +16,7 @@ import datetime as dt
 import time
 import zoneinfo
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,15 @@ def _apply_tenant(session: Session, definition: TenantDefinition, report: Onboar
             setattr(tenant, name, value)
             tenant.updated_at = dt.datetime.now(dt.UTC)
     templates = catalog.TenantCatalog(session, tenant.id)
-    current = {(t.window_days, t.locale): t for t in templates.templates()}
+    current = {} if report.created else {(t.window_days, t.locale): t for t in templates.templates()}
     for item in definition.templates:
         scope = (item.window, item.locale)
         existing = current.pop(scope, None)
-        if existing is None or existing.body != item.body:
+        if report.created:
+            session.add(
+                SmsTemplateRow(tenant_id=tenant.id, window_days=item.window, locale=item.locale, body=item.body)
+            )
+        elif existing is None or existing.body != item.body:
             templates.save_template(item.body, item.window, item.locale)
             verb = "add" if existing is None else "change"
             report.changes.append(f"{verb} template (window {item.window or 'any'}, locale {item.locale or 'any'})")
@@ -154,8 +159,9 @@ def onboard(
         unchanged = stored is not None and desired is not None and desired.matches(stored)
         report.schedule = "unchanged" if unchanged else ("create" if stored is None else "update")
     else:
-        report.schedule = ScheduleService(sessions, store).apply(tenant)
-    after = store.get(report.tenant) if not dry_run else None
+        report.schedule = ScheduleService(sessions, store).apply(tenant, known=(stored,))
+    # A new entry first runs at the next send time; otherwise ask the store (it knows the last run).
+    after = None if dry_run or report.schedule == "created" else store.get(report.tenant)
     zone = zoneinfo.ZoneInfo(zone_name)
     run = after.due_at if after is not None and after.due_at is not None else None
     run = run or next_local_run(dt.datetime.now(dt.UTC), zone_name, send_time)
@@ -215,3 +221,12 @@ def offboard(
             session.execute(delete(TenantRow).where(TenantRow.id == tenant.id))
         report.purged = True
     return report
+
+
+def onboard_many(
+    sessions: sessionmaker[Session], store: ScheduleStore, definitions: list[TenantDefinition], workers: int = 8
+) -> list[OnboardReport]:
+    """Onboard many tenants concurrently (each on its own, as :func:`onboard`): the work is round
+    trips to PostgreSQL and Redis, so a few threads multiply the throughput."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="onboard") as pool:
+        return list(pool.map(lambda definition: onboard(sessions, store, definition), definitions))

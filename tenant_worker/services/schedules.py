@@ -88,9 +88,13 @@ class ScheduleService:
     def _tenant(self, session: Session, slug: str) -> TenantRow:
         return catalog.find_tenant(session, slug)
 
-    def apply(self, tenant: TenantRow, now: dt.datetime | None = None) -> str:
-        """Make the store match one tenant row; returns created/updated/removed/unchanged."""
-        desired, stored = Desired.of(tenant), self.store.get(tenant.slug)
+    def apply(
+        self, tenant: TenantRow, now: dt.datetime | None = None, known: tuple[StoredSchedule | None] | None = None
+    ) -> str:
+        """Make the store match one tenant row; returns created/updated/removed/unchanged.
+        ``known`` is the stored entry when the caller just read it (saves a round trip)."""
+        desired = Desired.of(tenant)
+        stored = known[0] if known is not None else self.store.get(tenant.slug)
         if desired is None:
             return "removed" if self.store.delete(tenant.slug) else "unchanged"
         if stored is not None and desired.matches(stored):
