@@ -29,15 +29,27 @@ from tenant_worker.adapters.db import session_factory, upgrade_database
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import load_settings, redact_url
+from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import TenantSpec, ValidationError
 from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services import customers, sweep, tenants
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEMO_DB = "tenant_worker_demo"
+# The demo runs whenever someone types `make demo`, so its tenants have no quiet hours (a real tenant's
+# window defaults to 08:00-21:00 local and holds SMS back at night).
+NO_QUIET_HOURS = SendingWindow(dt.time(0), dt.time(0))
 TENANTS = [
     (
-        TenantSpec("northwind-fiber", "Northwind Fiber", "Europe/Amsterdam", "Northwind", "en", (5, 3, 1)),
+        TenantSpec(
+            "northwind-fiber",
+            "Northwind Fiber",
+            "Europe/Amsterdam",
+            "Northwind",
+            "en",
+            (5, 3, 1),
+            sending_window=NO_QUIET_HOURS,
+        ),
         "Hi {customer_name}, your {plan} plan with {org_name} expires on {expires_on}. "
         "Please pay {amount} {currency} within {days_left} days to stay online.",
         {
@@ -47,7 +59,15 @@ TENANTS = [
         "+3161",
     ),
     (
-        TenantSpec("kiwi-broadband", "Kiwi Broadband", "Pacific/Auckland", "KiwiBB", "en", (5, 3, 1)),
+        TenantSpec(
+            "kiwi-broadband",
+            "Kiwi Broadband",
+            "Pacific/Auckland",
+            "KiwiBB",
+            "en",
+            (5, 3, 1),
+            sending_window=NO_QUIET_HOURS,
+        ),
         "Kia ora {customer_name}! {org_name}: your {plan} subscription ends {expires_on} ({days_left} days). "
         "Amount due: {amount} {currency}.",
         {},
