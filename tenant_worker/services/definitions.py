@@ -58,7 +58,7 @@ def read_definition_file(path: Path) -> dict[str, Any]:
         if path.suffix == ".toml":
             return tomllib.loads(text)
         if path.suffix in (".yaml", ".yml"):
-            import yaml  # type: ignore[import-untyped]
+            import yaml
 
             data = yaml.safe_load(text)
             if not isinstance(data, dict):
