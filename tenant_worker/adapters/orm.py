@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -46,6 +47,10 @@ class TenantRow(Base):
         CheckConstraint("slug ~ '^[a-z0-9-]{2,63}$'", name="tenants_slug_format"),
         CheckConstraint("status IN ('active', 'paused')", name="tenants_status_valid"),
         CheckConstraint("cardinality(windows) > 0", name="tenants_windows_not_empty"),
+        CheckConstraint("queue ~ '^[a-z0-9][a-z0-9._-]{0,99}$'", name="tenants_queue_format"),
+        CheckConstraint("rate_per_second IS NULL OR rate_per_second > 0", name="tenants_rate_positive"),
+        # The sweep fan-out and `tenant-worker queues` list tenants by queue.
+        Index("tenants_queue_idx", "queue"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -56,6 +61,11 @@ class TenantRow(Base):
     originator: Mapped[str] = mapped_column(String(16))
     windows: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default=text("'{5,3,1}'"))
     status: Mapped[str] = mapped_column(String(16), server_default="active")
+    # The Celery queue of the tenant's send tasks, stored when the tenant is created (see
+    # tenant_worker.domain.shards) so a new SHARD_COUNT never silently moves anyone.
+    queue: Mapped[str] = mapped_column(String(100))
+    # Optional cap on this tenant's SMS per second, on top of the global provider limit.
+    rate_per_second: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _created()
 

@@ -73,6 +73,9 @@ class TenantSpec:
     locale: str = "en"
     windows: tuple[int, ...] = DEFAULT_WINDOWS
     status: TenantStatus = TenantStatus.ACTIVE
+    # Large tenants get their own queue (and pool) instead of a shared shard.
+    dedicated: bool = False
+    rate_per_second: float | None = None
 
     def validated(self) -> TenantSpec:
         """Return a normalised copy, or raise :class:`ValidationError` listing every problem."""
@@ -89,6 +92,8 @@ class TenantSpec:
             problems.append(
                 f"originator {self.originator!r} must be 1-11 letters/digits or an E.164 number like +31612345678"
             )
+        if self.rate_per_second is not None and not self.rate_per_second > 0:
+            problems.append(f"rate {self.rate_per_second} must be a positive number of SMS per second")
         windows = self.windows
         try:
             windows = normalize_windows(self.windows)
@@ -97,7 +102,15 @@ class TenantSpec:
         if problems:
             raise ValidationError(problems)
         return TenantSpec(
-            self.slug, self.name.strip(), self.timezone, self.originator, self.locale, windows, self.status
+            self.slug,
+            self.name.strip(),
+            self.timezone,
+            self.originator,
+            self.locale,
+            windows,
+            self.status,
+            self.dedicated,
+            self.rate_per_second,
         )
 
 
