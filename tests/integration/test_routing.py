@@ -129,17 +129,16 @@ def test_route_caches_in_other_processes_follow_a_move(sessions, make_tenant, re
     assert elsewhere("tenant_worker.send_reminders", [tenant.id, [1]], {}, {}) == {"queue": constants.shard_queue(1)}
     bump_routes_version(redis.Redis.from_url(url))
     wait_until(
-        lambda: elsewhere("tenant_worker.send_reminders", [tenant.id, [1]], {}, {})["queue"]
-        == constants.shard_queue(9),
+        lambda: (
+            elsewhere("tenant_worker.send_reminders", [tenant.id, [1]], {}, {})["queue"] == constants.shard_queue(9)
+        ),
         10,
         "the other router to see the new queue",
     )
     assert elsewhere("tenant_worker.sweep_all_tenants", [], {}, {}) == {"queue": constants.CONTROL_QUEUE}
 
 
-def test_queues_command_counts_every_shard_and_priority_sub_lists(
-    sessions, make_tenant, redis_url, worker_env
-):
+def test_queues_command_counts_every_shard_and_priority_sub_lists(sessions, make_tenant, redis_url, worker_env):
     url = redis_db_url(redis_url, 7)
     settings = load_settings({**worker_env, "REDIS_URL": url})
     tenant = make_tenant()
