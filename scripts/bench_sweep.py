@@ -1,8 +1,9 @@
 """Benchmark: how long a sweep of every tenant takes as the number of subscriptions grows.
 
-Loads ``--tenants`` tenants holding ``--subscriptions`` subscriptions in total, about 0.8% of them
-due (expiring within the 5-day window), then times one sweep of all tenants (claim into the ledger
-and publish each tenant's first batches to a real Redis), for each size given. The sweep reads only
+Loads ``--tenants`` tenants holding the given number of subscriptions in total, ``--due`` of them
+(8,000 by default, at every size) expiring within the 5-day window, then times one sweep of all
+tenants (claim into the ledger and publish each tenant's first batches to a real Redis), for each
+size given. The sweep reads only
 subscriptions inside the window through the (tenant_id, expires_on) index, so its time should follow
 the number due, not the table size. Prints numbers; asserts nothing.
 
@@ -24,13 +25,13 @@ from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
 
 
-def run(size: int, tenants: int, due_fraction: float, redis_url: str, database_url: str | None) -> None:
+def run(size: int, tenants: int, due_total: int, redis_url: str, database_url: str | None) -> None:
     with database(database_url) as url:
         sessions = session_factory(url)
         per_tenant = size // tenants
-        # Spread the non-due subscriptions over a horizon long enough that ~due_fraction fall due.
-        horizon = max(6, int(5 / due_fraction))
-        due = int(per_tenant * due_fraction)
+        # The same number due at every size: only the table grows, so the time should not.
+        due = due_total // tenants
+        horizon = 365
         started = time.perf_counter()
         slugs = []
         for n in range(tenants):
@@ -58,13 +59,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000,10000000", help="total subscriptions, comma-separated")
     parser.add_argument("--tenants", type=int, default=100)
-    parser.add_argument("--due-fraction", type=float, default=0.008)
+    parser.add_argument("--due", type=int, default=8000, help="due subscriptions in total, at every size")
     parser.add_argument("--redis-url", help="use this Redis instead of starting one")
     parser.add_argument("--database-url", help="use this (migrated) database instead of a fresh one")
     args = parser.parse_args()
     with redis_server(args.redis_url) as redis_url:
         for size in (int(s) for s in args.sizes.split(",")):
-            run(size, args.tenants, args.due_fraction, redis_url, args.database_url)
+            run(size, args.tenants, args.due, redis_url, args.database_url)
 
 
 if __name__ == "__main__":
