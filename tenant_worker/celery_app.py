@@ -12,6 +12,7 @@ from typing import Any
 from celery import Celery, signals
 
 from tenant_worker import constants
+from tenant_worker.adapters.routes import TenantRouter
 from tenant_worker.config import VISIBILITY_TIMEOUT_SECONDS, Settings, load_settings, redact_text
 
 
@@ -41,25 +42,40 @@ def create_app(settings: Settings) -> Celery:
         # mid-task redelivers the batch, and the ledger's pending->sending claim prevents resends.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        # Sends are short and I/O bound; prefetching more would hoard work from other workers.
+        # Prefetch: a worker reserves concurrency x 1 messages. Sends are short and I/O bound, so a
+        # deeper prefetch gains nothing and would hoard a big tenant's batches that another worker
+        # (or a small tenant's batch behind them in the shard) could be served from.
         worker_prefetch_multiplier=1,
-        # A batch of 50 SMS with a 10 s read timeout finishes in well under a minute; kill runaways.
+        # Pool: threads, not prefork. A send task spends ~all its time waiting for MessageBird, and
+        # Little's law says how many requests must be in flight: rate x latency = 500/s x 0.1 s = 50.
+        # One process keeps them in flight with MAX_IN_FLIGHT (64) threads sharing one keep-alive
+        # requests.Session, fed by WORKER_CONCURRENCY (4) task threads, so while one batch waits for
+        # its slowest answer the others keep the pipe full (4 x 50 reminders >= 64 in flight).
+        # Prefork would need a pool of sessions per child and a pipe hop per task for nothing; the
+        # GIL is no limit here because a send costs ~1 ms of CPU and 100 ms of waiting. To use more
+        # cores, run more worker processes (compose --scale, more replicas): each is one consumer.
+        worker_pool="threads",
+        worker_concurrency=settings.worker_concurrency,
+        # Soft/hard limits apply to prefork only; with threads each send is bounded by the HTTP
+        # connect/read timeouts instead. Kept for operators who choose --pool prefork.
         task_soft_time_limit=240,
         task_time_limit=300,
         # Results are only for inspection; keep Redis from filling up.
         result_expires=24 * 3600,
-        task_default_queue=constants.SEND_QUEUE,
-        task_routes={
-            constants.TASK_SEND_REMINDERS: {"queue": constants.SEND_QUEUE},
-            constants.TASK_SWEEP_TENANT: {"queue": constants.CONTROL_QUEUE},
-            constants.TASK_SWEEP_ALL: {"queue": constants.CONTROL_QUEUE},
-            constants.TASK_RELEASE_DEFERRED: {"queue": constants.CONTROL_QUEUE},
-            constants.TASK_SYNC_SCHEDULES: {"queue": constants.CONTROL_QUEUE},
-        },
+        # Nothing is routed to the default queue on purpose; the control pool drains it.
+        task_default_queue=constants.DEFAULT_QUEUE,
+        # Send tasks follow their tenant's stored queue (shard or dedicated), looked up and cached
+        # by the router; sweeps and their fan-out go to the small control queue. Retries are new
+        # tasks published through the same router, so they stay on the tenant's queue too (Celery's
+        # own Task.retry would reuse the delivery info of the original message instead).
+        task_routes=(TenantRouter(settings.database_url, settings.redis_url),),
+        # Queues are declared by the router's answer; no queue has to be listed in advance.
+        task_create_missing_queues=True,
         # Each tenant's daily sweep is its own RedBeat entry (see adapters/redbeat.py), written by the
-        # schedule API. The static entries: publish reminders held back by quiet hours once a
-        # tenant's window opens (a minute late at most, and no long countdowns), and reconcile the
-        # tenants table with RedBeat in case someone changed one without the other.
+        # schedule API, and goes to the tenant's own queue. The static entries: publish reminders held
+        # back by quiet hours once a tenant's window opens (a minute late at most, and no long
+        # countdowns), and reconcile the tenants table with RedBeat in case someone changed one
+        # without the other.
         beat_schedule={
             "release-deferred": {"task": constants.TASK_RELEASE_DEFERRED, "schedule": 60.0},
             "sync-schedules": {"task": constants.TASK_SYNC_SCHEDULES, "schedule": 900.0},

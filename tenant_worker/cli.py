@@ -10,17 +10,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tenant_worker import cli_onboard, cli_schedule, constants, runtime
+from redis.exceptions import RedisError
+
+from tenant_worker import cli_onboard, cli_schedule, runtime
 from tenant_worker.adapters import catalog
-from tenant_worker.adapters.db import check_database, upgrade_database
+from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
 from tenant_worker.adapters.redis_check import check_redis
+from tenant_worker.adapters.redis_queues import queue_depths, reserved_count
 from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.config import ConfigurationError
 from tenant_worker.domain.localtime import SendingWindow, parse_hhmm, parse_window
-from tenant_worker.domain.model import DEFAULT_SEND_TIME, QUEUE_KINDS, TenantSpec, TenantStatus, ValidationError
+from tenant_worker.domain.model import DEFAULT_SEND_TIME, TenantSpec, TenantStatus, ValidationError
 from tenant_worker.domain.templates import TemplateError
 from tenant_worker.domain.windows import DEFAULT_WINDOWS, WindowsError, parse_windows
-from tenant_worker.services import customers, sweep, tenants
+from tenant_worker.services import customers, sharding, sweep, tenants
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -53,7 +56,7 @@ def _parsed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 def cmd_db_upgrade(_: argparse.Namespace) -> int:
     """Apply database migrations."""
-    upgrade_database(runtime.settings().database_url)
+    upgrade_database(runtime.settings().database_url, shard_count=runtime.settings().shard_count)
     print("database is up to date")
     return 0
 
@@ -62,20 +65,68 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
     """Create a tenant and its default template."""
     windows = parse_windows(args.windows) if args.windows else DEFAULT_WINDOWS
     spec = TenantSpec(
-        args.slug,
-        args.name,
-        args.timezone,
-        args.originator,
-        args.locale,
-        windows,
-        send_time=args.send_time,
-        sending_window=args.sending_window,
-        queue_kind=args.queue,
-    )
+        args.slug, args.name, args.timezone, args.originator, args.locale, windows,
+        send_time=args.send_time, sending_window=args.sending_window,
+        dedicated=args.dedicated, rate_per_second=args.rate,
+    )  # fmt: skip
     with runtime.sessions().begin() as session:
-        row = tenants.create_tenant(session, spec, args.template)
+        row = tenants.create_tenant(session, spec, args.template, runtime.settings().shard_count)
         description = tenants.describe_tenant(session, row)
-    _print(description, args.json, lambda: print(f"created tenant {row.slug} ({row.name}, {row.timezone})"))
+    _print(
+        description, args.json, lambda: print(f"created tenant {row.slug} ({row.name}, {row.timezone}) on {row.queue}")
+    )
+    return 0
+
+
+def cmd_tenant_move(args: argparse.Namespace) -> int:
+    """Move a tenant to another shard or to its dedicated queue; queued work still runs exactly once."""
+    settings = runtime.settings()
+    target = sharding.target_queue(args.slug, args.shard, args.dedicated, settings.shard_count)
+    from tenant_worker.celery_app import app
+
+    def announce() -> None:
+        runtime.announce_route_change(app, runtime.redis_client())
+
+    queue = runtime.CeleryReminderQueue(app)
+    try:
+        report = sharding.move_tenant(runtime.sessions(), args.slug, target, queue, settings, announce)
+    except (RedisError, OSError) as exc:
+        print(
+            f"error: moved {args.slug} to {target}, but Redis is unreachable ({type(exc).__name__}): other "
+            "processes pick the new queue up within a minute and the next sweep re-publishes its pending work",
+            file=sys.stderr,
+        )
+        return 1
+    _print(
+        report.as_dict(),
+        args.json,
+        lambda: print(
+            f"moved {report.tenant}: {report.old_queue} -> {report.new_queue}; {report.republished} pending "
+            f"re-published, {report.published} more published, {report.backlog} waiting in the ledger"
+            + (f" - {report.error}" if report.error else "")
+        ),
+    )
+    return 1 if report.error else 0
+
+
+def cmd_queues(args: argparse.Namespace) -> int:
+    """Print the depth of every shard, dedicated, control and default queue."""
+    settings = runtime.settings()
+    with runtime.sessions()() as session:
+        infos = sharding.known_queues(session, settings.shard_count)
+    client = runtime.redis_client()
+    depths = queue_depths(client, [info.name for info in infos])
+    rows = [{"queue": i.name, "kind": i.kind, "depth": depths[i.name], "tenants": len(i.tenants)} for i in infos]
+    data = {"queues": rows, "total": sum(depths.values()), "reserved": reserved_count(client)}
+
+    def table() -> None:
+        print(f"{'QUEUE':<40} {'KIND':<10} {'TENANTS':>7} {'DEPTH':>8}")
+        for r in rows:
+            print(f"{r['queue']:<40} {r['kind']:<10} {r['tenants']:>7} {r['depth']:>8}")
+        print(f"{'total waiting':<59} {data['total']:>8}")
+        print(f"{'reserved by workers (running, prefetched, retry countdown)':<59} {data['reserved']:>8}")
+
+    _print(data, args.json, table)
     return 0
 
 
@@ -143,7 +194,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for r in reports:
             print(
                 f"{r.tenant} {r.local_date}: {r.claimed} claimed ({r.skipped} skipped), {r.enqueued} enqueued, "
-                f"{r.re_enqueued} re-enqueued, {r.marked_unknown} marked unknown" + (f" - {r.error}" if r.error else "")
+                f"{r.re_enqueued} re-enqueued, {r.deferred} deferred, {r.marked_unknown} marked unknown"
+                + (f" - {r.error}" if r.error else "")
             )
 
     _print(data, args.json, table)
@@ -184,18 +236,31 @@ def cmd_reminders_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def worker_selection(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Split ``tenant-worker worker`` arguments into our queue selection and Celery's own options."""
+    parser = argparse.ArgumentParser(prog="tenant-worker worker", add_help=False, allow_abbrev=False)
+    parser.add_argument("--shards", help="shard numbers or ranges, e.g. 0-7 or 0-3,8")
+    parser.add_argument("-Q", "--queues", action="append", default=[], help="queue names, comma-separated")
+    parser.add_argument("--tenant", action="append", default=[], help="a tenant with a dedicated queue")
+    return parser.parse_known_args(list(argv))
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Start a Celery worker for this app (extra arguments go to ``celery worker``)."""
+    """Start a Celery worker consuming the selected queues (other options go to ``celery worker``)."""
     settings = runtime.settings()
     settings.require_credentials()
     check_redis(settings.redis_url)
     check_database(settings.database_url)
+    selection, extra = worker_selection(args.celery_args)
+    with runtime.sessions()() as session:
+        queues = sharding.worker_queues(
+            session, settings.shard_count, selection.shards, selection.queues, selection.tenant
+        )
+    # Engines must not cross the fork of a prefork pool (an operator may choose --pool prefork).
+    get_engine(settings.database_url).dispose()
     from tenant_worker.celery_app import app
 
-    extra = list(args.celery_args)
-    if not any(a in ("-Q", "--queues") or a.startswith("--queues=") for a in extra):
-        extra += ["--queues", ",".join(constants.ALL_QUEUES)]
-    app.worker_main(["worker", *extra])
+    app.worker_main(["worker", "--queues", ",".join(queues), *extra])
     return 0
 
 
@@ -237,9 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--sending-window", type=_parsed(parse_window), default=SendingWindow(), help="local, e.g. 08:00-21:00"
     )
-    create.add_argument("--queue", choices=QUEUE_KINDS, default="shard")
+    create.add_argument("--dedicated", action="store_true", help="large tenant: its own queue and pool")
+    create.add_argument("--rate", type=float, help="cap on this tenant's SMS per second")
     create.add_argument("--json", action="store_true")
     create.set_defaults(handler=cmd_tenant_create)
+    move = tenant.add_parser("move", help="move a tenant to another shard or to its dedicated queue")
+    move.add_argument("slug")
+    target = move.add_mutually_exclusive_group(required=True)
+    target.add_argument("--shard", type=int, help="shard number")
+    target.add_argument("--dedicated", action="store_true", help="the queue reminders.tenant.<slug>")
+    move.add_argument("--json", action="store_true")
+    move.set_defaults(handler=cmd_tenant_move)
     listing = tenant.add_parser("list", help="list tenants")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_tenant_list)
@@ -278,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_schedule.register(sub)
     cli_onboard.register(tenant)
+    queues = sub.add_parser("queues", help="depth of every shard, dedicated and control queue")
+    queues.add_argument("--json", action="store_true")
+    queues.set_defaults(handler=cmd_queues)
 
     for name, handler in (("worker", cmd_worker), ("beat", cmd_beat)):
         p = sub.add_parser(name, help=f"run celery {name} (extra options are passed to Celery)")

@@ -40,10 +40,25 @@ class Settings:
     sentry_dsn: str = ""
     sentry_environment: str = "development"
     # MessageBird client: how long to wait to connect and for an answer, and how many requests one
-    # worker process keeps in flight (Little's law: 100 ms latency x 50/s per process needs ~5-10).
+    # worker process keeps in flight. Little's law: in flight = rate x latency, so the provider's
+    # 500 SMS/s at 100 ms needs 50; 64 leaves room for slower answers (see celery_app.py).
     http_connect_timeout: float = 3.0
     http_read_timeout: float = 10.0
-    max_in_flight: int = 32
+    max_in_flight: int = 64
+    # Send tasks one worker process runs at once (threads pool): several batches overlap, so one
+    # batch's slowest answer never leaves the process idle.
+    worker_concurrency: int = 4
+    # Shards for tenants created from now on (existing tenants keep the queue stored on their row).
+    shard_count: int = 16
+    # Fairness: at most this many send batches of one tenant are queued or running at once; each
+    # finished batch publishes the tenant's next one, so tenants sharing a shard interleave.
+    max_batches_per_tenant: int = 4
+    # Token buckets in Redis shared by every worker: the provider's limit for all tenants together,
+    # and an optional default per tenant (a tenant's own ``rate_per_second`` wins). 0 = no limit.
+    send_rate_per_second: float = 500.0
+    tenant_rate_per_second: float = 0.0
+    # A send that cannot get a token within this long goes back to pending and is retried later.
+    rate_wait_max_seconds: float = 5.0
     # Retries of transient gateway errors (429, 5xx, connection refused): exponential backoff with
     # equal jitter, capped well under the visibility timeout.
     send_max_attempts: int = 5
@@ -76,6 +91,10 @@ class Settings:
             raise ConfigurationError("REQUEUE_AFTER_SECONDS must exceed SEND_RETRY_CAP_SECONDS")
         if self.max_in_flight < 1 or self.send_batch_size < 1 or self.send_max_attempts < 1:
             raise ConfigurationError("MAX_IN_FLIGHT, SEND_BATCH_SIZE and SEND_MAX_ATTEMPTS must be >= 1")
+        if self.shard_count < 1 or self.max_batches_per_tenant < 1 or self.worker_concurrency < 1:
+            raise ConfigurationError("SHARD_COUNT, MAX_BATCHES_PER_TENANT and WORKER_CONCURRENCY must be >= 1")
+        if self.send_rate_per_second < 0 or self.tenant_rate_per_second < 0:
+            raise ConfigurationError("SEND_RATE_PER_SECOND and TENANT_RATE_PER_SECOND must be >= 0 (0 = no limit)")
         if self.beat_max_interval < 1 or self.beat_lock_timeout < 2 * self.beat_max_interval:
             raise ConfigurationError("BEAT_LOCK_TIMEOUT must be at least twice BEAT_MAX_INTERVAL (and both >= 1)")
 
@@ -172,7 +191,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sentry_environment=env.get("SENTRY_ENVIRONMENT", env.get("TENANT_WORKER_ENV", "development")),
         http_connect_timeout=_number(env, "MESSAGEBIRD_CONNECT_TIMEOUT", 3.0),
         http_read_timeout=_number(env, "MESSAGEBIRD_READ_TIMEOUT", 10.0),
-        max_in_flight=int(_number(env, "MAX_IN_FLIGHT", 32)),
+        max_in_flight=int(_number(env, "MAX_IN_FLIGHT", 64)),
+        worker_concurrency=int(_number(env, "WORKER_CONCURRENCY", 4)),
+        shard_count=int(_number(env, "SHARD_COUNT", 16)),
+        max_batches_per_tenant=int(_number(env, "MAX_BATCHES_PER_TENANT", 4)),
+        send_rate_per_second=_number(env, "SEND_RATE_PER_SECOND", 500.0),
+        tenant_rate_per_second=_number(env, "TENANT_RATE_PER_SECOND", 0.0),
+        rate_wait_max_seconds=_number(env, "RATE_WAIT_MAX_SECONDS", 5.0),
         send_max_attempts=int(_number(env, "SEND_MAX_ATTEMPTS", 5)),
         retry_base_seconds=_number(env, "SEND_RETRY_BASE_SECONDS", 5.0),
         retry_cap_seconds=_number(env, "SEND_RETRY_CAP_SECONDS", 300.0),

@@ -1,10 +1,35 @@
-"""Every queue name and Redis key prefix in one place, so routing and monitoring agree on them."""
+"""Every queue name and Redis key prefix in one place, so routing, pools and monitoring agree on them.
 
-# Send tasks: one queue for now; sharding per tenant builds on these names.
-SEND_QUEUE = "reminders.send"
+Queue names are part of the deployment contract: compose, the Kubernetes manifests and KEDA triggers
+name them, and tenants store theirs in the database. Change them only with a migration.
+"""
+
+# Shard queues: a tenant's send tasks go to ``reminders.shard.NN`` (two digits, so names sort).
+SHARD_QUEUE_PREFIX = "reminders.shard."
+# Dedicated queues for large tenants: ``reminders.tenant.<slug>``.
+DEDICATED_QUEUE_PREFIX = "reminders.tenant."
 # Sweeps and fan-out: kept apart from sends so a long send backlog never delays a sweep.
 CONTROL_QUEUE = "reminders.control"
-ALL_QUEUES = (SEND_QUEUE, CONTROL_QUEUE)
+# Celery's default queue: nothing is routed here on purpose. It drains tasks published before
+# sharding existed (their old queue name) and anything a router could not place; the control pool
+# consumes it so such a task is never stranded, and its depth should stay at zero.
+DEFAULT_QUEUE = "reminders.send"
+# The queues the control pool consumes.
+CONTROL_POOL_QUEUES = (CONTROL_QUEUE, DEFAULT_QUEUE)
+
+# SHARD_COUNT when not configured. Tenants store their queue, so changing it moves nobody.
+DEFAULT_SHARD_COUNT = 16
+
+# kombu's Redis transport keeps one list per priority step: the queue's own name for priority 0 and
+# ``<queue>\x06\x16<step>`` for the others (kombu.transport.redis.Channel.sep / priority_steps).
+KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
+KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
+
+# Redis keys owned by tenant-worker (Celery's own keys are the queue lists, ``unacked*`` and
+# ``celery-task-meta-*``).
+ROUTES_VERSION_KEY = "tenant_worker:routes:version"
+RATE_BUCKET_PREFIX = "tenant_worker:rate:"
+GLOBAL_RATE_BUCKET = RATE_BUCKET_PREFIX + "global"
 
 # Celery task names are part of the wire format (queued messages name them): never rename casually.
 TASK_SEND_REMINDERS = "tenant_worker.send_reminders"
@@ -18,3 +43,16 @@ TASK_SYNC_SCHEDULES = "tenant_worker.sync_schedules"
 REDBEAT_KEY_PREFIX = "tenant_worker:beat:"
 # Name of a tenant's daily sweep entry; its Redis key is REDBEAT_KEY_PREFIX + this.
 TENANT_SCHEDULE_NAME = "sweep:{slug}"
+# Tasks that carry a tenant id as their first argument and follow the tenant's queue.
+TENANT_SCOPED_TASKS = frozenset({TASK_SEND_REMINDERS})
+CONTROL_TASKS = frozenset({TASK_SWEEP_TENANT, TASK_SWEEP_ALL, TASK_RELEASE_DEFERRED, TASK_SYNC_SCHEDULES})
+
+
+def shard_queue(shard: int) -> str:
+    """The queue of shard ``shard``: ``reminders.shard.03``."""
+    return f"{SHARD_QUEUE_PREFIX}{shard:02d}"
+
+
+def dedicated_queue(slug: str) -> str:
+    """The queue of a tenant with a dedicated pool: ``reminders.tenant.<slug>``."""
+    return f"{DEDICATED_QUEUE_PREFIX}{slug}"

@@ -13,7 +13,7 @@ from tenant_worker.adapters import sentry
 from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.celery_app import app
 from tenant_worker.domain.ports import EnqueueError
-from tenant_worker.services import quiet_hours, sending, sweep
+from tenant_worker.services import dispatch, quiet_hours, sending, sweep
 from tenant_worker.services.schedules import ScheduleService
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,8 @@ def _flush_sentry(**_: Any) -> None:
 
 @app.task(name=constants.TASK_SEND_REMINDERS, ignore_result=True)
 def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
-    """Send a batch of one tenant's reminders; re-enqueue the transient failures with backoff."""
+    """Send a batch of one tenant's reminders, re-enqueue the transient failures with backoff, then
+    publish the tenant's next batch from the ledger (the continuation that keeps shards fair)."""
     report = sending.send_reminders(
         runtime.sessions(),
         tenant_id,
@@ -42,18 +43,29 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
         runtime.send_executor(),
         runtime.settings(),
         sentry.report_final_failure,
+        throttle=runtime.throttle(),
     )
+    queue = runtime.CeleryReminderQueue(app)
     if report.retry_ids:
         try:
-            runtime.CeleryReminderQueue(app).enqueue(tenant_id, report.retry_ids, countdown=report.retry_in)
+            # Routed like every send task, so the retry stays on the tenant's queue.
+            queue.enqueue(tenant_id, report.retry_ids, countdown=report.retry_in)
         except EnqueueError as exc:
             log.warning("retry of %d reminders left pending for the next sweep: %s", len(report.retry_ids), exc)
+    if report.deferred:
+        # Quiet hours began: the rest waits in the ledger for release_deferred, not for a
+        # continuation that would only be deferred again.
+        return {"deferred": report.deferred}
+    following = dispatch.publish_next_batches(runtime.sessions(), tenant_id, queue, runtime.settings())
+    if following.error:
+        log.warning("tenant %s: %s", tenant_id, following.error)
     return {
         "sent": report.sent,
         "failed": report.failed,
         "unknown": report.unknown,
         "retry": len(report.retry_ids),
         "deferred": report.deferred,
+        "published": len(following.published),
     }
 
 
@@ -70,7 +82,7 @@ def sweep_all_tenants() -> list[str]:
     """Fan out one sweep task per active tenant (manual catch-up; beat sweeps each tenant daily)."""
     slugs = sweep.tenants_to_sweep(runtime.sessions())
     for slug in slugs:
-        sweep_tenant.apply_async(args=[slug], queue=constants.CONTROL_QUEUE)
+        sweep_tenant.apply_async(args=[slug])  # the router puts it on the control queue
     return slugs
 
 

@@ -257,3 +257,64 @@ class RecordingQueue:
 def settings_fixture(settings: Settings) -> Settings:
     """Alias of :func:`settings` for tests that also use hypothesis' ``settings`` decorator."""
     return settings
+
+
+def redis_db_url(redis_url: str, db: int) -> str:
+    """The same password-protected Redis, another logical database: a test's own queues and keys,
+    out of reach of the session worker."""
+    return redis_url.rsplit("/", 1)[0] + f"/{db}"
+
+
+class WorkerProcess:
+    """A running ``tenant-worker worker`` started by a test, with its log and settings."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log: Path, settings: Settings) -> None:
+        self.process, self.log, self.settings = process, log, settings
+
+    def text(self) -> str:
+        """The worker's output so far."""
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Warm shutdown, then kill if it hangs."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start extra real workers with their own arguments and environment; all stopped afterwards."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, **env_overrides: str) -> WorkerProcess:
+        env = {**worker_env, **env_overrides}
+        log = tmp_path / f"worker-{len(started)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [str(BIN / "tenant-worker"), "worker", *args, "--loglevel", "INFO",
+                 "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        worker = WorkerProcess(process, log, load_settings(env))
+        started.append(worker)
+        wait_until(lambda: "ready." in worker.text() or process.poll() is not None, 60, "worker ready")
+        if process.poll() is not None:
+            pytest.fail(f"worker exited early:\n{worker.text()[-3000:]}")
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def put_on_queue(sessions: sessionmaker[Session], tenant: TenantRow, queue_name: str) -> None:
+    """Assign a tenant's queue directly (before any process cached its route)."""
+    from sqlalchemy import update
+
+    with sessions.begin() as session:
+        session.execute(update(TenantRow).where(TenantRow.id == tenant.id).values(queue=queue_name))
+    tenant.queue = queue_name

@@ -11,17 +11,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenant_worker.adapters.orm import CustomerRow, ReminderRow, SmsTemplateRow, SubscriptionRow, TenantRow
+from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.model import ReminderStatus, TenantSpec, TenantStatus, ValidationError
+from tenant_worker.domain.shards import queue_for_new_tenant
 
 
-def create_tenant(session: Session, spec: TenantSpec) -> TenantRow:
-    """Insert a validated tenant; a taken slug is a :class:`ValidationError`, not a crash."""
+def create_tenant(session: Session, spec: TenantSpec, shard_count: int = DEFAULT_SHARD_COUNT) -> TenantRow:
+    """Insert a validated tenant with its queue; a taken slug is a :class:`ValidationError`, not a crash.
+
+    The id is drawn from the sequence first because the shard queue is a function of it and the
+    column is NOT NULL: the row is complete from its first write.
+    """
+    tenant_id = int(session.execute(text("SELECT nextval(pg_get_serial_sequence('tenants', 'id'))")).scalar_one())
     row = TenantRow(
+        id=tenant_id,
+        queue=queue_for_new_tenant(tenant_id, spec.slug, shard_count, dedicated=spec.dedicated),
+        rate_per_second=spec.rate_per_second,
         slug=spec.slug,
         name=spec.name,
         timezone=spec.timezone,
@@ -32,7 +42,6 @@ def create_tenant(session: Session, spec: TenantSpec) -> TenantRow:
         send_time=spec.send_time,
         window_start=spec.sending_window.start,
         window_end=spec.sending_window.end,
-        queue_kind=spec.queue_kind,
     )
     try:
         with session.begin_nested():
@@ -56,6 +65,14 @@ def get_tenant(session: Session, tenant_id: int) -> TenantRow:
     if row is None:
         raise ValidationError([f"unknown tenant id {tenant_id}"])
     return row
+
+
+def tenant_queues(session: Session) -> dict[str, list[str]]:
+    """Every queue some tenant is assigned to, with the slugs on it."""
+    queues: dict[str, list[str]] = {}
+    for queue, slug in session.execute(select(TenantRow.queue, TenantRow.slug).order_by(TenantRow.slug)):
+        queues.setdefault(queue, []).append(slug)
+    return queues
 
 
 def list_tenants(session: Session, status: TenantStatus | None = None) -> list[TenantRow]:

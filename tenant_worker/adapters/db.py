@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from tenant_worker.config import ConfigurationError, redact_url
+from tenant_worker.constants import DEFAULT_SHARD_COUNT
 
 
 def normalize_database_url(url: str) -> str:
@@ -64,15 +65,17 @@ def check_database(url: str) -> None:
         engine.dispose()
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, shard_count: int = DEFAULT_SHARD_COUNT) -> Config:
     """Alembic configuration pointing at the migrations shipped inside the package."""
     config = Config()
     config.set_main_option("script_location", "tenant_worker:migrations")
     config.attributes["database_url"] = normalize_database_url(url)
+    # Migration 0002 back-fills existing tenants' shard queues with this count.
+    config.attributes["shard_count"] = shard_count
     return config
 
 
-def upgrade_database(url: str, revision: str = "head") -> None:
+def upgrade_database(url: str, revision: str = "head", shard_count: int = DEFAULT_SHARD_COUNT) -> None:
     """Apply migrations up to ``revision``; safe to run repeatedly and from several processes."""
     check_database(url)
-    command.upgrade(alembic_config(url), revision)
+    command.upgrade(alembic_config(url, shard_count), revision)

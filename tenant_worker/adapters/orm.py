@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -47,7 +48,10 @@ class TenantRow(Base):
         CheckConstraint("slug ~ '^[a-z0-9-]{2,63}$'", name="tenants_slug_format"),
         CheckConstraint("status IN ('active', 'paused')", name="tenants_status_valid"),
         CheckConstraint("cardinality(windows) > 0", name="tenants_windows_not_empty"),
-        CheckConstraint("queue_kind IN ('shard', 'dedicated')", name="tenants_queue_kind_valid"),
+        CheckConstraint("queue ~ '^[a-z0-9][a-z0-9._-]{0,99}$'", name="tenants_queue_format"),
+        CheckConstraint("rate_per_second IS NULL OR rate_per_second > 0", name="tenants_rate_positive"),
+        # The sweep fan-out and `tenant-worker queues` list tenants by queue.
+        Index("tenants_queue_idx", "queue"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -58,16 +62,19 @@ class TenantRow(Base):
     originator: Mapped[str] = mapped_column(String(16))
     windows: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default=text("'{5,3,1}'"))
     status: Mapped[str] = mapped_column(String(16), server_default="active")
+    # The Celery queue of the tenant's send tasks, stored when the tenant is created (see
+    # tenant_worker.domain.shards) so a new SHARD_COUNT never silently moves anyone.
+    queue: Mapped[str] = mapped_column(String(100))
+    # Optional cap on this tenant's SMS per second, on top of the global provider limit.
+    rate_per_second: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _created()
     # The daily sweep fires at send_time on the tenant's clock; SMS only go out inside
     # [window_start, window_end) local (equal: no quiet hours). `scheduled` is false once the
-    # schedule was removed on purpose, so `schedule sync` does not recreate it. queue_kind is what
-    # the tenant asked for (shard/dedicated).
+    # schedule was removed on purpose, so `schedule sync` does not recreate it.
     send_time: Mapped[dt.time] = mapped_column(Time, default=dt.time(10), server_default="10:00")
     window_start: Mapped[dt.time] = mapped_column(Time, default=dt.time(8), server_default="08:00")
     window_end: Mapped[dt.time] = mapped_column(Time, default=dt.time(21), server_default="21:00")
-    queue_kind: Mapped[str] = mapped_column(String(16), default="shard", server_default="shard")
     scheduled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 
 

@@ -148,15 +148,70 @@ class TenantRepository:
         )
         return int(getattr(result, "rowcount", 0))
 
-    def unenqueued_pending(self, enqueued_before: dt.datetime) -> list[int]:
-        """Pending reminders never enqueued, or enqueued so long ago that the task must be lost."""
+    def lock_for_dispatch(self) -> None:
+        """Serialise publishing of this tenant's batches for the transaction, so two batches finishing
+        at once cannot both see room for more work and exceed the per-tenant bound."""
+        self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended('tenant-dispatch:' || :tenant_id, 0))"),
+            self._params(),
+        )
+
+    def count_outstanding(self, published_after: dt.datetime) -> int:
+        """Reminders whose task is queued or running: ``sending``, or ``pending`` and published recently
+        (a retry waiting for its countdown counts too). Reads the partial index on open rows."""
+        return int(
+            self.session.scalar(
+                text("""
+                    SELECT count(*) FROM reminders
+                     WHERE tenant_id = :tenant_id AND status IN ('pending', 'sending')
+                       AND (status = 'sending' OR enqueued_at >= :after)
+                """),
+                self._params(after=published_after),
+            )
+            or 0
+        )
+
+    def next_unpublished(self, published_before: dt.datetime, limit: int) -> list[int]:
+        """The oldest ``limit`` pending reminders without a live task (never published, or published
+        so long ago that the task must be lost)."""
+        if limit <= 0:
+            return []
         return list(
             self.session.scalars(
                 select(ReminderRow.id)
                 .where(
                     ReminderRow.tenant_id == self.tenant_id,
                     ReminderRow.status == ReminderStatus.PENDING,
-                    (ReminderRow.enqueued_at.is_(None)) | (ReminderRow.enqueued_at < enqueued_before),
+                    (ReminderRow.enqueued_at.is_(None)) | (ReminderRow.enqueued_at < published_before),
+                )
+                .order_by(ReminderRow.id)
+                .limit(limit)
+            )
+        )
+
+    def count_unpublished(self, published_before: dt.datetime) -> int:
+        """How many pending reminders wait in the ledger for a task (the tenant's backlog)."""
+        return int(
+            self.session.scalar(
+                text("""
+                    SELECT count(*) FROM reminders
+                     WHERE tenant_id = :tenant_id AND status = 'pending'
+                       AND (enqueued_at IS NULL OR enqueued_at < :before)
+                """),
+                self._params(before=published_before),
+            )
+            or 0
+        )
+
+    def published_pending(self, published_after: dt.datetime) -> list[int]:
+        """Pending reminders whose task was published recently (it is queued, or a retry waits)."""
+        return list(
+            self.session.scalars(
+                select(ReminderRow.id)
+                .where(
+                    ReminderRow.tenant_id == self.tenant_id,
+                    ReminderRow.status == ReminderStatus.PENDING,
+                    ReminderRow.enqueued_at >= published_after,
                 )
                 .order_by(ReminderRow.id)
             )

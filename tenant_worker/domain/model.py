@@ -18,7 +18,6 @@ from tenant_worker.domain.windows import DEFAULT_WINDOWS, normalize_windows
 # The tenant's daily sweep runs at this local time unless it chooses another.
 DEFAULT_SEND_TIME = dt.time(10, 0)
 # "shard": the tenant shares sharded send queues; "dedicated": it gets queues of its own.
-QUEUE_KINDS = ("shard", "dedicated")
 SLUG_PATTERN = re.compile(r"[a-z0-9-]{2,63}")
 LOCALE_PATTERN = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 ALPHANUMERIC_ORIGINATOR = re.compile(r"[A-Za-z0-9]{1,11}")
@@ -81,7 +80,9 @@ class TenantSpec:
     status: TenantStatus = TenantStatus.ACTIVE
     send_time: dt.time = DEFAULT_SEND_TIME
     sending_window: SendingWindow = field(default_factory=SendingWindow)
-    queue_kind: str = "shard"
+    # Large tenants get their own queue (and pool) instead of a shared shard.
+    dedicated: bool = False
+    rate_per_second: float | None = None
 
     def validated(self) -> TenantSpec:
         """Return a normalised copy, or raise :class:`ValidationError` listing every problem."""
@@ -98,13 +99,13 @@ class TenantSpec:
             problems.append(
                 f"originator {self.originator!r} must be 1-11 letters/digits or an E.164 number like +31612345678"
             )
+        if self.rate_per_second is not None and not self.rate_per_second > 0:
+            problems.append(f"rate {self.rate_per_second} must be a positive number of SMS per second")
         windows = self.windows
         try:
             windows = normalize_windows(self.windows)
         except ValueError as exc:
             problems.append(str(exc))
-        if self.queue_kind not in QUEUE_KINDS:
-            problems.append(f"queue {self.queue_kind!r} must be one of {', '.join(QUEUE_KINDS)}")
         if not self.sending_window.contains(self.send_time):
             problems.append(
                 f"send time {format_hhmm(self.send_time)} is outside the sending window {self.sending_window}: "

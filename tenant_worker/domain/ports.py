@@ -29,6 +29,22 @@ class ReminderQueue(Protocol):
         ...
 
 
+class SendThrottle(Protocol):
+    """Shared send-rate limits (global provider limit, optional per-tenant rate)."""
+
+    def acquire(self, tenant_id: int, tenant_rate: float | None) -> bool:
+        """Wait until one SMS of the tenant may be sent; False means not soon enough: retry it later."""
+        ...
+
+
+class NoThrottle:
+    """No rate limit (tests of sending logic, the console backend)."""
+
+    def acquire(self, tenant_id: int, tenant_rate: float | None) -> bool:
+        """Always allowed at once."""
+        return True
+
+
 class FailureReporter(Protocol):
     """Alerts operators (Sentry) about a reminder that will not be sent automatically."""
 

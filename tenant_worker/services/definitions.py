@@ -138,9 +138,11 @@ def parse_definition(data: dict[str, Any]) -> TenantDefinition:
     window: SendingWindow = _field(data, "sending_window", lambda v: parse_window(_text(v)), SendingWindow(), problems)
     windows = _field(data, "windows", _windows, DEFAULT_WINDOWS, problems)
     queue = _field(data, "queue", _text, "shard", problems)
+    if queue not in ("shard", "dedicated"):
+        problems.append(f"queue {queue!r} must be 'shard' or 'dedicated'")
     spec = TenantSpec(
         text["slug"], text["name"], text["timezone"], text["originator"], locale, windows,
-        send_time=send_time, sending_window=window, queue_kind=queue,
+        send_time=send_time, sending_window=window, dedicated=queue == "dedicated",
     )  # fmt: skip
     try:
         spec = spec.validated()

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.catalog import CustomerRecord
 from tenant_worker.adapters.orm import ReminderRow, SmsTemplateRow, TenantRow
+from tenant_worker.constants import DEDICATED_QUEUE_PREFIX
 from tenant_worker.domain.localtime import next_local_run
 from tenant_worker.domain.model import ReminderStatus, TenantStatus, ValidationError
 from tenant_worker.domain.ports import ScheduleStore
@@ -73,7 +74,7 @@ def write_rejects(csv_path: Path, rejects: list[RejectedRow]) -> Path:
     return target
 
 
-_TENANT_FIELDS = ("name", "timezone", "locale", "originator", "send_time", "queue_kind")
+_TENANT_FIELDS = ("name", "timezone", "locale", "originator", "send_time")
 
 
 def _apply_tenant(session: Session, definition: TenantDefinition, report: OnboardReport) -> TenantRow:
@@ -84,6 +85,11 @@ def _apply_tenant(session: Session, definition: TenantDefinition, report: Onboar
         session.flush()
         report.created = True
         report.changes.append(f"create tenant {spec.slug}")
+    elif tenant.queue.startswith(DEDICATED_QUEUE_PREFIX) != spec.dedicated:
+        # A move re-publishes queued work and tells every router cache: it has its own command.
+        raise ValidationError(
+            [f"tenant {spec.slug} is on queue {tenant.queue}; change its queue with `tenant-worker tenant move`"]
+        )
     wanted: dict[str, Any] = {name: getattr(spec, name) for name in _TENANT_FIELDS}
     wanted |= {
         "windows": list(spec.windows),

@@ -14,11 +14,10 @@ import datetime as dt
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenant_worker.adapters import catalog
-from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.config import Settings
 from tenant_worker.domain.ports import ReminderQueue
-from tenant_worker.services.sweep import SweepReport, enqueue_pending
-from tenant_worker.services.tenants import local_today, sending_window
+from tenant_worker.services import dispatch
+from tenant_worker.services.tenants import sending_window
 
 
 def release_deferred(
@@ -33,15 +32,9 @@ def release_deferred(
     for tenant in tenants:
         if not sending_window(tenant).is_open(now, tenant.timezone):
             continue
-        with sessions.begin() as session:
-            repo = TenantRepository(session, tenant.id)
-            # The sweep's lock: a sweep running now would otherwise publish the same rows.
-            repo.lock_for_sweep()
-            ids = repo.unenqueued_pending(published_before)
-            repo.mark_enqueued(ids)
-        report = SweepReport(tenant.slug, local_today(tenant.timezone, now).isoformat())
-        enqueue_pending(sessions, tenant.id, ids, queue, settings.send_batch_size, report, fresh=set())
-        released[tenant.slug] = report.re_enqueued
+        # The same bounded top-up as a sweep: the tenant's finished batches publish the rest.
+        report = dispatch.publish_next_batches(sessions, tenant.id, queue, settings, now)
+        released[tenant.slug] = len(report.published)
         if report.error:
             break  # the broker is down: the next run retries every tenant
     return released

@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from tenant_worker import constants
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.domain.localtime import format_hhmm, next_local_runs
@@ -26,10 +25,10 @@ from tenant_worker.domain.ports import ScheduleStore, StoredSchedule
 def queue_for_tenant(tenant: TenantRow) -> str:
     """The queue a tenant's sweep task goes to: the one place that decides it.
 
-    Every tenant's sweep uses the control queue for now; per-tenant routing (``queue_kind``
-    shard/dedicated) plugs in here.
+    The tenant's own (shard or dedicated) queue, so a tenant's sweep runs on the pool that sends
+    for it; `schedule sync` re-points the entry after a `tenant move`.
     """
-    return constants.CONTROL_QUEUE
+    return tenant.queue
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from tenant_worker.adapters.repository import SendJob, TenantRepository
 from tenant_worker.config import Settings
 from tenant_worker.domain.backoff import retry_delay
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, ReminderStatus, SendOutcome, SkipReason
-from tenant_worker.domain.ports import FailureReporter, SmsGateway
+from tenant_worker.domain.ports import FailureReporter, NoThrottle, SendThrottle, SmsGateway
 from tenant_worker.domain.templates import RenderedSms, TemplateError
 from tenant_worker.services.rendering import build_sms, template_chooser
 from tenant_worker.services.tenants import local_today, sending_window
@@ -59,11 +59,14 @@ def send_reminders(
     settings: Settings,
     report_failure: FailureReporter,
     now: dt.datetime | None = None,
+    throttle: SendThrottle | None = None,
 ) -> SendReport:
     """Send the still-pending reminders among ``reminder_ids`` of one tenant and record the outcomes.
 
     Outside the tenant's sending window nothing is sent: the reminders stay ``pending`` and are
     marked unpublished, so ``release_deferred`` publishes them again when the window opens.
+    Each SMS first takes a slot from ``throttle`` (the shared rate limits); one that gets no slot
+    soon enough is treated like a 429: back to pending and retried with backoff, never dropped.
     """
     now = now or dt.datetime.now(dt.UTC)
     with sessions.begin() as session:
@@ -76,7 +79,9 @@ def send_reminders(
     today = local_today(tenant.timezone, now)
     prepared = [_prepare(tenant, choose, job, today) for job in jobs]
     sms_list = [p.sms for p in prepared if p.sms is not None]
-    outcomes = dict(zip((sms.reference for sms in sms_list), executor.map(gateway.send, sms_list), strict=True))
+    tenant_rate = tenant.rate_per_second or settings.tenant_rate_per_second
+    send = _throttled(gateway, throttle or NoThrottle(), tenant_id, tenant_rate)
+    outcomes = dict(zip((sms.reference for sms in sms_list), executor.map(send, sms_list), strict=True))
     report = SendReport()
     with sessions.begin() as session:
         repo = TenantRepository(session, tenant_id)
@@ -87,6 +92,17 @@ def send_reminders(
         worst = max(job.attempts for job in jobs if job.reminder_id in report.retry_ids)
         report.retry_in = retry_delay(worst, settings.retry_base_seconds, settings.retry_cap_seconds)
     return report
+
+
+def _throttled(
+    gateway: SmsGateway, throttle: SendThrottle, tenant_id: int, tenant_rate: float | None
+) -> Callable[[OutboundSms], SendOutcome]:
+    def send(sms: OutboundSms) -> SendOutcome:
+        if not throttle.acquire(tenant_id, tenant_rate):
+            return SendOutcome(OutcomeKind.RETRY, error="send rate limit reached; retrying later")
+        return gateway.send(sms)
+
+    return send
 
 
 def _prepare(tenant: TenantRow, choose: Callable[[int], str], job: SendJob, today: dt.date) -> _Prepared:

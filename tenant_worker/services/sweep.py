@@ -2,8 +2,10 @@
 
 The ledger is the source of truth. The claim commits before anything is enqueued; if the broker is
 down, the reminders stay ``pending`` without ``enqueued_at`` and the tenant's next sweep enqueues them,
-so nothing claimed is ever stranded. A row stuck in ``sending`` (its worker died mid-send) becomes
-``unknown`` so it is visible rather than silently lost.
+so nothing claimed is ever stranded. Only a bounded number of the tenant's batches is published at once
+(:mod:`tenant_worker.services.dispatch`), so one large tenant cannot bury the others on its queue.
+A row stuck in ``sending`` (its worker died mid-send) becomes ``unknown`` so it is visible rather than
+silently lost.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.config import Settings
 from tenant_worker.domain.model import ReminderStatus, TenantStatus
-from tenant_worker.domain.ports import EnqueueError, ReminderQueue
+from tenant_worker.domain.ports import ReminderQueue
+from tenant_worker.services import dispatch
 from tenant_worker.services.rendering import build_sms, template_chooser
 from tenant_worker.services.tenants import local_today, sending_window, tenant_windows
 
@@ -35,6 +38,8 @@ class SweepReport:
     enqueued: int = 0
     re_enqueued: int = 0
     not_enqueued: int = 0
+    # Pending reminders left in the ledger for the tenant's finished batches to publish (fairness).
+    backlog: int = 0
     marked_unknown: int = 0
     # Pending reminders held back because the tenant's sending window is closed; the beat task
     # ``release_deferred`` publishes them when it opens.
@@ -85,44 +90,21 @@ def sweep_tenant(
         report.claimed = len(claimed)
         report.skipped = sum(1 for _, status in claimed if status == ReminderStatus.SKIPPED)
         fresh = {reminder_id for reminder_id, status in claimed if status == ReminderStatus.PENDING}
-        stale_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
-        to_enqueue = sorted(fresh | set(repo.unenqueued_pending(stale_before)))
         if not sending_window(tenant).is_open(now, tenant.timezone):
             # Quiet hours: claimed (so the decision is in the ledger) but not published; no
             # countdown, which Redis would redeliver in a loop past its visibility timeout.
-            report.deferred = len(to_enqueue)
+            stale_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
+            report.deferred = repo.count_unpublished(stale_before)
             return report
-        # Stamped before publishing, under the sweep lock, so a concurrent sweep does not publish
-        # the same rows again; un-stamped below if the broker refuses them.
-        repo.mark_enqueued(to_enqueue)
         tenant_id = tenant.id
-    enqueue_pending(sessions, tenant_id, to_enqueue, queue, settings.send_batch_size, report, fresh)
+    # The claim is committed first: whatever happens next, the reminders are in the ledger. Only the
+    # tenant's first batches are published now; finished batches publish the rest (see dispatch).
+    published = dispatch.publish_next_batches(sessions, tenant_id, queue, settings, now)
+    report.enqueued, report.re_enqueued = dispatch.count_fresh(published.published, fresh)
+    report.backlog = published.backlog
+    report.not_enqueued = published.not_published
+    report.error = published.error
     return report
-
-
-def enqueue_pending(
-    sessions: sessionmaker[Session],
-    tenant_id: int,
-    reminder_ids: list[int],
-    queue: ReminderQueue,
-    batch_size: int,
-    report: SweepReport,
-    fresh: set[int],
-) -> None:
-    """Publish send tasks in batches; at the first broker failure, clear ``enqueued_at`` of the rest
-    so the next sweep publishes them."""
-    for start in range(0, len(reminder_ids), batch_size):
-        batch = reminder_ids[start : start + batch_size]
-        try:
-            queue.enqueue(tenant_id, batch)
-        except EnqueueError as exc:
-            report.not_enqueued = len(reminder_ids) - start
-            report.error = f"{report.not_enqueued} pending reminders not enqueued ({exc}); the next sweep retries"
-            with sessions.begin() as session:
-                TenantRepository(session, tenant_id).mark_enqueued(reminder_ids[start:], enqueued=False)
-            return
-        report.enqueued += sum(1 for reminder_id in batch if reminder_id in fresh)
-        report.re_enqueued += sum(1 for reminder_id in batch if reminder_id not in fresh)
 
 
 def preview_sweep(

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.orm import TenantRow
+from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.localtime import SendingWindow, format_hhmm
 from tenant_worker.domain.model import TenantSpec
 from tenant_worker.domain.templates import TemplateError, validate_template
@@ -21,12 +22,15 @@ DEFAULT_TEMPLATE = (
 )
 
 
-def create_tenant(session: Session, spec: TenantSpec, template: str | None = None) -> TenantRow:
-    """Validate everything first, then create the tenant and its default template in one transaction."""
+def create_tenant(
+    session: Session, spec: TenantSpec, template: str | None = None, shard_count: int = DEFAULT_SHARD_COUNT
+) -> TenantRow:
+    """Validate everything first, then create the tenant (with its queue) and its default template in
+    one transaction."""
     spec = spec.validated()
     body = template or DEFAULT_TEMPLATE
     validate_template(body)
-    row = catalog.create_tenant(session, spec)
+    row = catalog.create_tenant(session, spec, shard_count)
     session.flush()
     catalog.TenantCatalog(session, row.id).save_template(body)
     return row
@@ -72,7 +76,8 @@ def describe_tenant(session: Session, tenant: TenantRow) -> dict[str, Any]:
         "status": tenant.status,
         "send_time": format_hhmm(tenant.send_time),
         "sending_window": str(sending_window(tenant)),
-        "queue_kind": tenant.queue_kind,
+        "queue": tenant.queue,
+        "rate_per_second": tenant.rate_per_second,
         "local_today": local_today(tenant.timezone).isoformat(),
         "templates": [{"window": t.window_days, "locale": t.locale, "body": t.body} for t in templates],
     }

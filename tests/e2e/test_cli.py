@@ -101,3 +101,37 @@ def test_schedule_cli_shows_runs_across_a_dst_change_in_utc_and_local_time(worke
     listed = {s["tenant"]: s for s in json.loads(cli(worker_env, "schedule", "list", "--json").stdout)}
     assert listed[slug]["state"] == "paused"
     assert json.loads(cli(worker_env, "schedule", "remove", slug, "--json").stdout)["state"] == "removed"
+
+
+def test_tenants_get_a_shard_or_a_dedicated_queue_and_can_be_moved(worker_env, redis_url):
+    from tests.conftest import redis_db_url
+
+    env = {**worker_env, "REDIS_URL": redis_db_url(redis_url, 13)}
+    small, big = unique_slug("small"), unique_slug("big")
+    common = ["--name", "N", "--timezone", "Europe/Amsterdam", "--originator", "Net", "--json"]
+    shard = json.loads(cli(env, "tenant", "create", "--slug", small, *common).stdout)["queue"]
+    assert shard.startswith("reminders.shard.") and 0 <= int(shard.rsplit(".", 1)[1]) < 16
+    created = json.loads(cli(env, "tenant", "create", "--slug", big, "--dedicated", "--rate", "50", *common).stdout)
+    assert (created["queue"], created["rate_per_second"]) == (f"reminders.tenant.{big}", 50.0)
+
+    moved = json.loads(cli(env, "tenant", "move", small, "--shard", "15", "--json").stdout)
+    assert (moved["old_queue"], moved["new_queue"]) == (shard, "reminders.shard.15")
+    assert json.loads(cli(env, "tenant", "show", small, "--json").stdout)["queue"] == "reminders.shard.15"
+    cli(env, "tenant", "move", small, "--dedicated")
+    assert json.loads(cli(env, "tenant", "show", small, "--json").stdout)["queue"] == f"reminders.tenant.{small}"
+
+    for bad in (["--shard", "16"], ["--shard", "1", "--dedicated"], []):
+        refused = cli(env, "tenant", "move", small, *bad, check=False)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    listed = {q["queue"]: q for q in json.loads(cli(env, "queues", "--json").stdout)["queues"]}
+    assert listed[f"reminders.tenant.{big}"]["kind"] == "dedicated"
+    assert listed["reminders.control"]["kind"] == "control"
+
+
+def test_worker_refuses_a_tenant_without_a_dedicated_queue(worker_env):
+    slug = unique_slug("shared")
+    cli(worker_env, "tenant", "create", "--slug", slug, "--name", "N", "--timezone", "UTC", "--originator", "Net")
+    refused = cli(worker_env, "worker", "--tenant", slug, check=False)
+    assert refused.returncode == 2 and "tenant move" in refused.stderr
+    bad = cli(worker_env, "worker", "--shards", "0-99", check=False)
+    assert bad.returncode == 2 and "SHARD_COUNT is 16" in bad.stderr

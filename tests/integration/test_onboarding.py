@@ -75,8 +75,8 @@ def test_onboarding_creates_tenant_customers_and_schedule_then_changes_nothing_o
     assert (stored.timezone, stored.send_time.isoformat()) == ("Australia/Adelaide", "09:30:00")
     with sessions() as session:
         tenant = session.scalars(select(TenantRow).where(TenantRow.slug == slug)).one()
-        assert (tenant.queue_kind, str(tenant.window_start), str(tenant.window_end)) == (
-            "dedicated",
+        assert (tenant.queue, str(tenant.window_start), str(tenant.window_end)) == (
+            f"reminders.tenant.{slug}",
             "08:00:00",
             "21:00:00",
         )

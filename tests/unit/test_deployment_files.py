@@ -28,10 +28,13 @@ from tenant_worker import cli
 from tenant_worker.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("migrate", "worker", "beat")
-LONG_RUNNING = ("worker", "beat")
-HANDLERS = {"migrate": "cmd_db_upgrade", "worker": "cmd_worker", "beat": "cmd_beat"}
+WORKER_POOLS = ("worker-shards-a", "worker-shards-b", "worker-control")
+APP_SERVICES = ("migrate", *WORKER_POOLS, "beat")
+LONG_RUNNING = (*WORKER_POOLS, "beat")
+HANDLERS = {"migrate": "cmd_db_upgrade", "beat": "cmd_beat"} | {pool: "cmd_worker" for pool in WORKER_POOLS}
 CELERY_COMMANDS: dict[str, click.Command] = {"worker": celery_worker, "beat": celery_beat}
+# The Celery program behind each long-running service.
+PROGRAMS = {"beat": "beat"} | {pool: "worker" for pool in WORKER_POOLS}
 CREDENTIAL_WORDS = ("PASSWORD", "KEY", "DSN", "SECRET", "TOKEN")
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -311,7 +314,7 @@ def test_app_service_runs_its_tenant_worker_subcommand(name: str, monkeypatch: p
     assert command[0] in subcommands()
     handler, args = dispatch(command, monkeypatch)
     assert handler == HANDLERS[name]
-    if name in CELERY_COMMANDS:
+    if name in PROGRAMS:
         assert args.celery_args == command[1:]
 
 
@@ -322,7 +325,10 @@ def test_migrate_command_parses_as_db_upgrade() -> None:
 
 @pytest.mark.parametrize("name", LONG_RUNNING)
 def test_worker_and_beat_pass_only_options_celery_accepts(name: str) -> None:
-    context = celery_context(name, service(name)["command"][1:])
+    options = service(name)["command"][1:]
+    if PROGRAMS[name] == "worker":
+        _, options = cli.worker_selection(options)  # --shards/--queues/--tenant are tenant-worker's own
+    context = celery_context(PROGRAMS[name], options)
     assert context.args == [], f"celery {name} would ignore {context.args}"
 
 
@@ -343,14 +349,16 @@ def test_beat_runs_as_exactly_one_replica() -> None:
     assert beat.get("scale", 1) == 1
 
 
-def test_worker_can_be_scaled_without_name_or_port_clashes() -> None:
-    worker = service("worker")
+@pytest.mark.parametrize("name", WORKER_POOLS)
+def test_worker_can_be_scaled_without_name_or_port_clashes(name: str) -> None:
+    worker = service(name)
     assert "container_name" not in worker
     assert not worker.get("ports")
 
 
-def test_worker_starts_only_after_migrations_succeed_and_redis_is_healthy() -> None:
-    depends = service("worker")["depends_on"]
+@pytest.mark.parametrize("name", WORKER_POOLS)
+def test_worker_starts_only_after_migrations_succeed_and_redis_is_healthy(name: str) -> None:
+    depends = service(name)["depends_on"]
     assert depends["migrate"]["condition"] == "service_completed_successfully"
     assert depends["redis"]["condition"] == "service_healthy"
 
@@ -360,11 +368,12 @@ def test_migrate_waits_for_a_healthy_postgres() -> None:
     assert "pg_isready" in service("postgres")["healthcheck"]["test"]
 
 
-def test_worker_stop_grace_period_lets_warm_shutdown_finish_the_longest_task() -> None:
+@pytest.mark.parametrize("name", WORKER_POOLS)
+def test_worker_stop_grace_period_lets_warm_shutdown_finish_the_longest_task(name: str) -> None:
     from tenant_worker.celery_app import create_app
 
     limit = create_app(Settings(redis_url="redis://localhost:6379/0")).conf.task_time_limit
-    assert duration_seconds(service("worker")["stop_grace_period"]) >= limit
+    assert duration_seconds(service(name)["stop_grace_period"]) >= limit
 
 
 # --- docker-compose.yml: credentials ---------------------------------------------------------------
@@ -404,7 +413,7 @@ def test_every_app_service_reads_the_redis_password_from_the_secret(name: str) -
 def test_compose_environment_yields_settings_for_the_compose_services(tmp_path: Path) -> None:
     secret = tmp_path / "redis_password"
     secret.write_text("p@ss#word\n", encoding="utf-8")
-    env = container_environment("worker", {"POSTGRES_PASSWORD": "pg-secret"})
+    env = container_environment("worker-shards-a", {"POSTGRES_PASSWORD": "pg-secret"})
     assert env["REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
     settings = load_settings({**env, "REDIS_PASSWORD_FILE": str(secret)})
     postgres = service("postgres")["environment"]
@@ -417,6 +426,6 @@ def test_compose_environment_yields_settings_for_the_compose_services(tmp_path: 
 
 def test_compose_refuses_to_start_without_a_postgres_password() -> None:
     with pytest.raises(MissingVariableError):
-        container_environment("worker", {})
+        container_environment("worker-shards-a", {})
     with pytest.raises(MissingVariableError):
         container_environment("postgres", {})

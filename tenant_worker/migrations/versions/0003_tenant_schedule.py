@@ -1,16 +1,14 @@
-"""Per-tenant schedule: local send time, allowed sending window, requested queue kind.
-
-Only adds columns, so it applies cleanly on top of any earlier revision.
+"""Per-tenant schedule: local send time and allowed sending window.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -20,12 +18,10 @@ def upgrade() -> None:
     op.add_column("tenants", sa.Column("send_time", sa.Time(), server_default="10:00", nullable=False))
     op.add_column("tenants", sa.Column("window_start", sa.Time(), server_default="08:00", nullable=False))
     op.add_column("tenants", sa.Column("window_end", sa.Time(), server_default="21:00", nullable=False))
-    op.add_column("tenants", sa.Column("queue_kind", sa.String(length=16), server_default="shard", nullable=False))
     op.add_column("tenants", sa.Column("scheduled", sa.Boolean(), server_default=sa.text("true"), nullable=False))
-    op.create_check_constraint("tenants_queue_kind_valid", "tenants", "queue_kind IN ('shard', 'dedicated')")
 
 
 def downgrade() -> None:
     """Drop the schedule columns (their constraints go with them)."""
-    for column in ("scheduled", "queue_kind", "window_end", "window_start", "send_time"):
+    for column in ("scheduled", "window_end", "window_start", "send_time"):
         op.drop_column("tenants", column)

@@ -1,0 +1,196 @@
+"""Benchmark: SMS/s, sweep-to-send latency of small tenants, duplicates and lost, against a naive
+baseline in the same run. Prints numbers; asserts nothing.
+
+Starts (or takes the addresses of) PostgreSQL, a password-protected Redis and the MessageBird
+emulator with ``--latency`` and a 429 limit of ``--rate-limit`` per second; loads one large tenant
+and ``--small-tenants`` small ones; starts ``--workers`` real ``tenant-worker worker`` processes over
+all shards; sweeps every tenant (large first) and waits until the ledger has nothing open. Then the
+same for the naive baseline (one task per SMS, the SDK as shipped, prefork concurrency 2) on
+``--baseline`` reminders. Duplicates = references the emulator accepted more than once; lost =
+claimed reminders not accepted exactly once.
+
+    .venv/bin/python scripts/bench_dispatch.py --latency 0.1 --rate-limit 500 --large 10000 \\
+        --small-tenants 1000 --small-due 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench_common import BIN, add_tenant, database, emulator, percentile, redis_server
+from sqlalchemy import text
+
+from tenant_worker.adapters.db import session_factory
+from tenant_worker.celery_app import create_app
+from tenant_worker.config import load_settings
+from tenant_worker.runtime import CeleryReminderQueue
+from tenant_worker.services.sweep import sweep_tenant
+
+ACCESS_KEY = "bench-access-key"
+SCRIPTS = Path(__file__).resolve().parent
+
+
+def start_workers(commands: list[list[str]], env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    processes = []
+    for n, command in enumerate(commands):
+        log = open(f"/tmp/bench-worker-{os.getpid()}-{n}.log", "wb")  # noqa: SIM115
+        processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=SCRIPTS))
+        deadline = time.monotonic() + 60
+        while b"ready." not in Path(log.name).read_bytes():
+            if time.monotonic() > deadline or processes[-1].poll() is not None:
+                sys.exit(f"worker did not start; see {log.name}")
+            time.sleep(0.1)
+    return processes
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(60)
+
+
+def emulator_get(url: str, path: str) -> Any:
+    with urllib.request.urlopen(url + path, timeout=60) as answer:  # noqa: S310 (our own emulator)
+        return json.load(answer)
+
+
+def emulator_reset(url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(url + "/_emulator/reset", method="POST"), timeout=10)  # noqa: S310
+
+
+def open_rows(sessions: Any, tenant_ids: list[int]) -> int:
+    with sessions() as session:
+        return int(
+            session.scalar(
+                text("SELECT count(*) FROM reminders WHERE tenant_id = ANY(:t) AND status IN ('pending', 'sending')"),
+                {"t": tenant_ids},
+            )
+        )
+
+
+def measure(label: str, sessions: Any, emulator_url: str, tenant_ids: list[int], small: set[int], t0: float) -> None:
+    """Print throughput, small-tenant latency, duplicates and lost for one run."""
+    with sessions() as session:
+        rows = session.execute(
+            text("SELECT id, tenant_id, status FROM reminders WHERE tenant_id = ANY(:t)"), {"t": tenant_ids}
+        ).all()
+    accepted = emulator_get(emulator_url, "/_emulator/accepted")
+    refs = Counter(a["reference"] for a in accepted)
+    at = {a["reference"]: a["received_at"] for a in accepted}
+    ids = {str(r.id) for r in rows}
+    duplicates = sum(n - 1 for ref, n in refs.items() if ref in ids and n > 1)
+    lost = sum(1 for r in rows if refs.get(str(r.id), 0) == 0)
+    sent = sum(1 for ref in refs if ref in ids)
+    end = max((at[ref] for ref in refs if ref in ids), default=t0)
+    latencies = [at[str(r.id)] - t0 for r in rows if r.tenant_id in small and str(r.id) in at]
+    stats = emulator_get(emulator_url, "/_emulator/stats")
+    statuses = dict(Counter(r.status for r in rows))
+    print(
+        f"{label:<10} sent={sent:>6} in {end - t0:6.1f}s = {sent / max(end - t0, 1e-9):7.1f} SMS/s | "
+        f"small tenants sweep->send p50={percentile(latencies, 50):6.2f}s p99={percentile(latencies, 99):6.2f}s | "
+        f"duplicates={duplicates} lost={lost} | emulator requests={stats['requests']} (429s: "
+        f"{stats['requests'] - stats['accepted']}) max in flight={stats['max_in_flight']} | ledger {statuses}",
+        flush=True,
+    )
+
+
+def run(args: argparse.Namespace, redis_url: str, database_url: str, emulator_url: str) -> None:
+    env = {
+        **os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SMS_BACKEND": "messagebird",
+        "MESSAGEBIRD_ACCESS_KEY": ACCESS_KEY, "MESSAGEBIRD_ENDPOINT": emulator_url,
+        "SEND_RATE_PER_SECOND": str(args.rate_limit), "PYTHONPATH": str(SCRIPTS),
+    }  # fmt: skip
+    settings = load_settings(env)
+    sessions = session_factory(database_url)
+    queue = CeleryReminderQueue(create_app(settings))
+
+    large = add_tenant(sessions, "large", args.large, args.large, 30)
+    smalls = [
+        add_tenant(sessions, f"small-{n:04d}", args.small_due, args.small_due, 30) for n in range(args.small_tenants)
+    ]
+    with sessions() as session:
+        slugs = dict(session.execute(text("SELECT id, slug FROM tenants")).all())
+    command = [str(BIN / "tenant-worker"), "worker", "--shards", f"0-{settings.shard_count - 1}", "--loglevel",
+               "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat"]  # fmt: skip
+    workers = start_workers([command] * args.workers, env)
+    emulator_reset(emulator_url)
+    t0 = time.time()
+    for tenant_id in [large, *smalls]:
+        sweep_tenant(sessions, slugs[tenant_id], queue, settings)
+    sweep_seconds = time.time() - t0
+    tenant_ids = [large, *smalls]
+    while open_rows(sessions, tenant_ids):
+        time.sleep(0.5)
+    stop(workers)
+    print(f"sweep of {len(tenant_ids)} tenants took {sweep_seconds:.2f}s", flush=True)
+    measure("sharded", sessions, emulator_url, tenant_ids, set(smalls), t0)
+
+    if args.baseline <= 0:
+        return
+    base_large = add_tenant(sessions, "base-large", args.baseline // 2, args.baseline // 2, 30)
+    base_smalls = [add_tenant(sessions, f"base-small-{n:03d}", 10, 10, 30) for n in range(args.baseline // 20)]
+    naive_queue = NaiveQueue(create_app(settings))
+    naive = settings.__class__(**{**settings.__dict__, "max_batches_per_tenant": 10**9})
+    celery = [str(BIN / "celery"), "-A", "bench_naive", "worker", "-P", "prefork", "-c", "2", "-Q", "bench.naive",
+              "--loglevel", "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat"]  # fmt: skip
+    workers = start_workers([celery], env)
+    emulator_reset(emulator_url)
+    with sessions() as session:
+        slugs = dict(session.execute(text("SELECT id, slug FROM tenants")).all())
+    t0 = time.time()
+    for tenant_id in [base_large, *base_smalls]:
+        sweep_tenant(sessions, slugs[tenant_id], naive_queue, naive)
+    tenant_ids = [base_large, *base_smalls]
+    deadline = time.monotonic() + args.baseline_timeout
+    while open_rows(sessions, tenant_ids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    stop(workers)
+    measure("naive", sessions, emulator_url, tenant_ids, set(base_smalls), t0)
+
+
+class NaiveQueue:
+    """Publishes one baseline task per reminder."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def enqueue(self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0) -> None:
+        for reminder_id in reminder_ids:
+            self.app.send_task("bench.naive_send", args=[tenant_id, reminder_id], queue="bench.naive")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency", type=float, default=0.1, help="emulated MessageBird latency (s)")
+    parser.add_argument("--rate-limit", type=float, default=500, help="provider limit per second (0 = none); "
+                        "also the workers' SEND_RATE_PER_SECOND")  # fmt: skip
+    parser.add_argument("--large", type=int, default=10000, help="due reminders of the large tenant")
+    parser.add_argument("--small-tenants", type=int, default=1000)
+    parser.add_argument("--small-due", type=int, default=10, help="due reminders per small tenant")
+    parser.add_argument("--workers", type=int, default=2, help="tenant-worker worker processes")
+    parser.add_argument("--baseline", type=int, default=400, help="reminders for the naive baseline (0 = skip)")
+    parser.add_argument("--baseline-timeout", type=float, default=120)
+    parser.add_argument("--redis-url")
+    parser.add_argument("--database-url")
+    parser.add_argument("--emulator-url")
+    args = parser.parse_args()
+    with (
+        redis_server(args.redis_url) as redis_url,
+        database(args.database_url) as database_url,
+        emulator(args.emulator_url, args.latency, args.rate_limit, ACCESS_KEY) as emulator_url,
+    ):
+        run(args, redis_url, database_url, emulator_url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Send-rate limits shared by every worker process and machine: token buckets in Redis.
+
+One Lua script takes a token from the global bucket (the provider's limit) and, when the tenant has a
+rate, from the tenant's bucket, atomically, using Redis's own clock so hosts with skewed clocks agree.
+It is a *reservation*: the token is taken at once (the balance may go negative) and the script answers
+how long the caller must wait for its slot. So every SMS costs exactly one round trip, waiting threads
+never poll, and sends leave evenly spaced at the configured rate instead of in bursts. A reservation
+longer than ``max_wait`` is refused without taking anything, and the send is retried later through
+the normal retry path (the reminder goes back to ``pending``): a rate limit never drops a message.
+
+redis-py's ``Script`` runs EVALSHA and falls back to EVAL (loading the script) on NOSCRIPT, e.g.
+after a Redis restart. The keys share the ``{rate}`` hash tag, so the script also works on a cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+
+from tenant_worker import constants
+
+# Burst capacity: a bucket holds this many seconds' worth of tokens. Small on purpose: a provider
+# that counts per second would answer 429 to a full second's burst on top of a steady stream.
+BURST_SECONDS = 0.1
+
+_RESERVE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local max_wait = tonumber(ARGV[1])
+local wait = 0
+local balances = {}
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[2 * i])
+  local capacity = tonumber(ARGV[2 * i + 1])
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(state[1]) or capacity
+  local at = tonumber(state[2]) or now
+  tokens = math.min(capacity, tokens + math.max(0, now - at) * rate) - 1
+  balances[i] = tokens
+  if tokens < 0 and -tokens / rate > wait then wait = -tokens / rate end
+end
+if wait > max_wait then return {0, tostring(wait)} end
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[2 * i])
+  local capacity = tonumber(ARGV[2 * i + 1])
+  redis.call('HSET', key, 'tokens', tostring(balances[i]), 'at', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil((capacity - balances[i]) / rate * 1000) + 60000)
+end
+return {1, tostring(wait)}
+"""
+
+
+def tenant_bucket(tenant_id: int) -> str:
+    """The Redis key of one tenant's bucket."""
+    return f"{constants.RATE_BUCKET_PREFIX}tenant:{tenant_id}"
+
+
+class RedisRateLimiter:
+    """Blocks each send until the global and tenant rates allow it; thread-safe and multi-process."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        global_rate: float,
+        *,
+        max_wait: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        global_key: str = constants.GLOBAL_RATE_BUCKET,
+    ) -> None:
+        self._script = client.register_script(_RESERVE_LUA)
+        self._global_rate, self._max_wait, self._sleep, self._global_key = global_rate, max_wait, sleep, global_key
+
+    def reserve(self, tenant_id: int, tenant_rate: float | None) -> float | None:
+        """Take a slot; return seconds to wait before sending, or None if that would exceed ``max_wait``."""
+        keys: list[str] = []
+        args: list[float] = [self._max_wait]
+        for key, rate in ((self._global_key, self._global_rate), (tenant_bucket(tenant_id), tenant_rate or 0.0)):
+            if rate > 0:
+                keys.append(key)
+                args += [rate, max(1.0, rate * BURST_SECONDS)]
+        if not keys:
+            return 0.0
+        granted, wait = self._script(keys=keys, args=args)
+        return float(wait) if int(granted) else None
+
+    def acquire(self, tenant_id: int, tenant_rate: float | None) -> bool:
+        """Wait for a send slot; False when none is available within ``max_wait`` (retry the SMS later)."""
+        wait = self.reserve(tenant_id, tenant_rate)
+        if wait is None:
+            return False
+        if wait > 0:
+            self._sleep(wait)
+        return True

@@ -1,0 +1,100 @@
+"""Publishing send work with a bound per tenant, so tenants sharing a queue interleave.
+
+A sweep may claim 50,000 reminders for one tenant. Publishing them all at once would put 1,000
+batches in front of every other tenant on the same shard. Instead at most ``max_batches_per_tenant``
+batches of a tenant are queued or running at any time; the rest wait in the ledger as ``pending``
+without ``enqueued_at``. Every finished send task calls :func:`publish_next_batches` for its tenant
+(a continuation), which tops the tenant back up from the ledger. A small tenant swept while a big one
+drains therefore waits behind at most ``max_batches_per_tenant`` of the big tenant's batches, not
+behind its whole backlog, and the big tenant still keeps ``max_batches x batch_size`` SMS in flight.
+
+The ledger stays the source of truth: rows are stamped before their task is published (under a
+per-tenant advisory lock, so concurrent continuations never exceed the bound), un-stamped if the
+broker refuses them, and a chain that was lost (Redis flushed, a worker killed between stamp and
+publish) is restarted by the tenant's next sweep, which publishes whatever has no live task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenant_worker.adapters.repository import TenantRepository
+from tenant_worker.config import Settings
+from tenant_worker.domain.ports import EnqueueError, ReminderQueue
+
+
+@dataclass
+class PublishReport:
+    """What one top-up published, and what still waits in the ledger."""
+
+    published: list[int]
+    backlog: int = 0
+    not_published: int = 0
+    error: str | None = None
+
+
+def batches_allowed(outstanding_rows: int, batch_size: int, max_batches: int) -> int:
+    """How many more batches a tenant may have in flight: a partial batch (a retry of a few
+    reminders) occupies a whole slot, which keeps the bound simple and conservative."""
+    in_flight = -(-outstanding_rows // batch_size)
+    return max(0, max_batches - in_flight)
+
+
+def publish_next_batches(
+    sessions: sessionmaker[Session],
+    tenant_id: int,
+    queue: ReminderQueue,
+    settings: Settings,
+    now: dt.datetime | None = None,
+) -> PublishReport:
+    """Publish the tenant's oldest unpublished pending reminders, up to its bound of batches."""
+    now = now or dt.datetime.now(dt.UTC)
+    published_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
+    batch = settings.send_batch_size
+    with sessions.begin() as session:
+        repo = TenantRepository(session, tenant_id)
+        repo.lock_for_dispatch()
+        outstanding = repo.count_outstanding(published_before)
+        limit = batches_allowed(outstanding, batch, settings.max_batches_per_tenant) * batch
+        ids = repo.next_unpublished(published_before, limit)
+        repo.mark_enqueued(ids)
+        backlog = repo.count_unpublished(published_before)
+    report = PublishReport(published=[], backlog=backlog)
+    publish_batches(sessions, tenant_id, ids, queue, batch, report)
+    return report
+
+
+def publish_batches(
+    sessions: sessionmaker[Session],
+    tenant_id: int,
+    reminder_ids: list[int],
+    queue: ReminderQueue,
+    batch_size: int,
+    report: PublishReport,
+) -> None:
+    """Publish stamped reminders in batches; at the first broker failure, clear ``enqueued_at`` of the
+    rest so the next sweep or continuation publishes them."""
+    for start in range(0, len(reminder_ids), batch_size):
+        batch = reminder_ids[start : start + batch_size]
+        try:
+            queue.enqueue(tenant_id, batch)
+        except EnqueueError as exc:
+            rest = reminder_ids[start:]
+            report.not_published = len(rest)
+            report.backlog += len(rest)
+            report.error = f"{len(rest)} pending reminders not enqueued ({exc}); the next sweep retries"
+            with sessions.begin() as session:
+                TenantRepository(session, tenant_id).mark_enqueued(rest, enqueued=False)
+            return
+        report.published.extend(batch)
+
+
+def count_fresh(published: Collection[int], fresh: Collection[int]) -> tuple[int, int]:
+    """(newly claimed, re-published) among the published ids."""
+    fresh_set = set(fresh)
+    new = sum(1 for reminder_id in published if reminder_id in fresh_set)
+    return new, len(published) - new

@@ -1,0 +1,38 @@
+"""Migration 0002 back-fills the shard map of tenants created before it, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+from alembic import command
+
+from tenant_worker.adapters.db import alembic_config, get_engine
+from tenant_worker.domain.shards import shard_for
+from tests.conftest import PG_ADMIN_URL
+
+
+def test_existing_tenants_get_their_hash_shard_under_the_configured_count() -> None:
+    name = f"tw_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        command.upgrade(alembic_config(url), "0001")
+        with psycopg.connect(url, autocommit=True) as conn:
+            for slug in ("alpha", "beta", "gamma"):
+                conn.execute(
+                    "INSERT INTO tenants (slug, name, timezone, originator) VALUES (%s, %s, 'UTC', 'Net')", (slug, slug)
+                )
+        command.upgrade(alembic_config(url, shard_count=4), "head")
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT id, queue, rate_per_second FROM tenants ORDER BY id").fetchall()
+        assert [(queue, rate) for _, queue, rate in rows] == [
+            (f"reminders.shard.{shard_for(tenant_id, 4):02d}", None) for tenant_id, _, _ in rows
+        ]
+        command.downgrade(alembic_config(url), "0001")
+        command.upgrade(alembic_config(url), "head")
+    finally:
+        get_engine(url).dispose()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
