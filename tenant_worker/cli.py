@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from tenant_worker import cli_onboard, cli_schedule, runtime
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
+from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.adapters.redis_check import check_redis
 from tenant_worker.adapters.redis_queues import queue_depths, reserved_count
 from tenant_worker.adapters.repository import TenantRepository
@@ -24,6 +25,7 @@ from tenant_worker.domain.model import DEFAULT_SEND_TIME, TenantSpec, TenantStat
 from tenant_worker.domain.templates import TemplateError
 from tenant_worker.domain.windows import DEFAULT_WINDOWS, WindowsError, parse_windows
 from tenant_worker.services import customers, sharding, sweep, tenants
+from tenant_worker.services.schedules import ScheduleService
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -90,6 +92,9 @@ def cmd_tenant_move(args: argparse.Namespace) -> int:
     queue = runtime.CeleryReminderQueue(app)
     try:
         report = sharding.move_tenant(runtime.sessions(), args.slug, target, queue, settings, announce)
+        # The tenant's daily sweep follows it to the new queue now, not at the next schedule sync.
+        with runtime.sessions()() as session:
+            ScheduleService(runtime.sessions(), RedBeatStore(app)).apply(catalog.find_tenant(session, args.slug))
     except (RedisError, OSError) as exc:
         print(
             f"error: moved {args.slug} to {target}, but Redis is unreachable ({type(exc).__name__}): other "

@@ -119,6 +119,8 @@ def test_tenants_get_a_shard_or_a_dedicated_queue_and_can_be_moved(worker_env, r
     assert json.loads(cli(env, "tenant", "show", small, "--json").stdout)["queue"] == "reminders.shard.15"
     cli(env, "tenant", "move", small, "--dedicated")
     assert json.loads(cli(env, "tenant", "show", small, "--json").stdout)["queue"] == f"reminders.tenant.{small}"
+    # The tenant's daily sweep entry follows it.
+    assert json.loads(cli(env, "schedule", "show", small, "--json").stdout)["queue"] == f"reminders.tenant.{small}"
 
     for bad in (["--shard", "16"], ["--shard", "1", "--dedicated"], []):
         refused = cli(env, "tenant", "move", small, *bad, check=False)

@@ -52,7 +52,8 @@ def test_a_berlin_schedule_survives_redis_and_keeps_its_zone_across_dst(app, sto
     key = store.key(tenant.slug)
     raw = json.loads(store.redis.hget(key, "definition"))
     assert raw["schedule"] == {"__type__": "tenant_local", "timezone": "Europe/Berlin", "time": "10:00"}
-    assert raw["options"] == {"queue": constants.CONTROL_QUEUE}
+    assert raw["options"] == {"queue": tenant.queue}
+    assert tenant.queue.startswith("reminders.shard.")
 
     # Loaded the way RedBeat's scheduler loads it on every tick.
     entry = TenantScheduleEntry.from_key(key, app=app)
@@ -60,7 +61,7 @@ def test_a_berlin_schedule_survives_redis_and_keeps_its_zone_across_dst(app, sto
     assert (entry.task, entry.args, entry.options["queue"]) == (
         constants.TASK_SWEEP_TENANT,
         [tenant.slug],
-        "reminders.control",
+        tenant.queue,
     )
     before_change = dt.datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
     entry.schedule.nowfun = lambda: before_change  # a clock the test controls
@@ -81,10 +82,10 @@ def quiet_app(settings):
     return create_app(replace(settings, redis_url=settings.redis_url.rsplit("/", 1)[0] + "/7"))
 
 
-def published_sweeps(app, slug: str) -> list[dict]:
-    """Sweep tasks for ``slug`` waiting in the control queue (Celery's Redis message format)."""
+def published_sweeps(app, slug: str, queue: str = constants.CONTROL_QUEUE) -> list[dict]:
+    """Sweep tasks for ``slug`` waiting in ``queue`` (Celery's Redis message format)."""
     client = RedBeatStore(app).redis
-    messages = [json.loads(raw) for raw in client.lrange(constants.CONTROL_QUEUE, 0, -1)]
+    messages = [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
     return [
         m for m in messages
         if m["headers"]["task"] == constants.TASK_SWEEP_TENANT and slug in m["headers"]["argsrepr"]
@@ -94,7 +95,7 @@ def published_sweeps(app, slug: str) -> list[dict]:
 def test_a_scheduler_tick_sends_a_due_entry_to_the_tenants_queue_once(quiet_app, make_tenant):
     tenant = make_tenant("Asia/Kolkata")
     store = RedBeatStore(quiet_app)
-    store.put(tenant.slug, "Asia/Kolkata", dt.time(10), constants.CONTROL_QUEUE, True, dt.datetime.now(UTC))
+    store.put(tenant.slug, "Asia/Kolkata", dt.time(10), tenant.queue, True, dt.datetime.now(UTC))
     # Last run long ago: the entry is overdue now.
     meta = {"last_run_at": {"__type__": "datetime", "year": 2020, "month": 1, "day": 1, "hour": 0, "minute": 0,
                             "second": 0, "microsecond": 0, "timezone": "UTC"}}  # fmt: skip
@@ -105,11 +106,11 @@ def test_a_scheduler_tick_sends_a_due_entry_to_the_tenants_queue_once(quiet_app,
     with quiet_app.producer_or_acquire() as producer:
         for entry in scheduler.schedule.values():
             scheduler.maybe_due(entry, producer=producer)
-        assert len(published_sweeps(quiet_app, tenant.slug)) == 1
+        assert len(published_sweeps(quiet_app, tenant.slug, tenant.queue)) == 1
         # It was advanced: the next tick finds it not due.
         for entry in scheduler.schedule.values():
             scheduler.maybe_due(entry, producer=producer)
-    assert len(published_sweeps(quiet_app, tenant.slug)) == 1
+    assert len(published_sweeps(quiet_app, tenant.slug, tenant.queue)) == 1
     after = store.get(tenant.slug)
     assert after.due_at > dt.datetime.now(UTC)
     assert after.due_at.astimezone(zoneinfo.ZoneInfo("Asia/Kolkata")).time() == dt.time(10)
@@ -185,5 +186,6 @@ def test_sync_creates_missing_fixes_drift_and_removes_orphans(service, store, ma
 def test_run_now_publishes_the_sweep_to_the_tenants_queue(sessions, quiet_app, make_tenant):
     tenant = make_tenant()
     task_id = ScheduleService(sessions, RedBeatStore(quiet_app)).run_now(tenant.slug)
-    [message] = published_sweeps(quiet_app, tenant.slug)
+    assert published_sweeps(quiet_app, tenant.slug) == []
+    [message] = published_sweeps(quiet_app, tenant.slug, tenant.queue)
     assert message["headers"]["id"] == task_id
