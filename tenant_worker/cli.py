@@ -74,8 +74,20 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
     with runtime.sessions().begin() as session:
         row = tenants.create_tenant(session, spec, args.template, runtime.settings().shard_count)
         description = tenants.describe_tenant(session, row)
+    from tenant_worker.celery_app import app
+
+    try:
+        description["schedule"] = ScheduleService(runtime.sessions(), RedBeatStore(app)).apply(row)
+    except (RedisError, OSError) as exc:
+        # The tenant exists; beat's schedule sync creates the entry once Redis is back.
+        description["schedule"] = "pending sync"
+        print(f"warning: schedule not created yet (Redis: {type(exc).__name__}); `schedule sync` will", file=sys.stderr)
     _print(
-        description, args.json, lambda: print(f"created tenant {row.slug} ({row.name}, {row.timezone}) on {row.queue}")
+        description,
+        args.json,
+        lambda: print(
+            f"created tenant {row.slug} ({row.name}, {row.timezone}) on {row.queue}; schedule {description['schedule']}"
+        ),
     )
     return 0
 
