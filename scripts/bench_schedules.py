@@ -5,8 +5,9 @@
 Starts its own password-protected redis-server on a free port and creates a throwaway database on
 the local PostgreSQL (TEST_PG_ADMIN_URL, default postgresql://postgres@127.0.0.1:5432/postgres), then:
 
-1. onboards N tenants (schedules only, no customers) through the onboarding service, one after the
-   other, as `tenant-worker tenant onboard` does;
+1. onboards N tenants (schedules only, no customers) through the onboarding service, each exactly as
+   `tenant-worker tenant onboard` does, 8 at a time (`onboard_many`: the work is round trips and
+   commits, so a few threads multiply throughput);
 2. times RedBeat ticks with N entries when nothing is due (RedBeat asks its sorted set only for
    entries due now or within one beat interval);
 3. makes D tenants due in the same minute and times the tick that dispatches them all to Redis.
