@@ -8,33 +8,21 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from redis.exceptions import RedisError
-
-from tenant_worker import cli_onboard, cli_schedule, runtime
+from tenant_worker import cli_onboard, cli_schedule, cli_tenant, runtime
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
-from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.adapters.redis_check import check_redis
 from tenant_worker.adapters.redis_queues import queue_depths, reserved_count
 from tenant_worker.adapters.repository import TenantRepository
+from tenant_worker.cli_common import print_result as _print
 from tenant_worker.config import ConfigurationError
-from tenant_worker.domain.localtime import SendingWindow, parse_hhmm, parse_window
-from tenant_worker.domain.model import DEFAULT_SEND_TIME, TenantSpec, TenantStatus, ValidationError
+from tenant_worker.domain.model import TenantStatus, ValidationError
 from tenant_worker.domain.templates import TemplateError
-from tenant_worker.domain.windows import DEFAULT_WINDOWS, WindowsError, parse_windows
-from tenant_worker.services import customers, sharding, sweep, tenants
-from tenant_worker.services.schedules import ScheduleService
+from tenant_worker.domain.windows import WindowsError
+from tenant_worker.services import customers, sharding, sweep
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _print(data: Any, as_json: bool, table: Callable[[], None]) -> None:
-    if as_json:
-        print(json.dumps(data, indent=2, default=str))
-    else:
-        table()
 
 
 def _date(text: str) -> dt.date:
@@ -44,86 +32,11 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-12-31") from None
 
 
-def _parsed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse type from a parser that raises ``ValueError`` with a readable message."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
-
-
 def cmd_db_upgrade(_: argparse.Namespace) -> int:
     """Apply database migrations."""
     upgrade_database(runtime.settings().database_url, shard_count=runtime.settings().shard_count)
     print("database is up to date")
     return 0
-
-
-def cmd_tenant_create(args: argparse.Namespace) -> int:
-    """Create a tenant and its default template."""
-    windows = parse_windows(args.windows) if args.windows else DEFAULT_WINDOWS
-    spec = TenantSpec(
-        args.slug, args.name, args.timezone, args.originator, args.locale, windows,
-        send_time=args.send_time, sending_window=args.sending_window,
-        dedicated=args.dedicated, rate_per_second=args.rate,
-    )  # fmt: skip
-    with runtime.sessions().begin() as session:
-        row = tenants.create_tenant(session, spec, args.template, runtime.settings().shard_count)
-        description = tenants.describe_tenant(session, row)
-    from tenant_worker.celery_app import app
-
-    try:
-        description["schedule"] = ScheduleService(runtime.sessions(), RedBeatStore(app)).apply(row)
-    except (RedisError, OSError) as exc:
-        # The tenant exists; beat's schedule sync creates the entry once Redis is back.
-        description["schedule"] = "pending sync"
-        print(f"warning: schedule not created yet (Redis: {type(exc).__name__}); `schedule sync` will", file=sys.stderr)
-    _print(
-        description,
-        args.json,
-        lambda: print(
-            f"created tenant {row.slug} ({row.name}, {row.timezone}) on {row.queue}; schedule {description['schedule']}"
-        ),
-    )
-    return 0
-
-
-def cmd_tenant_move(args: argparse.Namespace) -> int:
-    """Move a tenant to another shard or to its dedicated queue; queued work still runs exactly once."""
-    settings = runtime.settings()
-    target = sharding.target_queue(args.slug, args.shard, args.dedicated, settings.shard_count)
-    from tenant_worker.celery_app import app
-
-    def announce() -> None:
-        runtime.announce_route_change(app, runtime.redis_client())
-
-    queue = runtime.CeleryReminderQueue(app)
-    try:
-        report = sharding.move_tenant(runtime.sessions(), args.slug, target, queue, settings, announce)
-        # The tenant's daily sweep follows it to the new queue now, not at the next schedule sync.
-        with runtime.sessions()() as session:
-            ScheduleService(runtime.sessions(), RedBeatStore(app)).apply(catalog.find_tenant(session, args.slug))
-    except (RedisError, OSError) as exc:
-        print(
-            f"error: moved {args.slug} to {target}, but Redis is unreachable ({type(exc).__name__}): other "
-            "processes pick the new queue up within a minute and the next sweep re-publishes its pending work",
-            file=sys.stderr,
-        )
-        return 1
-    _print(
-        report.as_dict(),
-        args.json,
-        lambda: print(
-            f"moved {report.tenant}: {report.old_queue} -> {report.new_queue}; {report.republished} pending "
-            f"re-published, {report.published} more published, {report.backlog} waiting in the ledger"
-            + (f" - {report.error}" if report.error else "")
-        ),
-    )
-    return 1 if report.error else 0
 
 
 def cmd_queues(args: argparse.Namespace) -> int:
@@ -144,37 +57,6 @@ def cmd_queues(args: argparse.Namespace) -> int:
         print(f"{'reserved by workers (running, prefetched, retry countdown)':<59} {data['reserved']:>8}")
 
     _print(data, args.json, table)
-    return 0
-
-
-def cmd_tenant_list(args: argparse.Namespace) -> int:
-    """List tenants."""
-    with runtime.sessions()() as session:
-        rows = [tenants.describe_tenant(session, t) for t in catalog.list_tenants(session)]
-
-    def table() -> None:
-        print(f"{'SLUG':<24} {'STATUS':<8} {'TIMEZONE':<24} {'WINDOWS':<10} NAME")
-        for r in rows:
-            windows = ",".join(map(str, r["windows"]))
-            print(f"{r['slug']:<24} {r['status']:<8} {r['timezone']:<24} {windows:<10} {r['name']}")
-
-    _print(rows, args.json, table)
-    return 0
-
-
-def cmd_tenant_show(args: argparse.Namespace) -> int:
-    """Show one tenant with its templates."""
-    with runtime.sessions()() as session:
-        data = tenants.describe_tenant(session, catalog.find_tenant(session, args.slug))
-    _print(data, args.json, lambda: print(json.dumps(data, indent=2)))
-    return 0
-
-
-def cmd_tenant_template(args: argparse.Namespace) -> int:
-    """Save a template (validated now, not when an SMS is sent)."""
-    with runtime.sessions().begin() as session:
-        tenants.save_template(session, args.slug, args.text, args.window, args.locale)
-    print(f"template saved for {args.slug} (window {args.window or 'any'}, locale {args.locale or 'any'})")
     return 0
 
 
@@ -306,43 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(handler=cmd_db_upgrade)
 
-    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(dest="action", required=True)
-    create = tenant.add_parser("create", help="create a tenant")
-    create.add_argument("--slug", required=True)
-    create.add_argument("--name", required=True)
-    create.add_argument("--timezone", required=True, help="IANA zone, e.g. Europe/Amsterdam")
-    create.add_argument("--originator", required=True, help="sender: <=11 letters/digits or an E.164 number")
-    create.add_argument("--locale", default="en")
-    create.add_argument("--windows", help="days before expiry, e.g. 5,3,1 (default)")
-    create.add_argument("--template", help="SMS template; placeholders: see README")
-    create.add_argument("--send-time", type=_parsed(parse_hhmm), default=DEFAULT_SEND_TIME, help="local HH:MM")
-    create.add_argument(
-        "--sending-window", type=_parsed(parse_window), default=SendingWindow(), help="local, e.g. 08:00-21:00"
-    )
-    create.add_argument("--dedicated", action="store_true", help="large tenant: its own queue and pool")
-    create.add_argument("--rate", type=float, help="cap on this tenant's SMS per second")
-    create.add_argument("--json", action="store_true")
-    create.set_defaults(handler=cmd_tenant_create)
-    move = tenant.add_parser("move", help="move a tenant to another shard or to its dedicated queue")
-    move.add_argument("slug")
-    target = move.add_mutually_exclusive_group(required=True)
-    target.add_argument("--shard", type=int, help="shard number")
-    target.add_argument("--dedicated", action="store_true", help="the queue reminders.tenant.<slug>")
-    move.add_argument("--json", action="store_true")
-    move.set_defaults(handler=cmd_tenant_move)
-    listing = tenant.add_parser("list", help="list tenants")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=cmd_tenant_list)
-    show = tenant.add_parser("show", help="show a tenant")
-    show.add_argument("slug")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(handler=cmd_tenant_show)
-    template = tenant.add_parser("template", help="save an SMS template")
-    template.add_argument("slug")
-    template.add_argument("text")
-    template.add_argument("--window", type=int, help="only for this window (days)")
-    template.add_argument("--locale", help="only for this locale")
-    template.set_defaults(handler=cmd_tenant_template)
+    tenant = cli_tenant.register(sub)
 
     cust = sub.add_parser("customers", help="manage customers").add_subparsers(dest="action", required=True)
     imp = cust.add_parser("import", help="import a customers CSV (all rows or none)")
