@@ -164,7 +164,9 @@ class NaiveQueue:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    def enqueue(self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0) -> None:
+    def enqueue(
+        self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0, queue: str | None = None
+    ) -> None:
         for reminder_id in reminder_ids:
             self.app.send_task("bench.naive_send", args=[tenant_id, reminder_id], queue="bench.naive")
 

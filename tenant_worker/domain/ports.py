@@ -24,8 +24,12 @@ class SmsGateway(Protocol):
 class ReminderQueue(Protocol):
     """Puts send work on the broker."""
 
-    def enqueue(self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0) -> None:
-        """Schedule one send task for these reminders; raises :class:`EnqueueError` if the broker is down."""
+    def enqueue(
+        self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0, queue: str | None = None
+    ) -> None:
+        """Schedule one send task for these reminders; raises :class:`EnqueueError` if the broker is down.
+        ``queue`` is the tenant's queue when the caller has just read the tenant row (a sweep); without
+        it the task is routed by the tenant's cached route."""
         ...
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -83,11 +84,12 @@ def send_reminders(
     send = _throttled(gateway, throttle or NoThrottle(), tenant_id, tenant_rate)
     outcomes = dict(zip((sms.reference for sms in sms_list), executor.map(send, sms_list), strict=True))
     report = SendReport()
+    finished: list[_Finish] = []
+    for item in prepared:
+        outcome = outcomes.get(str(item.job.reminder_id))
+        finished.append(_record(tenant.slug, item, outcome, settings, report, report_failure))
     with sessions.begin() as session:
-        repo = TenantRepository(session, tenant_id)
-        for item in prepared:
-            outcome = outcomes.get(str(item.job.reminder_id))
-            _record(repo, tenant.slug, item, outcome, settings, report, report_failure)
+        TenantRepository(session, tenant_id).finish_many(finished)
     if report.retry_ids:
         worst = max(job.attempts for job in jobs if job.reminder_id in report.retry_ids)
         report.retry_in = retry_delay(worst, settings.retry_base_seconds, settings.retry_cap_seconds)
@@ -118,22 +120,24 @@ def _prepare(tenant: TenantRow, choose: Callable[[int], str], job: SendJob, toda
     return _Prepared(job, sms, rendered)
 
 
+_Finish = tuple[int, ReminderStatus, dict[str, Any]]
+
+
 def _record(
-    repo: TenantRepository,
     tenant_slug: str,
     item: _Prepared,
     outcome: SendOutcome | None,
     settings: Settings,
     report: SendReport,
     report_failure: FailureReporter,
-) -> None:
-    """Write one outcome: sent, back to pending for a retry, or a final failed/unknown (alerted)."""
+) -> _Finish:
+    """The ledger write for one outcome: sent, back to pending for a retry, or a final failed/unknown
+    (alerted). Written for the whole batch at once by the caller."""
     reminder_id = item.job.reminder_id
     if item.skip is not None:
-        repo.finish(reminder_id, ReminderStatus.SKIPPED, skip_reason=item.skip.value)
         report.skipped += 1
-        return
-    rendered = {}
+        return reminder_id, ReminderStatus.SKIPPED, {"skip_reason": item.skip.value}
+    rendered: dict[str, Any] = {}
     if item.rendered is not None:
         rendered = {
             "body": item.rendered.body,
@@ -141,30 +145,26 @@ def _record(
             "segments": item.rendered.segments,
         }
     if outcome is None:
-        repo.finish(reminder_id, ReminderStatus.FAILED, last_error=item.error)
         report.failed += 1
         report_failure(tenant_slug, reminder_id, ReminderStatus.FAILED.value, item.error)
-        return
+        return reminder_id, ReminderStatus.FAILED, {"last_error": item.error}
     if outcome.kind == OutcomeKind.SENT:
-        repo.finish(
+        report.sent += 1
+        return (
             reminder_id,
             ReminderStatus.SENT,
-            provider_message_id=outcome.provider_id,
-            last_error=None,
-            **rendered,
+            {"provider_message_id": outcome.provider_id, "last_error": None, **rendered},
         )
-        report.sent += 1
-    elif outcome.kind == OutcomeKind.RETRY and item.job.attempts < settings.send_max_attempts:
-        repo.finish(reminder_id, ReminderStatus.PENDING, last_error=outcome.error, **rendered)
+    if outcome.kind == OutcomeKind.RETRY and item.job.attempts < settings.send_max_attempts:
         report.retry_ids.append(reminder_id)
+        return reminder_id, ReminderStatus.PENDING, {"last_error": outcome.error, **rendered}
+    final = ReminderStatus.UNKNOWN if outcome.kind == OutcomeKind.UNKNOWN else ReminderStatus.FAILED
+    error = outcome.error
+    if outcome.kind == OutcomeKind.RETRY:
+        error = f"gave up after {item.job.attempts} attempts: {outcome.error}"
+    if final == ReminderStatus.UNKNOWN:
+        report.unknown += 1
     else:
-        final = ReminderStatus.UNKNOWN if outcome.kind == OutcomeKind.UNKNOWN else ReminderStatus.FAILED
-        error = outcome.error
-        if outcome.kind == OutcomeKind.RETRY:
-            error = f"gave up after {item.job.attempts} attempts: {outcome.error}"
-        repo.finish(reminder_id, final, last_error=error, **rendered)
-        if final == ReminderStatus.UNKNOWN:
-            report.unknown += 1
-        else:
-            report.failed += 1
-        report_failure(tenant_slug, reminder_id, final.value, error)
+        report.failed += 1
+    report_failure(tenant_slug, reminder_id, final.value, error)
+    return reminder_id, final, {"last_error": error, **rendered}
