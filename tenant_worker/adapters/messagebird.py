@@ -15,6 +15,7 @@ turns those into the ledger's outcomes:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import urljoin
 
@@ -64,6 +65,12 @@ class SessionHttpClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, pool_block=True, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # Proxies and a CA bundle from the environment are read once, here: with trust_env requests
+        # re-reads the environment (and looks for ~/.netrc) on every call, a measurable share of the
+        # CPU of a send at hundreds of SMS a second, and a netrc entry could replace our AccessKey.
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.endpoint))
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self.session.trust_env = False
         self.session.headers.update(
             {
                 "Accept": "application/json",

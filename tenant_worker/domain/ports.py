@@ -36,17 +36,18 @@ class ReminderQueue(Protocol):
 class SendThrottle(Protocol):
     """Shared send-rate limits (global provider limit, optional per-tenant rate)."""
 
-    def acquire(self, tenant_id: int, tenant_rate: float | None) -> bool:
-        """Wait until one SMS of the tenant may be sent; False means not soon enough: retry it later."""
+    def reserve_batch(self, tenant_id: int, tenant_rate: float | None, count: int) -> list[float]:
+        """Reserve send slots for up to ``count`` SMS of the tenant: for each slot granted, seconds to
+        wait before sending it. A shorter list means the rest would wait too long: retry them later."""
         ...
 
 
 class NoThrottle:
     """No rate limit (tests of sending logic, the console backend)."""
 
-    def acquire(self, tenant_id: int, tenant_rate: float | None) -> bool:
-        """Always allowed at once."""
-        return True
+    def reserve_batch(self, tenant_id: int, tenant_rate: float | None, count: int) -> list[float]:
+        """Every slot at once."""
+        return [0.0] * count
 
 
 class FailureReporter(Protocol):
