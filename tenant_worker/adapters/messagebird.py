@@ -152,8 +152,12 @@ class MessageBirdGateway:
     def send(self, sms: OutboundSms) -> SendOutcome:
         """Send one SMS with ``reference`` = reminder id and classify the result (see module docs)."""
         params = {"reference": sms.reference, "datacoding": "unicode" if sms.encoding == "UCS-2" else "plain"}
+        params.update({"originator": sms.originator, "body": sms.body, "recipients": sms.recipient})
         try:
-            message = self.client.message_create(sms.originator, [sms.recipient], sms.body, params)
+            # What the SDK's message_create sends, through its request() (JSON decoding, errors as
+            # ErrorException), without loading the answer into a Message: that parses every date
+            # with dateutil, a tenth of a send's CPU, for the one field we keep, the id.
+            message = self.client.request("messages", "POST", params)
         except ErrorException as exc:
             return SendOutcome(OutcomeKind.FAILED, error=_describe_errors(exc))
         except GatewayRejectedError as exc:
@@ -165,7 +169,9 @@ class MessageBirdGateway:
         except ValueError:
             # The SDK raises ValueError on a body that is not JSON; we cannot know if it was sent.
             return SendOutcome(OutcomeKind.UNKNOWN, error="unreadable answer from MessageBird")
-        return SendOutcome(OutcomeKind.SENT, provider_id=str(message.id))
+        if not isinstance(message, dict) or not message.get("id"):
+            return SendOutcome(OutcomeKind.UNKNOWN, error="unreadable answer from MessageBird")
+        return SendOutcome(OutcomeKind.SENT, provider_id=str(message["id"]))
 
     def close(self) -> None:
         """Close pooled connections."""
