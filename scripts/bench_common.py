@@ -4,6 +4,7 @@ password-protected Redis and the MessageBird emulator, and bulk-load tenants wit
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import secrets
 import shutil
@@ -22,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenant_worker.config import build_redis_url
+from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import TenantSpec
 from tenant_worker.services.tenants import create_tenant
 
@@ -108,7 +110,9 @@ def add_tenant(sessions: sessionmaker[Session], slug: str, subscriptions: int, d
     """A tenant with ``subscriptions`` customers, of which ``due`` expire within the next 5 days and
     the rest spread over ``horizon_days``; loaded with set-based SQL, not the ORM."""
     with sessions.begin() as session:
-        tenant = create_tenant(session, TenantSpec(slug, slug, "UTC", "BenchNet"))
+        # No quiet hours: a benchmark measures sending whatever the hour of the run.
+        always = SendingWindow(dt.time(0, 0), dt.time(0, 0))
+        tenant = create_tenant(session, TenantSpec(slug, slug, "UTC", "BenchNet", sending_window=always))
         tenant_id = tenant.id
         session.execute(
             text("""
@@ -136,3 +140,59 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+# Constraints and indexes of the bulk-loaded tables, dropped for the load and rebuilt after it
+# (building a btree once over sorted input is far cheaper than maintaining it row by row).
+_LOADED_TABLES = "('customers'::regclass, 'subscriptions'::regclass)"
+
+
+def bulk_load(url: str, tenant_ids: list[int], per_tenant: int, due: int, horizon_days: int) -> None:
+    """``per_tenant`` customers with one subscription each for every tenant, ``due`` of them expiring
+    within the next 5 days, in two ``INSERT ... SELECT generate_series`` statements with the tables'
+    secondary indexes and foreign keys dropped during the load and recreated (and validated) after."""
+    total = per_tenant * len(tenant_ids)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        fks = conn.execute(f"""
+            SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+             WHERE contype = 'f' AND (conrelid IN {_LOADED_TABLES} OR confrelid IN {_LOADED_TABLES})""").fetchall()
+        uniques = conn.execute(f"""
+            SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+             WHERE contype = 'u' AND conrelid IN {_LOADED_TABLES}""").fetchall()
+        indexes = conn.execute(f"""
+            SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index
+             WHERE indrelid IN {_LOADED_TABLES} AND NOT indisprimary
+               AND indexrelid NOT IN (SELECT conindid FROM pg_constraint WHERE contype IN ('u', 'p'))""").fetchall()
+        for table, name, _ in [*fks, *uniques]:
+            conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        for name, _ in indexes:
+            conn.execute(f"DROP INDEX {name}")
+        first = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM customers").fetchone()[0])  # type: ignore[index]
+        # g numbers customers 0..total-1; tenant k holds block k, local number n = 1..per_tenant.
+        params = {"tids": tenant_ids, "per": per_tenant, "total": total, "first": first, "due": due, "h": horizon_days}
+        conn.execute(
+            """INSERT INTO customers (id, tenant_id, external_ref, name, phone)
+               SELECT %(first)s + g, (%(tids)s::bigint[])[1 + g / %(per)s], 'c' || (1 + g %% %(per)s),
+                      'Customer ' || (1 + g %% %(per)s), '+3161' || lpad((g %% 10000000)::text, 7, '0')
+                 FROM generate_series(0, %(total)s - 1) g""",
+            params,
+        )
+        conn.execute(
+            """INSERT INTO subscriptions (id, tenant_id, customer_id, plan, amount, currency, expires_on)
+               SELECT %(first)s + g, (%(tids)s::bigint[])[1 + g / %(per)s], %(first)s + g, 'Fiber', 29.95, 'EUR',
+                      CASE WHEN 1 + g %% %(per)s <= %(due)s
+                           THEN (now() AT TIME ZONE 'UTC')::date + 1 + (1 + g %% %(per)s) %% 5
+                           ELSE (now() AT TIME ZONE 'UTC')::date + 6 + (1 + g %% %(per)s) %% %(h)s END
+                 FROM generate_series(0, %(total)s - 1) g""",
+            params,
+        )
+        for table in ("customers", "subscriptions"):
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        for table, name, definition in uniques:
+            conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        for _, definition in indexes:
+            conn.execute(definition)
+        for table, name, definition in fks:
+            conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        conn.execute("VACUUM ANALYZE customers")
+        conn.execute("VACUUM ANALYZE subscriptions")

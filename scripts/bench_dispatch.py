@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +113,15 @@ def run(args: argparse.Namespace, redis_url: str, database_url: str, emulator_ur
     }  # fmt: skip
     settings = load_settings(env)
     sessions = session_factory(database_url)
-    queue = CeleryReminderQueue(create_app(settings))
+    if args.large or args.small_tenants:
+        run_sharded(args, env, settings, sessions, emulator_url)
+    if args.baseline > 0:
+        run_naive(args, env, settings, sessions, emulator_url)
 
+
+def run_sharded(args: argparse.Namespace, env: dict[str, str], settings: Any, sessions: Any, emulator_url: str) -> None:
+    """tenant-worker itself: ``--workers`` worker processes over every shard."""
+    queue = CeleryReminderQueue(create_app(settings))
     large = add_tenant(sessions, "large", args.large, args.large, 30)
     smalls = [
         add_tenant(sessions, f"small-{n:04d}", args.small_due, args.small_due, 30) for n in range(args.small_tenants)
@@ -125,18 +133,25 @@ def run(args: argparse.Namespace, redis_url: str, database_url: str, emulator_ur
     workers = start_workers([command] * args.workers, env)
     emulator_reset(emulator_url)
     t0 = time.time()
-    for tenant_id in [large, *smalls]:
-        sweep_tenant(sessions, slugs[tenant_id], queue, settings)
+    # The production fan-out: sweep_all_tenants publishes one sweep task per tenant and the control
+    # pool runs them concurrently; here --sweep-threads threads of this process do the same sweeps.
+    with ThreadPoolExecutor(args.sweep_threads) as pool:
+        list(pool.map(lambda tenant_id: sweep_tenant(sessions, slugs[tenant_id], queue, settings), [large, *smalls]))
     sweep_seconds = time.time() - t0
     tenant_ids = [large, *smalls]
     while open_rows(sessions, tenant_ids):
         time.sleep(0.5)
     stop(workers)
-    print(f"sweep of {len(tenant_ids)} tenants took {sweep_seconds:.2f}s", flush=True)
+    print(
+        f"sweep of {len(tenant_ids)} tenants ({args.sweep_threads} threads, large tenant first) took "
+        f"{sweep_seconds:.2f}s",
+        flush=True,
+    )
     measure("sharded", sessions, emulator_url, tenant_ids, set(smalls), t0)
 
-    if args.baseline <= 0:
-        return
+
+def run_naive(args: argparse.Namespace, env: dict[str, str], settings: Any, sessions: Any, emulator_url: str) -> None:
+    """The naive baseline on ``--baseline`` reminders (half one tenant, the rest 10 per tenant)."""
     base_large = add_tenant(sessions, "base-large", args.baseline // 2, args.baseline // 2, 30)
     base_smalls = [add_tenant(sessions, f"base-small-{n:03d}", 10, 10, 30) for n in range(args.baseline // 20)]
     naive_queue = NaiveQueue(create_app(settings))
@@ -164,26 +179,49 @@ class NaiveQueue:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    def enqueue(self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0) -> None:
+    def enqueue(
+        self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0, queue: str | None = None
+    ) -> None:
         for reminder_id in reminder_ids:
             self.app.send_task("bench.naive_send", args=[tenant_id, reminder_id], queue="bench.naive")
 
 
+# The issue's targets, selectable with --scenario (explicit flags override a scenario's values).
+SCENARIOS: dict[str, dict[str, Any]] = {
+    # 100 ms latency, 500/s provider cap: >= 450 SMS/s over 20,000 SMS, 0 duplicates, 0 lost.
+    "capped": {"latency": 0.1, "rate_limit": 500, "large": 10000, "small_tenants": 1000, "small_due": 10},
+    # 0 ms latency, no cap: >= 1,500 SMS/s.
+    "uncapped": {"latency": 0.0, "rate_limit": 0, "large": 10000, "small_tenants": 1000, "small_due": 10},
+    # One tenant with 50,000 due and 100 tenants with 10 due: small tenants' p99 <= 5 s.
+    "fairness": {"latency": 0.1, "rate_limit": 500, "large": 50000, "small_tenants": 100, "small_due": 10},
+    # Only the naive baseline (one task per SMS, the SDK as shipped, prefork concurrency 2).
+    "naive": {"latency": 0.1, "rate_limit": 500, "large": 0, "small_tenants": 0, "small_due": 10},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--latency", type=float, default=0.1, help="emulated MessageBird latency (s)")
-    parser.add_argument("--rate-limit", type=float, default=500, help="provider limit per second (0 = none); "
-                        "also the workers' SEND_RATE_PER_SECOND")  # fmt: skip
-    parser.add_argument("--large", type=int, default=10000, help="due reminders of the large tenant")
-    parser.add_argument("--small-tenants", type=int, default=1000)
-    parser.add_argument("--small-due", type=int, default=10, help="due reminders per small tenant")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), help="one of the issue's targets")
+    parser.add_argument("--latency", type=float, help="emulated MessageBird latency (s); default 0.1")
+    parser.add_argument("--rate-limit", type=float, help="provider limit per second (0 = none); "
+                        "also the workers' SEND_RATE_PER_SECOND; default 500")  # fmt: skip
+    parser.add_argument("--large", type=int, help="due reminders of the large tenant; default 10000")
+    parser.add_argument("--small-tenants", type=int, help="default 1000")
+    parser.add_argument("--small-due", type=int, help="due reminders per small tenant; default 10")
     parser.add_argument("--workers", type=int, default=2, help="tenant-worker worker processes")
+    parser.add_argument("--sweep-threads", type=int, default=4, help="concurrent tenant sweeps (the control "
+                        "pool's WORKER_CONCURRENCY)")  # fmt: skip
     parser.add_argument("--baseline", type=int, default=400, help="reminders for the naive baseline (0 = skip)")
     parser.add_argument("--baseline-timeout", type=float, default=120)
     parser.add_argument("--redis-url")
     parser.add_argument("--database-url")
     parser.add_argument("--emulator-url")
     args = parser.parse_args()
+    chosen = {**SCENARIOS["capped"], **SCENARIOS.get(args.scenario or "capped", {})}
+    for name, value in chosen.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    print(f"scenario {args.scenario or 'custom'}: {vars(args)}", flush=True)
     with (
         redis_server(args.redis_url) as redis_url,
         database(args.database_url) as database_url,

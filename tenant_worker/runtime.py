@@ -114,13 +114,18 @@ class CeleryReminderQueue:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def enqueue(self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0) -> None:
+    def enqueue(
+        self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0, queue: str | None = None
+    ) -> None:
         """Publish one ``send_reminders`` task, retrying the connection briefly."""
+        # An explicit queue (the sweep just read the tenant row) spares the router its lookup.
+        route = {"queue": queue} if queue else {}
         try:
             self.app.send_task(
                 constants.TASK_SEND_REMINDERS,
                 args=[tenant_id, reminder_ids],
                 countdown=countdown or None,
+                **route,
                 # Results of sends live in the ledger; skipping the result backend also means a
                 # publish only needs the broker.
                 ignore_result=True,

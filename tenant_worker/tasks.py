@@ -44,6 +44,7 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
         runtime.settings(),
         sentry.report_final_failure,
         throttle=runtime.throttle(),
+        top_up=True,
     )
     queue = runtime.CeleryReminderQueue(app)
     if report.retry_ids:
@@ -56,7 +57,11 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
         # Quiet hours began: the rest waits in the ledger for release_deferred, not for a
         # continuation that would only be deferred again.
         return {"deferred": report.deferred}
-    following = dispatch.publish_next_batches(runtime.sessions(), tenant_id, queue, runtime.settings())
+    # The tenant's next batches were stamped in the transaction that recorded this batch's outcomes.
+    following = dispatch.PublishReport(published=[], backlog=report.backlog)
+    dispatch.publish_batches(
+        runtime.sessions(), tenant_id, report.next_ids, queue, runtime.settings().send_batch_size, following
+    )
     if following.error:
         log.warning("tenant %s: %s", tenant_id, following.error)
     return {

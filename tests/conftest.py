@@ -243,7 +243,9 @@ class RecordingQueue:
     def __init__(self) -> None:
         self.batches: list[tuple[int, list[int]]] = []
 
-    def enqueue(self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0) -> None:
+    def enqueue(
+        self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0, queue: str | None = None
+    ) -> None:
         """Record the batch."""
         self.batches.append((tenant_id, list(reminder_ids)))
 

@@ -15,6 +15,7 @@ turns those into the ledger's outcomes:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import urljoin
 
@@ -64,6 +65,12 @@ class SessionHttpClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, pool_block=True, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # Proxies and a CA bundle from the environment are read once, here: with trust_env requests
+        # re-reads the environment (and looks for ~/.netrc) on every call, a measurable share of the
+        # CPU of a send at hundreds of SMS a second, and a netrc entry could replace our AccessKey.
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.endpoint))
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self.session.trust_env = False
         self.session.headers.update(
             {
                 "Accept": "application/json",
@@ -145,8 +152,12 @@ class MessageBirdGateway:
     def send(self, sms: OutboundSms) -> SendOutcome:
         """Send one SMS with ``reference`` = reminder id and classify the result (see module docs)."""
         params = {"reference": sms.reference, "datacoding": "unicode" if sms.encoding == "UCS-2" else "plain"}
+        params.update({"originator": sms.originator, "body": sms.body, "recipients": sms.recipient})
         try:
-            message = self.client.message_create(sms.originator, [sms.recipient], sms.body, params)
+            # What the SDK's message_create sends, through its request() (JSON decoding, errors as
+            # ErrorException), without loading the answer into a Message: that parses every date
+            # with dateutil, a tenth of a send's CPU, for the one field we keep, the id.
+            message = self.client.request("messages", "POST", params)
         except ErrorException as exc:
             return SendOutcome(OutcomeKind.FAILED, error=_describe_errors(exc))
         except GatewayRejectedError as exc:
@@ -158,7 +169,9 @@ class MessageBirdGateway:
         except ValueError:
             # The SDK raises ValueError on a body that is not JSON; we cannot know if it was sent.
             return SendOutcome(OutcomeKind.UNKNOWN, error="unreadable answer from MessageBird")
-        return SendOutcome(OutcomeKind.SENT, provider_id=str(message.id))
+        if not isinstance(message, dict) or not message.get("id"):
+            return SendOutcome(OutcomeKind.UNKNOWN, error="unreadable answer from MessageBird")
+        return SendOutcome(OutcomeKind.SENT, provider_id=str(message["id"]))
 
     def close(self) -> None:
         """Close pooled connections."""

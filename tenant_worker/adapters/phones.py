@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 
@@ -30,6 +32,9 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+# Checked for every SMS just before sending; parsing with phonenumbers costs more CPU than the rest of
+# a send's bookkeeping, and the answer for a given string never changes.
+@functools.lru_cache(maxsize=65536)
 def is_valid_e164(phone: str) -> bool:
     """True when ``phone`` is a valid number already in E.164 form (checked again just before sending)."""
     try:

@@ -2,11 +2,12 @@
 
 One Lua script takes a token from the global bucket (the provider's limit) and, when the tenant has a
 rate, from the tenant's bucket, atomically, using Redis's own clock so hosts with skewed clocks agree.
-It is a *reservation*: the token is taken at once (the balance may go negative) and the script answers
-how long the caller must wait for its slot. So every SMS costs exactly one round trip, waiting threads
-never poll, and sends leave evenly spaced at the configured rate instead of in bursts. A reservation
-longer than ``max_wait`` is refused without taking anything, and the send is retried later through
-the normal retry path (the reminder goes back to ``pending``): a rate limit never drops a message.
+It is a *reservation*: tokens are taken at once (the balance may go negative) and the script answers
+how long the caller must wait for each slot. A send batch reserves the slots of all its SMS in one
+round trip (not one per SMS), waiting threads never poll, and sends leave evenly spaced at the
+configured rate instead of in bursts. Slots due later than ``max_wait`` are not taken, and those
+sends are retried later through the normal retry path (the reminder goes back to ``pending``): a
+rate limit never drops a message.
 
 redis-py's ``Script`` runs EVALSHA and falls back to EVAL (loading the script) on NOSCRIPT, e.g.
 after a Redis restart. The keys share the ``{rate}`` hash tag, so the script also works on a cluster.
@@ -29,26 +30,30 @@ _RESERVE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local max_wait = tonumber(ARGV[1])
-local wait = 0
-local balances = {}
+local granted = tonumber(ARGV[2])
+local available = {}
 for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[2 * i])
-  local capacity = tonumber(ARGV[2 * i + 1])
+  local rate = tonumber(ARGV[1 + 2 * i])
+  local capacity = tonumber(ARGV[2 + 2 * i])
   local state = redis.call('HMGET', key, 'tokens', 'at')
   local tokens = tonumber(state[1]) or capacity
   local at = tonumber(state[2]) or now
-  tokens = math.min(capacity, tokens + math.max(0, now - at) * rate) - 1
-  balances[i] = tokens
-  if tokens < 0 and -tokens / rate > wait then wait = -tokens / rate end
+  available[i] = math.min(capacity, tokens + math.max(0, now - at) * rate)
+  -- The k-th token of this bucket is due in (k - available) / rate seconds; grant no token due
+  -- later than max_wait.
+  granted = math.min(granted, math.floor(available[i] + max_wait * rate + 1e-9))
 end
-if wait > max_wait then return {0, tostring(wait)} end
+if granted < 1 then return {0} end
+local answer = {granted}
 for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[2 * i])
-  local capacity = tonumber(ARGV[2 * i + 1])
-  redis.call('HSET', key, 'tokens', tostring(balances[i]), 'at', tostring(now))
-  redis.call('PEXPIRE', key, math.ceil((capacity - balances[i]) / rate * 1000) + 60000)
+  local rate = tonumber(ARGV[1 + 2 * i])
+  local capacity = tonumber(ARGV[2 + 2 * i])
+  local balance = available[i] - granted
+  redis.call('HSET', key, 'tokens', tostring(balance), 'at', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil((capacity - balance) / rate * 1000) + 60000)
+  answer[i + 1] = tostring(available[i])
 end
-return {1, tostring(wait)}
+return answer
 """
 
 
@@ -74,16 +79,29 @@ class RedisRateLimiter:
 
     def reserve(self, tenant_id: int, tenant_rate: float | None) -> float | None:
         """Take a slot; return seconds to wait before sending, or None if that would exceed ``max_wait``."""
+        waits = self.reserve_batch(tenant_id, tenant_rate, 1)
+        return waits[0] if waits else None
+
+    def reserve_batch(self, tenant_id: int, tenant_rate: float | None, count: int) -> list[float]:
+        """Take up to ``count`` slots in one round trip; return, for each slot granted, the seconds to
+        wait before its send (evenly spaced at the rate). Slots due later than ``max_wait`` are not
+        taken: the list is shorter than ``count`` and the caller retries the rest later."""
+        rates: list[float] = []
         keys: list[str] = []
-        args: list[float] = [self._max_wait]
+        args: list[float] = [self._max_wait, count]
         for key, rate in ((self._global_key, self._global_rate), (tenant_bucket(tenant_id), tenant_rate or 0.0)):
             if rate > 0:
                 keys.append(key)
+                rates.append(rate)
                 args += [rate, max(1.0, rate * BURST_SECONDS)]
-        if not keys:
-            return 0.0
-        granted, wait = self._script(keys=keys, args=args)
-        return float(wait) if int(granted) else None
+        if not keys or count <= 0:
+            return [0.0] * max(count, 0)
+        granted, *available = self._script(keys=keys, args=args)
+        balances = [float(a) for a in available]
+        return [
+            max(0.0, *((k - balance) / rate for balance, rate in zip(balances, rates, strict=True)))
+            for k in range(1, int(granted) + 1)
+        ]
 
     def acquire(self, tenant_id: int, tenant_rate: float | None) -> bool:
         """Wait for a send slot; False when none is available within ``max_wait`` (retry the SMS later)."""

@@ -107,6 +107,17 @@ class TenantRepository:
             self._params(),
         )
 
+    def lock_for_sweep_and_dispatch(self) -> None:
+        """Both locks of a sweep that also publishes the tenant's first batches, in one round trip
+        (sweep lock first: continuations take only the dispatch lock, so the order cannot deadlock)."""
+        self.session.execute(
+            text("""
+                SELECT pg_advisory_xact_lock(hashtextextended('tenant-sweep:' || :tenant_id, 0)),
+                       pg_advisory_xact_lock(hashtextextended('tenant-dispatch:' || :tenant_id, 0))
+            """),
+            self._params(),
+        )
+
     def claim_due_reminders(self, today: dt.date, windows: Sequence[int]) -> list[tuple[int, str]]:
         """Insert the ledger rows due on ``today``; returns (id, status) of rows created now."""
         rows = self.session.execute(
@@ -155,6 +166,41 @@ class TenantRepository:
             text("SELECT pg_advisory_xact_lock(hashtextextended('tenant-dispatch:' || :tenant_id, 0))"),
             self._params(),
         )
+
+    def dispatch_counts(self, published_before: dt.datetime) -> tuple[int, int]:
+        """(outstanding, unpublished) in one read of the partial index on open rows: reminders whose
+        task is queued or running (see :meth:`count_outstanding`), and pending reminders waiting in
+        the ledger for a task (see :meth:`count_unpublished`)."""
+        row = self.session.execute(
+            text("""
+                SELECT count(*) FILTER (WHERE status = 'sending' OR enqueued_at >= :before) AS outstanding,
+                       count(*) FILTER (WHERE status = 'pending' AND (enqueued_at IS NULL OR enqueued_at < :before))
+                           AS unpublished
+                  FROM reminders
+                 WHERE tenant_id = :tenant_id AND status IN ('pending', 'sending')
+            """),
+            self._params(before=published_before),
+        ).one()
+        return int(row.outstanding), int(row.unpublished)
+
+    def stamp_unpublished(self, published_before: dt.datetime, limit: int) -> list[int]:
+        """Stamp ``enqueued_at`` on the oldest ``limit`` pending reminders without a live task and
+        return their ids, in one statement (:meth:`next_unpublished` then :meth:`mark_enqueued`)."""
+        if limit <= 0:
+            return []
+        rows = self.session.scalars(
+            text("""
+                UPDATE reminders SET enqueued_at = now()
+                 WHERE tenant_id = :tenant_id AND id IN (
+                       SELECT id FROM reminders
+                        WHERE tenant_id = :tenant_id AND status = 'pending'
+                          AND (enqueued_at IS NULL OR enqueued_at < :before)
+                        ORDER BY id LIMIT :limit)
+                RETURNING id
+            """),
+            self._params(before=published_before, limit=limit),
+        )
+        return sorted(rows)
 
     def count_outstanding(self, published_after: dt.datetime) -> int:
         """Reminders whose task is queued or running: ``sending``, or ``pending`` and published recently
@@ -262,20 +308,38 @@ class TenantRepository:
 
     def finish(self, reminder_id: int, status: ReminderStatus, **values: Any) -> None:
         """Record the outcome of a send attempt for a row this worker holds in ``sending``."""
-        if status == ReminderStatus.SENT:
-            values.setdefault("sent_at", _now())
-        if status == ReminderStatus.PENDING:
-            # The caller publishes the retry next; if that fails the row is re-published by a sweep.
-            values.setdefault("enqueued_at", _now())
-        self.session.execute(
-            update(ReminderRow)
-            .where(
-                ReminderRow.tenant_id == self.tenant_id,
-                ReminderRow.id == reminder_id,
-                ReminderRow.status == ReminderStatus.SENDING,
+        self.finish_many([(reminder_id, status, values)])
+
+    def finish_many(self, outcomes: Sequence[tuple[int, ReminderStatus, dict[str, Any]]]) -> None:
+        """Record the outcomes of a batch of send attempts (rows this worker holds in ``sending``).
+
+        Rows setting the same columns share one statement executed for all of them at once
+        (psycopg pipelines ``executemany``), so a batch of 50 costs about one round trip, not 50.
+        Columns a row does not set keep their value.
+        """
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        now = _now()
+        for reminder_id, status, given in outcomes:
+            values = {"status": status.value, "updated_at": now, **given}
+            if status == ReminderStatus.SENT:
+                values.setdefault("sent_at", now)
+            if status == ReminderStatus.PENDING:
+                # The caller publishes the retry next; if that fails the row is re-published by a sweep.
+                values.setdefault("enqueued_at", now)
+            columns = tuple(sorted(values))
+            unknown = set(columns) - _FINISH_COLUMNS
+            if unknown:
+                raise ValueError(f"not a reminder outcome column: {sorted(unknown)}")
+            groups.setdefault(columns, []).append({**values, "_id": reminder_id, "tenant_id": self.tenant_id})
+        for columns, params in groups.items():
+            assignments = ", ".join(f"{column} = :{column}" for column in columns)
+            self.session.execute(
+                text(f"""
+                    UPDATE reminders SET {assignments}
+                     WHERE tenant_id = :tenant_id AND id = :_id AND status = 'sending'
+                """),
+                params,
             )
-            .values(status=status, updated_at=_now(), **values)
-        )
 
     def list_reminders(self, status: str | None = None, limit: int = 1000) -> list[ReminderRow]:
         """The tenant's ledger, newest first."""
@@ -300,6 +364,13 @@ class TenantRepository:
             self._params(),
         )
         return [(row.window_days, row.status, row.n) for row in rows]
+
+
+# What recording an outcome may set (the column names interpolated into finish_many's UPDATE).
+_FINISH_COLUMNS = frozenset(
+    {"status", "updated_at", "sent_at", "enqueued_at", "provider_message_id", "last_error", "skip_reason"}
+    | {"body", "encoding", "segments"}
+)
 
 
 def _send_job(row: Row[Any]) -> SendJob:

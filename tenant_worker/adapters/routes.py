@@ -115,6 +115,8 @@ class TenantRouter:
         if name in constants.CONTROL_TASKS:
             return {"queue": constants.CONTROL_QUEUE}
         if name in constants.TENANT_SCOPED_TASKS:
+            if options and options.get("queue"):
+                return None  # the publisher named the queue it just read from the tenant row: keep it
             tenant_id = args[0] if args else (kwargs or {}).get("tenant_id")
             queue = self.cache.queue_for(int(tenant_id)) if tenant_id is not None else None
             # An unknown tenant's task still runs (and fails visibly) on the control pool.

@@ -24,25 +24,30 @@ class SmsGateway(Protocol):
 class ReminderQueue(Protocol):
     """Puts send work on the broker."""
 
-    def enqueue(self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0) -> None:
-        """Schedule one send task for these reminders; raises :class:`EnqueueError` if the broker is down."""
+    def enqueue(
+        self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0, queue: str | None = None
+    ) -> None:
+        """Schedule one send task for these reminders; raises :class:`EnqueueError` if the broker is down.
+        ``queue`` is the tenant's queue when the caller has just read the tenant row (a sweep); without
+        it the task is routed by the tenant's cached route."""
         ...
 
 
 class SendThrottle(Protocol):
     """Shared send-rate limits (global provider limit, optional per-tenant rate)."""
 
-    def acquire(self, tenant_id: int, tenant_rate: float | None) -> bool:
-        """Wait until one SMS of the tenant may be sent; False means not soon enough: retry it later."""
+    def reserve_batch(self, tenant_id: int, tenant_rate: float | None, count: int) -> list[float]:
+        """Reserve send slots for up to ``count`` SMS of the tenant: for each slot granted, seconds to
+        wait before sending it. A shorter list means the rest would wait too long: retry them later."""
         ...
 
 
 class NoThrottle:
     """No rate limit (tests of sending logic, the console backend)."""
 
-    def acquire(self, tenant_id: int, tenant_rate: float | None) -> bool:
-        """Always allowed at once."""
-        return True
+    def reserve_batch(self, tenant_id: int, tenant_rate: float | None, count: int) -> list[float]:
+        """Every slot at once."""
+        return [0.0] * count
 
 
 class FailureReporter(Protocol):

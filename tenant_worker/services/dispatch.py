@@ -53,19 +53,24 @@ def publish_next_batches(
 ) -> PublishReport:
     """Publish the tenant's oldest unpublished pending reminders, up to its bound of batches."""
     now = now or dt.datetime.now(dt.UTC)
-    published_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
-    batch = settings.send_batch_size
     with sessions.begin() as session:
         repo = TenantRepository(session, tenant_id)
         repo.lock_for_dispatch()
-        outstanding = repo.count_outstanding(published_before)
-        limit = batches_allowed(outstanding, batch, settings.max_batches_per_tenant) * batch
-        ids = repo.next_unpublished(published_before, limit)
-        repo.mark_enqueued(ids)
-        backlog = repo.count_unpublished(published_before)
+        ids, backlog = stamp_next_batches(repo, settings, now)
     report = PublishReport(published=[], backlog=backlog)
-    publish_batches(sessions, tenant_id, ids, queue, batch, report)
+    publish_batches(sessions, tenant_id, ids, queue, settings.send_batch_size, report)
     return report
+
+
+def stamp_next_batches(repo: TenantRepository, settings: Settings, now: dt.datetime) -> tuple[list[int], int]:
+    """Inside the caller's transaction, holding the tenant's dispatch lock: stamp the reminders the
+    tenant may publish now (up to its bound of batches); returns (their ids, backlog left)."""
+    published_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
+    batch = settings.send_batch_size
+    outstanding, unpublished = repo.dispatch_counts(published_before)
+    limit = batches_allowed(outstanding, batch, settings.max_batches_per_tenant) * batch
+    ids = repo.stamp_unpublished(published_before, min(limit, unpublished))
+    return ids, unpublished - len(ids)
 
 
 def publish_batches(
@@ -75,13 +80,14 @@ def publish_batches(
     queue: ReminderQueue,
     batch_size: int,
     report: PublishReport,
+    tenant_queue: str | None = None,
 ) -> None:
     """Publish stamped reminders in batches; at the first broker failure, clear ``enqueued_at`` of the
     rest so the next sweep or continuation publishes them."""
     for start in range(0, len(reminder_ids), batch_size):
         batch = reminder_ids[start : start + batch_size]
         try:
-            queue.enqueue(tenant_id, batch)
+            queue.enqueue(tenant_id, batch, queue=tenant_queue)
         except EnqueueError as exc:
             rest = reminder_ids[start:]
             report.not_published = len(rest)

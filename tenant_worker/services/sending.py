@@ -9,9 +9,11 @@ gateway requests in flight. Outcomes are recorded in one transaction afterwards.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +26,7 @@ from tenant_worker.domain.backoff import retry_delay
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, ReminderStatus, SendOutcome, SkipReason
 from tenant_worker.domain.ports import FailureReporter, NoThrottle, SendThrottle, SmsGateway
 from tenant_worker.domain.templates import RenderedSms, TemplateError
+from tenant_worker.services import dispatch
 from tenant_worker.services.rendering import build_sms, template_chooser
 from tenant_worker.services.tenants import local_today, sending_window
 
@@ -39,6 +42,9 @@ class SendReport:
     deferred: int = 0
     retry_ids: list[int] = field(default_factory=list)
     retry_in: float = 0.0
+    # With ``top_up``: the tenant's next reminders, stamped for publishing, and what still waits.
+    next_ids: list[int] = field(default_factory=list)
+    backlog: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ def send_reminders(
     report_failure: FailureReporter,
     now: dt.datetime | None = None,
     throttle: SendThrottle | None = None,
+    top_up: bool = False,
 ) -> SendReport:
     """Send the still-pending reminders among ``reminder_ids`` of one tenant and record the outcomes.
 
@@ -67,6 +74,9 @@ def send_reminders(
     marked unpublished, so ``release_deferred`` publishes them again when the window opens.
     Each SMS first takes a slot from ``throttle`` (the shared rate limits); one that gets no slot
     soon enough is treated like a 429: back to pending and retried with backoff, never dropped.
+    With ``top_up`` the transaction that records the outcomes also stamps the tenant's next batches
+    (:func:`tenant_worker.services.dispatch.stamp_next_batches`, the continuation that keeps shards
+    fair) and returns them in ``next_ids`` for the caller to publish: one transaction, not two.
     """
     now = now or dt.datetime.now(dt.UTC)
     with sessions.begin() as session:
@@ -80,14 +90,23 @@ def send_reminders(
     prepared = [_prepare(tenant, choose, job, today) for job in jobs]
     sms_list = [p.sms for p in prepared if p.sms is not None]
     tenant_rate = tenant.rate_per_second or settings.tenant_rate_per_second
-    send = _throttled(gateway, throttle or NoThrottle(), tenant_id, tenant_rate)
-    outcomes = dict(zip((sms.reference for sms in sms_list), executor.map(send, sms_list), strict=True))
+    send = _throttled(gateway, throttle or NoThrottle(), tenant_id, tenant_rate, len(sms_list))
+    outcomes = dict(
+        zip((sms.reference for sms in sms_list), executor.map(send, sms_list, range(len(sms_list))), strict=True)
+    )
     report = SendReport()
+    finished: list[_Finish] = []
+    for item in prepared:
+        outcome = outcomes.get(str(item.job.reminder_id))
+        finished.append(_record(tenant.slug, item, outcome, settings, report, report_failure))
     with sessions.begin() as session:
         repo = TenantRepository(session, tenant_id)
-        for item in prepared:
-            outcome = outcomes.get(str(item.job.reminder_id))
-            _record(repo, tenant.slug, item, outcome, settings, report, report_failure)
+        if top_up:
+            # The dispatch lock before any row lock, in the same order as sweeps take them.
+            repo.lock_for_dispatch()
+        repo.finish_many(finished)
+        if top_up:
+            report.next_ids, report.backlog = dispatch.stamp_next_batches(repo, settings, dt.datetime.now(dt.UTC))
     if report.retry_ids:
         worst = max(job.attempts for job in jobs if job.reminder_id in report.retry_ids)
         report.retry_in = retry_delay(worst, settings.retry_base_seconds, settings.retry_cap_seconds)
@@ -95,11 +114,18 @@ def send_reminders(
 
 
 def _throttled(
-    gateway: SmsGateway, throttle: SendThrottle, tenant_id: int, tenant_rate: float | None
-) -> Callable[[OutboundSms], SendOutcome]:
-    def send(sms: OutboundSms) -> SendOutcome:
-        if not throttle.acquire(tenant_id, tenant_rate):
+    gateway: SmsGateway, throttle: SendThrottle, tenant_id: int, tenant_rate: float | None, count: int
+) -> Callable[[OutboundSms, int], SendOutcome]:
+    """The batch's send slots are reserved in one call; the i-th SMS waits for its slot, then sends."""
+    waits = throttle.reserve_batch(tenant_id, tenant_rate, count) if count else []
+    reserved_at = time.monotonic()
+
+    def send(sms: OutboundSms, index: int) -> SendOutcome:
+        if index >= len(waits):
             return SendOutcome(OutcomeKind.RETRY, error="send rate limit reached; retrying later")
+        delay = reserved_at + waits[index] - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
         return gateway.send(sms)
 
     return send
@@ -118,22 +144,24 @@ def _prepare(tenant: TenantRow, choose: Callable[[int], str], job: SendJob, toda
     return _Prepared(job, sms, rendered)
 
 
+_Finish = tuple[int, ReminderStatus, dict[str, Any]]
+
+
 def _record(
-    repo: TenantRepository,
     tenant_slug: str,
     item: _Prepared,
     outcome: SendOutcome | None,
     settings: Settings,
     report: SendReport,
     report_failure: FailureReporter,
-) -> None:
-    """Write one outcome: sent, back to pending for a retry, or a final failed/unknown (alerted)."""
+) -> _Finish:
+    """The ledger write for one outcome: sent, back to pending for a retry, or a final failed/unknown
+    (alerted). Written for the whole batch at once by the caller."""
     reminder_id = item.job.reminder_id
     if item.skip is not None:
-        repo.finish(reminder_id, ReminderStatus.SKIPPED, skip_reason=item.skip.value)
         report.skipped += 1
-        return
-    rendered = {}
+        return reminder_id, ReminderStatus.SKIPPED, {"skip_reason": item.skip.value}
+    rendered: dict[str, Any] = {}
     if item.rendered is not None:
         rendered = {
             "body": item.rendered.body,
@@ -141,30 +169,26 @@ def _record(
             "segments": item.rendered.segments,
         }
     if outcome is None:
-        repo.finish(reminder_id, ReminderStatus.FAILED, last_error=item.error)
         report.failed += 1
         report_failure(tenant_slug, reminder_id, ReminderStatus.FAILED.value, item.error)
-        return
+        return reminder_id, ReminderStatus.FAILED, {"last_error": item.error}
     if outcome.kind == OutcomeKind.SENT:
-        repo.finish(
+        report.sent += 1
+        return (
             reminder_id,
             ReminderStatus.SENT,
-            provider_message_id=outcome.provider_id,
-            last_error=None,
-            **rendered,
+            {"provider_message_id": outcome.provider_id, "last_error": None, **rendered},
         )
-        report.sent += 1
-    elif outcome.kind == OutcomeKind.RETRY and item.job.attempts < settings.send_max_attempts:
-        repo.finish(reminder_id, ReminderStatus.PENDING, last_error=outcome.error, **rendered)
+    if outcome.kind == OutcomeKind.RETRY and item.job.attempts < settings.send_max_attempts:
         report.retry_ids.append(reminder_id)
+        return reminder_id, ReminderStatus.PENDING, {"last_error": outcome.error, **rendered}
+    final = ReminderStatus.UNKNOWN if outcome.kind == OutcomeKind.UNKNOWN else ReminderStatus.FAILED
+    error = outcome.error
+    if outcome.kind == OutcomeKind.RETRY:
+        error = f"gave up after {item.job.attempts} attempts: {outcome.error}"
+    if final == ReminderStatus.UNKNOWN:
+        report.unknown += 1
     else:
-        final = ReminderStatus.UNKNOWN if outcome.kind == OutcomeKind.UNKNOWN else ReminderStatus.FAILED
-        error = outcome.error
-        if outcome.kind == OutcomeKind.RETRY:
-            error = f"gave up after {item.job.attempts} attempts: {outcome.error}"
-        repo.finish(reminder_id, final, last_error=error, **rendered)
-        if final == ReminderStatus.UNKNOWN:
-            report.unknown += 1
-        else:
-            report.failed += 1
-        report_failure(tenant_slug, reminder_id, final.value, error)
+        report.failed += 1
+    report_failure(tenant_slug, reminder_id, final.value, error)
+    return reminder_id, final, {"last_error": error, **rendered}
