@@ -4,13 +4,14 @@ baseline in the same run. Prints numbers; asserts nothing.
 Starts (or takes the addresses of) PostgreSQL, a password-protected Redis and the MessageBird
 emulator with ``--latency`` and a 429 limit of ``--rate-limit`` per second; loads one large tenant
 and ``--small-tenants`` small ones; starts ``--workers`` real ``tenant-worker worker`` processes over
-all shards; sweeps every tenant (large first) and waits until the ledger has nothing open. Then the
+all shards; sweeps every tenant on ``--sweep-threads`` threads (large first), as the control pool
+runs the fan-out of ``sweep_all_tenants``, and waits until the ledger has nothing open. Then the
 same for the naive baseline (one task per SMS, the SDK as shipped, prefork concurrency 2) on
 ``--baseline`` reminders. Duplicates = references the emulator accepted more than once; lost =
-claimed reminders not accepted exactly once.
+claimed reminders not accepted exactly once. ``--scenario`` picks one of the issue's targets
+(``capped``, ``uncapped``, ``fairness``, ``naive``); explicit flags override its values.
 
-    .venv/bin/python scripts/bench_dispatch.py --latency 0.1 --rate-limit 500 --large 10000 \\
-        --small-tenants 1000 --small-due 10
+    .venv/bin/python scripts/bench_dispatch.py --scenario capped --baseline 400
 """
 
 from __future__ import annotations
