@@ -39,12 +39,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def redis_server(url: str | None) -> Iterator[str]:
+def redis_server(url: str | None, password: str | None = None) -> Iterator[str]:
     """The given Redis URL, or a fresh ``redis-server --requirepass`` on a free port."""
     if url:
         yield url
         return
-    port, password = free_port(), secrets.token_hex(12)
+    port, password = free_port(), password or secrets.token_hex(12)
     workdir = tempfile.mkdtemp(prefix="bench-redis-")
     process = subprocess.Popen(
         [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",

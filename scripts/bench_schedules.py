@@ -17,23 +17,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
-import uuid
 from dataclasses import replace
 
-import psycopg
-import redis
+from bench_common import database, redis_server
 
 from tenant_worker import constants
-from tenant_worker.adapters.db import get_engine, session_factory, upgrade_database
+from tenant_worker.adapters.db import session_factory
 from tenant_worker.adapters.redbeat import RedBeatStore, TenantRedBeatScheduler, TenantScheduleEntry
 from tenant_worker.celery_app import create_app
-from tenant_worker.config import build_redis_url, load_settings
+from tenant_worker.config import Settings, load_settings
 from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import TenantSpec
 from tenant_worker.services.definitions import TemplateDefinition, TenantDefinition
@@ -44,54 +38,18 @@ PASSWORD = "b3nch#@:/%pass"
 ZONES = ("Europe/Berlin", "Asia/Kolkata", "Australia/Adelaide", "America/Santiago", "America/New_York", "UTC")
 
 
-def free_port() -> int:
-    """A port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
     """Run the three measurements and print them."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tenants", type=int, default=10_000)
     parser.add_argument("--due", type=int, default=1_000)
     args = parser.parse_args()
-    import os
-
-    admin = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = f"tw_bench_{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="bench-redis-")
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-         "--requirepass", PASSWORD, "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    database_url = admin.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        url = build_redis_url("127.0.0.1", port, 0, PASSWORD)
-        client = redis.Redis.from_url(url)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        upgrade_database(database_url)
+    with redis_server(None, PASSWORD) as url, database(None) as database_url:
         settings = replace(load_settings({}), redis_url=url, database_url=database_url)
         run(settings, args.tenants, args.due)
-    finally:
-        server.terminate()
-        get_engine(database_url).dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run(settings, tenants: int, due: int) -> None:  # type: ignore[no-untyped-def]
+def run(settings: Settings, tenants: int, due: int) -> None:
     """The measurements, on prepared services."""
     app = create_app(settings)
     store, sessions = RedBeatStore(app), session_factory(settings.database_url)
