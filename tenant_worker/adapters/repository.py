@@ -99,14 +99,6 @@ class TenantRepository:
     def _params(self, **extra: Any) -> dict[str, Any]:
         return {"tenant_id": self.tenant_id, **extra}
 
-    def lock_for_sweep(self) -> None:
-        """Serialise sweeps of this tenant for the transaction, so concurrent sweeps of different
-        dates cannot both pass the "never go backwards" check."""
-        self.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended('tenant-sweep:' || :tenant_id, 0))"),
-            self._params(),
-        )
-
     def lock_for_sweep_and_dispatch(self) -> None:
         """Both locks of a sweep that also publishes the tenant's first batches, in one round trip
         (sweep lock first: continuations take only the dispatch lock, so the order cannot deadlock)."""
@@ -169,8 +161,9 @@ class TenantRepository:
 
     def dispatch_counts(self, published_before: dt.datetime) -> tuple[int, int]:
         """(outstanding, unpublished) in one read of the partial index on open rows: reminders whose
-        task is queued or running (see :meth:`count_outstanding`), and pending reminders waiting in
-        the ledger for a task (see :meth:`count_unpublished`)."""
+        task is queued or running (``sending``, or ``pending`` and published recently: a retry waiting
+        for its countdown counts too), and pending reminders waiting in the ledger for a task (never
+        published, or published so long ago that the task must be lost)."""
         row = self.session.execute(
             text("""
                 SELECT count(*) FILTER (WHERE status = 'sending' OR enqueued_at >= :before) AS outstanding,
@@ -185,7 +178,7 @@ class TenantRepository:
 
     def stamp_unpublished(self, published_before: dt.datetime, limit: int) -> list[int]:
         """Stamp ``enqueued_at`` on the oldest ``limit`` pending reminders without a live task and
-        return their ids, in one statement (:meth:`next_unpublished` then :meth:`mark_enqueued`)."""
+        return their ids, in one statement."""
         if limit <= 0:
             return []
         rows = self.session.scalars(
@@ -201,53 +194,6 @@ class TenantRepository:
             self._params(before=published_before, limit=limit),
         )
         return sorted(rows)
-
-    def count_outstanding(self, published_after: dt.datetime) -> int:
-        """Reminders whose task is queued or running: ``sending``, or ``pending`` and published recently
-        (a retry waiting for its countdown counts too). Reads the partial index on open rows."""
-        return int(
-            self.session.scalar(
-                text("""
-                    SELECT count(*) FROM reminders
-                     WHERE tenant_id = :tenant_id AND status IN ('pending', 'sending')
-                       AND (status = 'sending' OR enqueued_at >= :after)
-                """),
-                self._params(after=published_after),
-            )
-            or 0
-        )
-
-    def next_unpublished(self, published_before: dt.datetime, limit: int) -> list[int]:
-        """The oldest ``limit`` pending reminders without a live task (never published, or published
-        so long ago that the task must be lost)."""
-        if limit <= 0:
-            return []
-        return list(
-            self.session.scalars(
-                select(ReminderRow.id)
-                .where(
-                    ReminderRow.tenant_id == self.tenant_id,
-                    ReminderRow.status == ReminderStatus.PENDING,
-                    (ReminderRow.enqueued_at.is_(None)) | (ReminderRow.enqueued_at < published_before),
-                )
-                .order_by(ReminderRow.id)
-                .limit(limit)
-            )
-        )
-
-    def count_unpublished(self, published_before: dt.datetime) -> int:
-        """How many pending reminders wait in the ledger for a task (the tenant's backlog)."""
-        return int(
-            self.session.scalar(
-                text("""
-                    SELECT count(*) FROM reminders
-                     WHERE tenant_id = :tenant_id AND status = 'pending'
-                       AND (enqueued_at IS NULL OR enqueued_at < :before)
-                """),
-                self._params(before=published_before),
-            )
-            or 0
-        )
 
     def published_pending(self, published_after: dt.datetime) -> list[int]:
         """Pending reminders whose task was published recently (it is queued, or a retry waits)."""
@@ -306,10 +252,6 @@ class TenantRepository:
         )
         return [_send_job(row) for row in rows]
 
-    def finish(self, reminder_id: int, status: ReminderStatus, **values: Any) -> None:
-        """Record the outcome of a send attempt for a row this worker holds in ``sending``."""
-        self.finish_many([(reminder_id, status, values)])
-
     def finish_many(self, outcomes: Sequence[tuple[int, ReminderStatus, dict[str, Any]]]) -> None:
         """Record the outcomes of a batch of send attempts (rows this worker holds in ``sending``).
 
@@ -353,17 +295,6 @@ class TenantRepository:
         return self.session.scalars(
             select(ReminderRow).where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id == reminder_id)
         ).first()
-
-    def count_by_window(self) -> list[tuple[int, str, int]]:
-        """(window, status, count) over the whole ledger, for summaries."""
-        rows = self.session.execute(
-            text("""
-                SELECT window_days, status, count(*) AS n FROM reminders WHERE tenant_id = :tenant_id
-                 GROUP BY window_days, status ORDER BY window_days DESC, status
-            """),
-            self._params(),
-        )
-        return [(row.window_days, row.status, row.n) for row in rows]
 
 
 # What recording an outcome may set (the column names interpolated into finish_many's UPDATE).

@@ -11,7 +11,7 @@ silently lost.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -61,7 +61,6 @@ class PreviewLine:
     body: str | None
     segments: int | None
     skip_reason: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def sweep_tenant(
@@ -95,8 +94,8 @@ def sweep_tenant(
         if not sending_window(tenant).is_open(now, tenant.timezone):
             # Quiet hours: claimed (so the decision is in the ledger) but not published; no
             # countdown, which Redis would redeliver in a loop past its visibility timeout.
-            stale_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
-            report.deferred = repo.count_unpublished(stale_before)
+            published_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
+            report.deferred = repo.dispatch_counts(published_before)[1]
             return report
         tenant_id, tenant_queue = tenant.id, tenant.queue
         ids, backlog = dispatch.stamp_next_batches(repo, settings, now)
