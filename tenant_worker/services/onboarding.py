@@ -27,10 +27,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.catalog import CustomerRecord
 from tenant_worker.adapters.orm import ReminderRow, SmsTemplateRow, TenantRow
-from tenant_worker.constants import DEDICATED_QUEUE_PREFIX
 from tenant_worker.domain.localtime import next_local_run
 from tenant_worker.domain.model import ReminderStatus, TenantStatus, ValidationError
 from tenant_worker.domain.ports import ScheduleStore
+from tenant_worker.domain.shards import is_dedicated_queue
 from tenant_worker.services.customers import RejectedRow, parse_customers_rows
 from tenant_worker.services.definitions import TenantDefinition
 from tenant_worker.services.schedules import Desired, ScheduleService
@@ -85,7 +85,7 @@ def _apply_tenant(session: Session, definition: TenantDefinition, report: Onboar
         session.flush()
         report.created = True
         report.changes.append(f"create tenant {spec.slug}")
-    elif tenant.queue.startswith(DEDICATED_QUEUE_PREFIX) != spec.dedicated:
+    elif is_dedicated_queue(tenant.queue) != spec.dedicated:
         # A move re-publishes queued work and tells every router cache: it has its own command.
         raise ValidationError(
             [f"tenant {spec.slug} is on queue {tenant.queue}; change its queue with `tenant-worker tenant move`"]
