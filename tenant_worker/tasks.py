@@ -69,7 +69,6 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
         "failed": report.failed,
         "unknown": report.unknown,
         "retry": len(report.retry_ids),
-        "deferred": report.deferred,
         "published": len(following.published),
     }
 

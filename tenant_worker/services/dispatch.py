@@ -3,8 +3,10 @@
 A sweep may claim 50,000 reminders for one tenant. Publishing them all at once would put 1,000
 batches in front of every other tenant on the same shard. Instead at most ``max_batches_per_tenant``
 batches of a tenant are queued or running at any time; the rest wait in the ledger as ``pending``
-without ``enqueued_at``. Every finished send task calls :func:`publish_next_batches` for its tenant
-(a continuation), which tops the tenant back up from the ledger. A small tenant swept while a big one
+without ``enqueued_at``. Every finished send task stamps its tenant's next batches
+(:func:`stamp_next_batches`, in the transaction that records its outcomes) and publishes them: a
+continuation that tops the tenant back up from the ledger. Sweeps, quiet-hours releases and moves
+use the same bound (:func:`publish_next_batches`). A small tenant swept while a big one
 drains therefore waits behind at most ``max_batches_per_tenant`` of the big tenant's batches, not
 behind its whole backlog, and the big tenant still keeps ``max_batches x batch_size`` SMS in flight.
 
