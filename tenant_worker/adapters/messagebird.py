@@ -1,11 +1,11 @@
 """MessageBird SMS gateway: the official SDK over our own HTTP client.
 
 The SDK's bundled ``HttpClient`` calls ``requests.post`` with no timeout and a new connection per
-message, and turns 429/5xx into bare ``HTTPError``. :class:`SessionHttpClient` implements the same
-``request`` interface on a shared ``requests.Session`` (keep-alive, a connection pool as large as
-the number of requests kept in flight, connect and read timeouts, a configurable endpoint) and raises
-exceptions that say whether the request could have reached MessageBird. :class:`MessageBirdGateway`
-turns those into the ledger's outcomes:
+message, and turns 429/5xx into bare ``HTTPError``. :class:`PooledHttpClient` implements the same
+``request`` interface on a pool of keep-alive connections (:mod:`tenant_worker.adapters.http_pool`:
+as many as the requests kept in flight, connect and read timeouts, a configurable endpoint) and
+raises exceptions that say whether the request could have reached MessageBird.
+:class:`MessageBirdGateway` turns those into the ledger's outcomes:
 
 * 401/422 (the SDK's ``ErrorException``) -> ``failed``: MessageBird refused it; retrying cannot help;
 * 429, 5xx, and connection errors before the request was sent -> ``retry`` with backoff;
@@ -16,17 +16,16 @@ turns those into the ledger's outcomes:
 from __future__ import annotations
 
 import os
+import urllib.request
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urlsplit
 
 import messagebird
-import requests
 from messagebird.client import ErrorException
 from messagebird.http_client import ResponseFormat
 from messagebird.serde import json_serialize
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from tenant_worker.adapters.http_pool import ConnectionPool, NoAnswerError, NotSentError
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, SendOutcome
 
 USER_AGENT = "tenant-worker MessageBird/ApiClient"
@@ -46,7 +45,7 @@ class GatewayRejectedError(Exception):
     """An HTTP status the SDK does not understand and that is not worth retrying (e.g. 400, 403)."""
 
 
-class SessionHttpClient:
+class PooledHttpClient:
     """Drop-in for ``messagebird.http_client.HttpClient`` with pooling, timeouts and clear errors."""
 
     def __init__(
@@ -58,27 +57,26 @@ class SessionHttpClient:
         read_timeout: float,
         pool_size: int,
     ) -> None:
-        self.endpoint = endpoint.rstrip("/") + "/"
-        self.access_key = access_key
-        self.timeout = (connect_timeout, read_timeout)
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, pool_block=True, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        # Proxies and a CA bundle from the environment are read once, here: with trust_env requests
-        # re-reads the environment (and looks for ~/.netrc) on every call, a measurable share of the
-        # CPU of a send at hundreds of SMS a second, and a netrc entry could replace our AccessKey.
-        self.session.proxies.update(requests.utils.get_environ_proxies(self.endpoint))
-        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        self.session.trust_env = False
-        self.session.headers.update(
-            {
-                "Accept": "application/json",
-                "Authorization": f"AccessKey {access_key}",
-                "User-Agent": USER_AGENT,
-                "Content-Type": "application/json; charset=UTF-8",
-            }
+        parts = urlsplit(endpoint)
+        self.base_path = parts.path.rstrip("/") + "/"
+        # Proxy and CA bundle come from the environment once, here, as requests would read them.
+        proxy = None if urllib.request.proxy_bypass(parts.hostname or "") else urllib.request.getproxies().get("https")
+        self.pool = ConnectionPool(
+            f"{parts.scheme}://{parts.netloc}",
+            size=pool_size,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None,
+            proxy=proxy,
         )
+        self.headers = {
+            "Host": parts.netloc,
+            "Accept": "application/json",
+            "Authorization": f"AccessKey {access_key}",
+            "User-Agent": USER_AGENT,
+            "Content-Type": "application/json; charset=UTF-8",
+            "Connection": "keep-alive",
+        }
 
     def request(
         self,
@@ -88,44 +86,28 @@ class SessionHttpClient:
         format: ResponseFormat = ResponseFormat.text,
     ) -> str | bytes:
         """Perform one API call the way the SDK expects, classifying transport failures."""
-        url = urljoin(self.endpoint, path)
         params = params or {}
-        body = None if method == "GET" else json_serialize(params)
+        target = self.base_path + path.lstrip("/")
+        body = None
+        if method == "GET":
+            target += f"?{urlencode(params)}" if params else ""
+        else:
+            body = json_serialize(params)
         try:
-            response = self.session.request(
-                method, url, params=params if method == "GET" else None, data=body, timeout=self.timeout
-            )
-        except requests.ConnectionError as exc:
-            if _never_reached_server(exc):
-                raise GatewayNotSentError(f"cannot connect to MessageBird: {type(exc).__name__}") from None
-            raise GatewayNoAnswerError(f"connection lost after sending: {type(exc).__name__}") from None
-        except requests.Timeout:
-            raise GatewayNoAnswerError(f"no answer within {self.timeout[1]:g}s (read timeout)") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise GatewayNotSentError(f"MessageBird answered HTTP {response.status_code}")
-        if response.status_code not in _SDK_STATUSES:
-            raise GatewayRejectedError(f"MessageBird answered HTTP {response.status_code}")
-        return response.content if format == ResponseFormat.binary else response.text
+            answer = self.pool.request(method, target, body, self.headers)
+        except NotSentError as exc:
+            raise GatewayNotSentError(f"cannot connect to MessageBird: {exc}") from None
+        except NoAnswerError as exc:
+            raise GatewayNoAnswerError(str(exc)) from None
+        if answer.status == 429 or answer.status >= 500:
+            raise GatewayNotSentError(f"MessageBird answered HTTP {answer.status}")
+        if answer.status not in _SDK_STATUSES:
+            raise GatewayRejectedError(f"MessageBird answered HTTP {answer.status}")
+        return answer.body if format == ResponseFormat.binary else answer.body.decode("utf-8", "replace")
 
     def close(self) -> None:
         """Close pooled connections."""
-        self.session.close()
-
-
-def _never_reached_server(exc: BaseException) -> bool:
-    """True when urllib3 failed while opening the connection, i.e. before any byte was sent."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, NewConnectionError | ConnectTimeoutError | requests.ConnectTimeout):
-            return True
-        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
-        pending.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
-    return False
+        self.pool.close()
 
 
 class MessageBirdGateway:
@@ -140,7 +122,7 @@ class MessageBirdGateway:
         read_timeout: float = 10.0,
         pool_size: int = 32,
     ) -> None:
-        self.http = SessionHttpClient(
+        self.http = PooledHttpClient(
             endpoint,
             access_key,
             connect_timeout=connect_timeout,
