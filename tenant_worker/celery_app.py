@@ -48,11 +48,11 @@ def create_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         # Pool: threads, not prefork. A send task spends ~all its time waiting for MessageBird, and
         # Little's law says how many requests must be in flight: rate x latency = 500/s x 0.1 s = 50.
-        # One process keeps them in flight with MAX_IN_FLIGHT (64) threads sharing one keep-alive
-        # requests.Session, fed by WORKER_CONCURRENCY (4) task threads, so while one batch waits for
+        # One process keeps them in flight with MAX_IN_FLIGHT (64) threads sharing one pool of
+        # keep-alive connections, fed by WORKER_CONCURRENCY (4) task threads, so while one batch waits for
         # its slowest answer the others keep the pipe full (4 x 50 reminders >= 64 in flight).
         # Prefork would need a pool of sessions per child and a pipe hop per task for nothing; the
-        # GIL is no limit here because a send costs ~1 ms of CPU and 100 ms of waiting. To use more
+        # GIL is no limit here because a send costs well under 1 ms of CPU and 100 ms of waiting. To use more
         # cores, run more worker processes (compose --scale, more replicas): each is one consumer.
         worker_pool="threads",
         worker_concurrency=settings.worker_concurrency,

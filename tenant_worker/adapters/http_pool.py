@@ -21,6 +21,8 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import certifi
+
 
 class NotSentError(Exception):
     """No connection could be opened: the request certainly did not reach the server."""
@@ -137,7 +139,5 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
 
 def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
     if ca_bundle is None:
-        import certifi
-
         ca_bundle = certifi.where()
     return ssl.create_default_context(cafile=ca_bundle)
