@@ -58,7 +58,7 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
         # continuation that would only be deferred again.
         return {"deferred": report.deferred}
     # The tenant's next batches were stamped in the transaction that recorded this batch's outcomes.
-    following = dispatch.PublishReport(published=[], backlog=report.backlog)
+    following = dispatch.PublishReport(published=[])
     dispatch.publish_batches(
         runtime.sessions(), tenant_id, report.next_ids, queue, runtime.settings().send_batch_size, following
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -211,12 +211,13 @@ def _assign(row: object, **values: object) -> bool:
 def tenants_with_waiting_reminders(session: Session, published_before: dt.datetime) -> list[TenantRow]:
     """Tenants with pending reminders that no queued task carries: held back by quiet hours, refused
     by the broker, or published so long ago that the task must be lost."""
-    waiting = (
-        select(ReminderRow.tenant_id)
-        .where(
-            ReminderRow.status == ReminderStatus.PENDING,
-            ReminderRow.enqueued_at.is_(None) | (ReminderRow.enqueued_at < published_before),
-        )
-        .distinct()
+    # Two arms, one per partial index of open reminders (migration 0004): never published, or
+    # published so long ago that the task must be lost.
+    never_published = select(ReminderRow.tenant_id).where(
+        ReminderRow.status == ReminderStatus.PENDING, ReminderRow.enqueued_at.is_(None)
     )
+    lost = select(ReminderRow.tenant_id).where(
+        ReminderRow.status == ReminderStatus.PENDING, ReminderRow.enqueued_at < published_before
+    )
+    waiting = union(never_published, lost)
     return list(session.scalars(select(TenantRow).where(TenantRow.id.in_(waiting)).order_by(TenantRow.slug)))

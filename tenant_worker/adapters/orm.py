@@ -162,14 +162,23 @@ class ReminderRow(Base):
             name="reminders_status_valid",
         ),
         CheckConstraint("status <> 'skipped' OR skip_reason IS NOT NULL", name="reminders_skip_has_reason"),
-        # Sweeps look for stranded pending/sending rows; a partial index keeps that cheap forever.
+        # The open rows, split the way dispatching reads them, so a tenant's cost per batch depends
+        # on its batches in flight, never on its backlog (see repository._WAITING / _IN_FLIGHT).
+        # Deliberately no index that leads with tenant_id and covers every row: with statistics that
+        # have not seen a big sweep yet, the planner would fetch a batch's ids by walking the whole
+        # tenant through it instead of looking them up by primary key (tests/.../test_dispatch_cost).
         Index(
-            "reminders_open_idx",
+            "reminders_waiting_idx",
             "tenant_id",
-            "status",
-            postgresql_where=text("status IN ('pending', 'sending')"),
+            "id",
+            postgresql_where=text("status = 'pending' AND enqueued_at IS NULL"),
         ),
-        Index("reminders_tenant_created_idx", "tenant_id", "created_at"),
+        Index(
+            "reminders_in_flight_idx",
+            "tenant_id",
+            "enqueued_at",
+            postgresql_where=text("status = 'sending' OR (status = 'pending' AND enqueued_at IS NOT NULL)"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

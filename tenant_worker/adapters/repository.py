@@ -159,36 +159,59 @@ class TenantRepository:
             self._params(),
         )
 
-    def dispatch_counts(self, published_before: dt.datetime) -> tuple[int, int]:
-        """(outstanding, unpublished) in one read of the partial index on open rows: reminders whose
-        task is queued or running (``sending``, or ``pending`` and published recently: a retry waiting
-        for its countdown counts too), and pending reminders waiting in the ledger for a task (never
-        published, or published so long ago that the task must be lost)."""
-        row = self.session.execute(
-            text("""
-                SELECT count(*) FILTER (WHERE status = 'sending' OR enqueued_at >= :before) AS outstanding,
-                       count(*) FILTER (WHERE status = 'pending' AND (enqueued_at IS NULL OR enqueued_at < :before))
-                           AS unpublished
-                  FROM reminders
-                 WHERE tenant_id = :tenant_id AND status IN ('pending', 'sending')
-            """),
-            self._params(before=published_before),
-        ).one()
-        return int(row.outstanding), int(row.unpublished)
+    def outstanding(self, published_before: dt.datetime) -> int:
+        """Reminders whose task is queued or running: ``sending``, or ``pending`` and published
+        recently (a retry waiting for its countdown counts too). Read from the small in-flight index,
+        so it costs the same for a tenant with 50 or 500,000 reminders waiting."""
+        return int(
+            self.session.execute(
+                text(f"""
+                    SELECT count(*) FROM reminders
+                     WHERE tenant_id = :tenant_id AND {_IN_FLIGHT}
+                       AND (status = 'sending' OR enqueued_at >= :before)
+                """),
+                self._params(before=published_before),
+            ).scalar_one()
+        )
+
+    def count_unpublished(self, published_before: dt.datetime) -> int:
+        """Pending reminders waiting in the ledger for a task: never published, or published so long
+        ago that the task must be lost. For reports; dispatching itself never counts them."""
+        return int(
+            self.session.execute(
+                text(f"""
+                    SELECT (SELECT count(*) FROM reminders
+                             WHERE tenant_id = :tenant_id AND {_WAITING})
+                         + (SELECT count(*) FROM reminders
+                             WHERE tenant_id = :tenant_id AND {_IN_FLIGHT}
+                               AND status = 'pending' AND enqueued_at < :before)
+                """),
+                self._params(before=published_before),
+            ).scalar_one()
+        )
 
     def stamp_unpublished(self, published_before: dt.datetime, limit: int) -> list[int]:
         """Stamp ``enqueued_at`` on the oldest ``limit`` pending reminders without a live task and
-        return their ids, in one statement."""
+        return their ids, in one statement that reads ``limit`` entries of each index, not the backlog.
+
+        ``= ANY(ARRAY(...))`` rather than ``IN (...)``: the ids are computed once and looked up by
+        primary key, whatever the planner believes about a backlog that a sweep has just inserted
+        (with stale statistics, ``IN`` became a nested loop re-running the sub-select per row: 2 s).
+        """
         if limit <= 0:
             return []
         rows = self.session.scalars(
-            text("""
+            text(f"""
                 UPDATE reminders SET enqueued_at = now()
-                 WHERE tenant_id = :tenant_id AND id IN (
-                       SELECT id FROM reminders
-                        WHERE tenant_id = :tenant_id AND status = 'pending'
-                          AND (enqueued_at IS NULL OR enqueued_at < :before)
-                        ORDER BY id LIMIT :limit)
+                 WHERE tenant_id = :tenant_id AND status = 'pending' AND id = ANY(ARRAY(
+                       SELECT id FROM (
+                           (SELECT id FROM reminders WHERE tenant_id = :tenant_id AND {_WAITING}
+                             ORDER BY id LIMIT :limit)
+                           UNION ALL
+                           (SELECT id FROM reminders WHERE tenant_id = :tenant_id AND {_IN_FLIGHT}
+                               AND status = 'pending' AND enqueued_at < :before
+                             ORDER BY id LIMIT :limit)
+                       ) AS waiting ORDER BY id LIMIT :limit))
                 RETURNING id
             """),
             self._params(before=published_before, limit=limit),
@@ -255,9 +278,8 @@ class TenantRepository:
     def finish_many(self, outcomes: Sequence[tuple[int, ReminderStatus, dict[str, Any]]]) -> None:
         """Record the outcomes of a batch of send attempts (rows this worker holds in ``sending``).
 
-        Rows setting the same columns share one statement executed for all of them at once
-        (psycopg pipelines ``executemany``), so a batch of 50 costs about one round trip, not 50.
-        Columns a row does not set keep their value.
+        Rows setting the same columns share one ``UPDATE ... FROM unnest(arrays)``, so a batch of 50
+        is one statement, not 50. Columns a row does not set keep their value.
         """
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         now = _now()
@@ -269,18 +291,19 @@ class TenantRepository:
                 # The caller publishes the retry next; if that fails the row is re-published by a sweep.
                 values.setdefault("enqueued_at", now)
             columns = tuple(sorted(values))
-            unknown = set(columns) - _FINISH_COLUMNS
+            unknown = set(columns) - _FINISH_COLUMNS.keys()
             if unknown:
                 raise ValueError(f"not a reminder outcome column: {sorted(unknown)}")
-            groups.setdefault(columns, []).append({**values, "_id": reminder_id, "tenant_id": self.tenant_id})
-        for columns, params in groups.items():
-            assignments = ", ".join(f"{column} = :{column}" for column in columns)
+            groups.setdefault(columns, []).append({**values, "id": reminder_id})
+        for columns, rows in groups.items():
+            arrays = ", ".join(["CAST(:id AS bigint[])", *(f"CAST(:{c} AS {_FINISH_COLUMNS[c]}[])" for c in columns)])
             self.session.execute(
                 text(f"""
-                    UPDATE reminders SET {assignments}
-                     WHERE tenant_id = :tenant_id AND id = :_id AND status = 'sending'
+                    UPDATE reminders AS r SET {", ".join(f"{column} = v.{column}" for column in columns)}
+                      FROM unnest({arrays}) AS v(id, {", ".join(columns)})
+                     WHERE r.tenant_id = :tenant_id AND r.id = v.id AND r.status = 'sending'
                 """),
-                params,
+                self._params(**{column: [row[column] for row in rows] for column in ("id", *columns)}),
             )
 
     def list_reminders(self, status: str | None = None, limit: int = 1000) -> list[ReminderRow]:
@@ -298,10 +321,25 @@ class TenantRepository:
 
 
 # What recording an outcome may set (the column names interpolated into finish_many's UPDATE).
-_FINISH_COLUMNS = frozenset(
-    {"status", "updated_at", "sent_at", "enqueued_at", "provider_message_id", "last_error", "skip_reason"}
-    | {"body", "encoding", "segments"}
-)
+# The predicates of the two partial indexes dispatching reads (migration 0004), written exactly as
+# there so the planner can use them: reminders waiting for a first task (ordered by id, the publish
+# order), and reminders with a task queued or running (few: at most a few batches per tenant).
+_WAITING = "status = 'pending' AND enqueued_at IS NULL"
+_IN_FLIGHT = "(status = 'sending' OR (status = 'pending' AND enqueued_at IS NOT NULL))"
+
+# The columns an outcome may set, with their SQL types (the outcome arrays are cast to them).
+_FINISH_COLUMNS = {
+    "status": "text",
+    "updated_at": "timestamptz",
+    "sent_at": "timestamptz",
+    "enqueued_at": "timestamptz",
+    "provider_message_id": "text",
+    "last_error": "text",
+    "skip_reason": "text",
+    "body": "text",
+    "encoding": "text",
+    "segments": "integer",
+}
 
 
 def _send_job(row: Row[Any]) -> SendJob:

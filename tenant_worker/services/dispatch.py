@@ -58,21 +58,26 @@ def publish_next_batches(
     with sessions.begin() as session:
         repo = TenantRepository(session, tenant_id)
         repo.lock_for_dispatch()
-        ids, backlog = stamp_next_batches(repo, settings, now)
+        ids = stamp_next_batches(repo, settings, now)
+        backlog = repo.count_unpublished(published_before(settings, now))
     report = PublishReport(published=[], backlog=backlog)
     publish_batches(sessions, tenant_id, ids, queue, settings.send_batch_size, report)
     return report
 
 
-def stamp_next_batches(repo: TenantRepository, settings: Settings, now: dt.datetime) -> tuple[list[int], int]:
+def published_before(settings: Settings, now: dt.datetime) -> dt.datetime:
+    """Reminders published before this moment and still pending have lost their task."""
+    return now - dt.timedelta(seconds=settings.requeue_after_seconds)
+
+
+def stamp_next_batches(repo: TenantRepository, settings: Settings, now: dt.datetime) -> list[int]:
     """Inside the caller's transaction, holding the tenant's dispatch lock: stamp the reminders the
-    tenant may publish now (up to its bound of batches); returns (their ids, backlog left)."""
-    published_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
+    tenant may publish now (up to its bound of batches) and return their ids. Its cost depends on
+    the batches in flight, not on the backlog, as every finished batch runs it."""
+    before = published_before(settings, now)
     batch = settings.send_batch_size
-    outstanding, unpublished = repo.dispatch_counts(published_before)
-    limit = batches_allowed(outstanding, batch, settings.max_batches_per_tenant) * batch
-    ids = repo.stamp_unpublished(published_before, min(limit, unpublished))
-    return ids, unpublished - len(ids)
+    limit = batches_allowed(repo.outstanding(before), batch, settings.max_batches_per_tenant) * batch
+    return repo.stamp_unpublished(before, limit)
 
 
 def publish_batches(

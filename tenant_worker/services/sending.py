@@ -42,9 +42,8 @@ class SendReport:
     deferred: int = 0
     retry_ids: list[int] = field(default_factory=list)
     retry_in: float = 0.0
-    # With ``top_up``: the tenant's next reminders, stamped for publishing, and what still waits.
+    # With ``top_up``: the tenant's next reminders, stamped for publishing.
     next_ids: list[int] = field(default_factory=list)
-    backlog: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def send_reminders(
             repo.lock_for_dispatch()
         repo.finish_many(finished)
         if top_up:
-            report.next_ids, report.backlog = dispatch.stamp_next_batches(repo, settings, dt.datetime.now(dt.UTC))
+            report.next_ids = dispatch.stamp_next_batches(repo, settings, dt.datetime.now(dt.UTC))
     if report.retry_ids:
         worst = max(job.attempts for job in jobs if job.reminder_id in report.retry_ids)
         report.retry_in = retry_delay(worst, settings.retry_base_seconds, settings.retry_cap_seconds)
