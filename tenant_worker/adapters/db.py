@@ -37,8 +37,10 @@ def get_engine(url: str) -> Engine:
     return create_engine(normalize_database_url(url), pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
+@functools.cache
 def session_factory(url: str) -> sessionmaker[Session]:
-    """Sessions bound to the engine for ``url``; ``expire_on_commit=False`` keeps loaded rows usable."""
+    """Sessions bound to the engine for ``url``; ``expire_on_commit=False`` keeps loaded rows usable.
+    One factory per URL and process (it is thread-safe), as every task asks for it."""
     return sessionmaker(get_engine(url), expire_on_commit=False)
 
 
