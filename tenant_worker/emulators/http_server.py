@@ -66,6 +66,9 @@ class HttpServer:
         self.reject = reject
         self.connections: set[_Connection] = set()
         self.tasks: set[asyncio.Future[Reply]] = set()
+        # Every connection reads into this one buffer (the loop runs one callback at a time) and copies
+        # out what arrived: Python 3.11's plain Protocol allocates 256 KiB for every recv().
+        self.receive = memoryview(bytearray(64 * 1024))
         # Bound and listening before start() returns, so the port is known and clients may connect at once.
         self._socket = socket.create_server((host, port), backlog=1024)
         self.port: int = self._socket.getsockname()[1]
@@ -99,7 +102,7 @@ def _set_done(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.BufferedProtocol):
     """One client connection: parses requests from a buffer and answers them strictly in order."""
 
     def __init__(self, server: HttpServer) -> None:
@@ -125,8 +128,11 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._server.receive
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._buffer += self._server.receive[:nbytes]
         if not self._busy:
             self._serve()
         elif len(self._buffer) > MAX_HEAD and self._transport is not None:
@@ -197,7 +203,7 @@ class _Connection(asyncio.Protocol):
         headers: dict[str, str] = {}
         for line in lines:
             name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
+            headers[name.lower()] = value.strip()
         if "chunked" in headers.get("transfer-encoding", "").lower():
             self._refuse(411, "chunked bodies are not supported; send Content-Length")
             return None
