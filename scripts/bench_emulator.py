@@ -47,10 +47,11 @@ def export_revision(ref: str, into: Path) -> Path:
     return target
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU of a process so far."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def send(port: int, count: int, errors: list[str]) -> None:
@@ -78,8 +79,9 @@ def fire(port: int, total: int, threads: int) -> list[str]:
     return errors
 
 
-def measure(source: Path, total: int, threads: int) -> tuple[float, float]:
-    """(emulator CPU seconds, wall seconds) for ``total`` messages against the emulator in ``source``."""
+def measure(source: Path, total: int, threads: int) -> tuple[float, float, float]:
+    """(emulator user and system CPU seconds, wall seconds) for ``total`` messages against the
+    emulator in ``source``."""
     env = {**os.environ, "PYTHONPATH": str(source)}
     command = [sys.executable, "-m", "tenant_worker.emulators.messagebird", "--latency", "0"]
     command += ["--access-key", ACCESS_KEY]
@@ -88,15 +90,16 @@ def measure(source: Path, total: int, threads: int) -> tuple[float, float]:
             assert process.stdout is not None
             port = int(process.stdout.readline().rsplit(":", 1)[1])
             fire(port, 100 * threads, threads)
-            cpu_before, started = cpu_seconds(process.pid), time.perf_counter()
+            (user, system), started = cpu_seconds(process.pid), time.perf_counter()
             errors = fire(port, total, threads)
-            wall, cpu = time.perf_counter() - started, cpu_seconds(process.pid) - cpu_before
+            wall = time.perf_counter() - started
+            user_after, system_after = cpu_seconds(process.pid)
         finally:
             process.terminate()
             process.wait(10)
     if errors:
         sys.exit(f"{source}: {len(errors)} requests failed, e.g. {errors[0]}")
-    return cpu, wall
+    return user_after - user, system_after - system, wall
 
 
 def main() -> None:
@@ -110,17 +113,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-emulator-") as scratch:
         sources = {ref: export_revision(ref, Path(scratch)) for ref in args.ref}
         sources["checkout"] = ROOT
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
+        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in sources}
         for _ in range(args.rounds):
             for name, source in sources.items():
                 results[name].append(measure(source, total, args.threads))
     print(f"{total} POST /messages on {args.threads} keep-alive connections, {args.rounds} rounds")
     for name, runs in results.items():
-        cpu, wall = sum(c for c, _ in runs), sum(w for _, w in runs)
-        per_round = ", ".join(f"{c / total * 1e6:.0f}" for c, _ in runs)
+        sent = total * len(runs)
+        user, system, wall = (sum(run[i] for run in runs) for i in range(3))
+        per_round = ", ".join(f"{(u + s) / total * 1e6:.0f}" for u, s, _ in runs)
         print(
-            f"{name:>12}: emulator CPU {cpu / (total * len(runs)) * 1e6:6.1f} us/request "
-            f"(rounds: {per_round}), {total * len(runs) / wall:6.0f} requests/s"
+            f"{name:>12}: emulator CPU {(user + system) / sent * 1e6:6.1f} us/request "
+            f"(user {user / sent * 1e6:.1f} + system {system / sent * 1e6:.1f}; rounds: {per_round}), "
+            f"{sent / wall:6.0f} requests/s"
         )
 
 
