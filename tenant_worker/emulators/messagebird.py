@@ -30,8 +30,7 @@ from tenant_worker.emulators.messagebird_api import (
     digits_only,
     error_reply,
     fault_reply,
-    json_reply,
-    message_json,
+    message_reply,
     parse_payload,
     recipients_of,
     text_or_none,
@@ -201,8 +200,7 @@ class MessageBirdEmulator:
             await asyncio.sleep(fault.delay)
         if self._bucket is not None and not self._bucket.try_take():
             return TOO_MANY, None
-        message = message_json(self._url, payload, recipients)
-        return json_reply(ACCEPTED, message), str(message["id"])
+        return message_reply(self._url, payload, recipients)
 
     def _next_fault(self, recipients: list[str]) -> Fault | None:
         with self._changed:

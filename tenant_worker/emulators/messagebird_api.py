@@ -175,30 +175,22 @@ class _MessageIds:
 _message_ids = _MessageIds()
 
 
-def message_json(base_url: str, payload: dict[str, Any], recipients: list[str]) -> dict[str, Any]:
-    """The Message resource as MessageBird returns it; ``messagebird.message.Message().load`` reads it."""
+def message_reply(base_url: str, payload: dict[str, Any], recipients: list[str]) -> tuple[Reply, str]:
+    """201 with the Message resource as MessageBird returns it (``messagebird.message.Message().load``
+    reads it), and the new message's id. Only the values from the request go through ``json.dumps``;
+    the rest is fixed text, a third of the cost of dumping the whole document for every message."""
+    dump = json.dumps
     now = datetime.now(UTC).isoformat(timespec="seconds")
     message_id = _message_ids.next()
-    return {
-        "id": message_id,
-        "href": f"{base_url}{MESSAGES_PATH}/{message_id}",
-        "direction": "mt",
-        "type": "sms",
-        "originator": payload["originator"],
-        "body": payload["body"],
-        "reference": text_or_none(payload.get("reference")),
-        "validity": None,
-        "gateway": 10,
-        "typeDetails": {},
-        "datacoding": payload.get("datacoding") or "plain",
-        "mclass": 1,
-        "scheduledDatetime": None,
-        "createdDatetime": now,
-        "recipients": {
-            "totalCount": len(recipients),
-            "totalSentCount": len(recipients),
-            "totalDeliveredCount": 0,
-            "totalDeliveryFailedCount": 0,
-            "items": [{"recipient": int(r), "status": "sent", "statusDatetime": now} for r in recipients],
-        },
-    }
+    items = ", ".join(f'{{"recipient": {int(r)}, "status": "sent", "statusDatetime": "{now}"}}' for r in recipients)
+    document = (
+        f'{{"id": "{message_id}", "href": {dump(f"{base_url}{MESSAGES_PATH}/{message_id}")}, '
+        f'"direction": "mt", "type": "sms", "originator": {dump(payload["originator"])}, '
+        f'"body": {dump(payload["body"])}, "reference": {dump(text_or_none(payload.get("reference")))}, '
+        f'"validity": null, "gateway": 10, "typeDetails": {{}}, '
+        f'"datacoding": {dump(payload.get("datacoding") or "plain")}, "mclass": 1, "scheduledDatetime": null, '
+        f'"createdDatetime": "{now}", "recipients": {{"totalCount": {len(recipients)}, '
+        f'"totalSentCount": {len(recipients)}, "totalDeliveredCount": 0, "totalDeliveryFailedCount": 0, '
+        f'"items": [{items}]}}}}'
+    )
+    return Reply(ACCEPTED, document.encode()), message_id
