@@ -56,8 +56,9 @@ def json_rejection(status: int, reason: str) -> Reply:
 
 
 class HttpServer:
-    """Serves ``handler`` on ``host:port``. A handler answers at once with a :class:`Reply` (cheapest),
-    or with an awaitable of one, which runs as a task so other connections are served meanwhile."""
+    """Serves ``handler`` on ``host:port`` from construction until :meth:`stop`. A handler answers at
+    once with a :class:`Reply` (cheapest), or with an awaitable of one, which runs as a task so other
+    connections are served meanwhile."""
 
     def __init__(
         self, host: str, port: int, handler: Handler, *, reject: Rejection = json_rejection, name: str = "http"
@@ -69,22 +70,24 @@ class HttpServer:
         # Every connection reads into this one buffer (the loop runs one callback at a time) and copies
         # out what arrived: Python 3.11's plain Protocol allocates 256 KiB for every recv().
         self.receive = memoryview(bytearray(64 * 1024))
-        # Bound and listening before start() returns, so the port is known and clients may connect at once.
+        # Bound and listening here, in the caller's thread: the port is known and clients may connect at once.
         self._socket = socket.create_server((host, port), backlog=1024)
         self.port: int = self._socket.getsockname()[1]
         self._loop = asyncio.new_event_loop()
         self._stopping = self._loop.create_future()
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),), daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),), daemon=True)
         self._thread.name = f"{name}-{self.port}"
         self._thread.start()
 
     def stop(self) -> None:
         """Close the port, cut every connection (idle kept-alive ones too) and drop pending answers."""
+        if self._loop.is_closed():
+            return
         self._loop.call_soon_threadsafe(_set_done, self._stopping)
         self._thread.join()
         self._loop.close()
 
-    async def _serve(self) -> None:
+    async def _run(self) -> None:
         server = await self._loop.create_server(lambda: _Connection(self), sock=self._socket, backlog=1024)
         await self._stopping
         server.close()
@@ -161,11 +164,13 @@ class _Connection(asyncio.BufferedProtocol):
     def _answered(self, task: asyncio.Future[Reply], keep_alive: bool) -> None:
         self._server.tasks.discard(task)
         self._busy = False
-        if task.cancelled() or self._transport is None:
+        if task.cancelled():
             return
         if task.exception() is not None:
             _log.error("emulator handler failed", exc_info=task.exception())
             self._send(self._server.reject(500, "the emulator failed"), keep_alive=False)
+            return
+        if self._transport is None:
             return
         self._send(task.result(), keep_alive)
         self._transport.resume_reading()
