@@ -70,6 +70,7 @@ def send(port: int, count: int, errors: list[str]) -> None:
 
 
 def fire(port: int, total: int, threads: int) -> list[str]:
+    """``total`` messages from ``threads`` clients at once; returns what went wrong."""
     errors: list[str] = []
     workers = [threading.Thread(target=send, args=(port, total // threads, errors)) for _ in range(threads)]
     for worker in workers:
