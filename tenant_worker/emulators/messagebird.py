@@ -9,6 +9,7 @@ that may have gone out" can be proven in tests, the demo and benchmarks.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import signal
 import sys
 import threading
@@ -18,25 +19,24 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from tenant_worker.emulators.http_server import HttpServer, Reply
 from tenant_worker.emulators.messagebird_api import (
     ACCEPTED,
     TOO_MANY,
     UNAUTHORIZED,
     Fault,
     RecordedRequest,
-    Reply,
     TokenBucket,
     digits_only,
     error_reply,
     fault_reply,
-    json_reply,
-    message_json,
+    message_reply,
     parse_payload,
     recipients_of,
     text_or_none,
     validation_problem,
 )
-from tenant_worker.emulators.messagebird_http import EmulatorServer
+from tenant_worker.emulators.messagebird_http import serve
 
 __all__ = ["Fault", "MessageBirdEmulator", "RecordedRequest", "main"]
 
@@ -62,28 +62,21 @@ class MessageBirdEmulator:
         self._faults: dict[str, deque[Fault]] = {}
         self._in_flight = 0
         self._max_in_flight = 0
-        self._server: EmulatorServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: HttpServer | None = None
+        self._url = ""
 
     def start(self) -> Self:
         """Bind the port and serve from a daemon thread; returns self so it can be chained."""
         if self._server is None:
-            self._server = EmulatorServer(self._address, self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
+            self._server = serve(*self._address, self)
+            self._url = f"http://{self._address[0]}:{self._server.port}"
         return self
 
     def stop(self) -> None:
         """Stop serving and drop kept-alive connections, so a stopped emulator really looks down."""
-        server, thread, self._server, self._thread = self._server, self._thread, None, None
+        server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.close_connections()
-            server.server_close()
-        if thread is not None:
-            thread.join()
+            server.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -98,7 +91,7 @@ class MessageBirdEmulator:
         """Base URL to use as the SDK endpoint, e.g. ``http://127.0.0.1:54321``."""
         if self._server is None:
             raise RuntimeError("the MessageBird emulator is not running; call start() first")
-        return f"http://{self._address[0]}:{self._server.server_port}"
+        return self._url
 
     def add_faults(self, recipient: str, faults: Sequence[Fault | int]) -> None:
         """Queue faults for a recipient; each POST to it consumes one, then requests behave normally."""
@@ -159,16 +152,19 @@ class MessageBirdEmulator:
                 "max_in_flight": self._max_in_flight,
             }
 
-    def handle_message(self, authorization: str | None, content_type: str, raw: bytes) -> Reply:
+    async def handle_message(self, authorization: str | None, content_type: str, raw: bytes) -> Reply:
+        """Answer one ``POST /messages`` and record it. Runs on the server's event loop, so latency and
+        slow faults are awaited: other requests overlap them instead of queueing behind them."""
         received_at = time.time()
         with self._changed:
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
         try:
-            time.sleep(self._latency)
+            if self._latency:
+                await asyncio.sleep(self._latency)
             payload = parse_payload(content_type, raw)
             recipients = recipients_of(payload.get("recipients")) if payload is not None else []
-            reply, message_id = self._answer(authorization, payload, recipients)
+            reply, message_id = await self._answer(authorization, payload, recipients)
             fields = payload or {}
             self._record(
                 RecordedRequest(
@@ -187,7 +183,7 @@ class MessageBirdEmulator:
             with self._changed:
                 self._in_flight -= 1
 
-    def _answer(
+    async def _answer(
         self, authorization: str | None, payload: dict[str, Any] | None, recipients: list[str]
     ) -> tuple[Reply, str | None]:
         if (authorization or "").strip() != f"AccessKey {self._access_key}":
@@ -201,11 +197,10 @@ class MessageBirdEmulator:
         if fault is not None and fault.code != ACCEPTED:
             return fault_reply(fault.code), None
         if fault is not None:
-            time.sleep(fault.delay)
+            await asyncio.sleep(fault.delay)
         if self._bucket is not None and not self._bucket.try_take():
             return TOO_MANY, None
-        message = message_json(self.url, payload, recipients)
-        return json_reply(ACCEPTED, message), str(message["id"])
+        return message_reply(self._url, payload, recipients)
 
     def _next_fault(self, recipients: list[str]) -> Fault | None:
         with self._changed:

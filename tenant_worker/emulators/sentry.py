@@ -16,9 +16,10 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
+
+from tenant_worker.emulators.http_server import HttpServer, Reply, Request
 
 _INGEST_PATH = re.compile(r"^/api/(?P<project>[^/]+)/(?P<kind>envelope|store)/?$")
 
@@ -115,27 +116,19 @@ class SentryRecorder:
         self._changed = threading.Condition()
         self._raw: list[bytes] = []
         self._envelopes: list[Envelope] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: HttpServer | None = None
 
     def start(self) -> Self:
         """Bind the port and serve from a daemon thread; returns self so it can be chained."""
         if self._server is None:
-            self._server = _Server(self._address, self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
+            self._server = HttpServer(*self._address, self._handle, name="sentry-recorder")
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
-        server, thread, self._server, self._thread = self._server, self._thread, None, None
+        """Stop serving, cut kept-alive connections and release the port."""
+        server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join()
+            server.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -150,7 +143,7 @@ class SentryRecorder:
         """Base URL of the recorder, e.g. ``http://127.0.0.1:54321``."""
         if self._server is None:
             raise RuntimeError("the Sentry recorder is not running; call start() first")
-        return f"http://{self._address[0]}:{self._server.server_port}"
+        return f"http://{self._address[0]}:{self._server.port}"
 
     @property
     def dsn(self) -> str:
@@ -193,6 +186,13 @@ class SentryRecorder:
                     )
                 self._changed.wait(remaining)
 
+    def _handle(self, request: Request) -> Reply:
+        """Answer one request on the server's event loop; the SDK reads only the status."""
+        match = _INGEST_PATH.match(request.path)
+        if request.method != "POST" or match is None:
+            return Reply(404, b"{}")
+        return Reply(self._receive(match["kind"], request.headers.get("content-encoding", ""), request.body), b"{}")
+
     def _receive(self, kind: str, content_encoding: str, body: bytes) -> int:
         """Record one ingest request and return the HTTP status to answer with."""
         try:
@@ -226,43 +226,3 @@ def _events_in(envelopes: list[Envelope]) -> list[dict[str, Any]]:
             if isinstance(document, dict):
                 events.append(document)
     return events
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], recorder: SentryRecorder) -> None:
-        super().__init__(address, _Handler)
-        self.recorder = recorder
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet: an SDK hanging up at interpreter exit is not worth a traceback."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with exact Content-Length on every answer, so the SDK's connection pool can reuse sockets."""
-
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        match = _INGEST_PATH.match(self.path.split("?", 1)[0])
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
-            status = 411
-        elif match is None:
-            status = 404
-        else:
-            status = self.server.recorder._receive(match["kind"], self.headers.get("Content-Encoding", ""), body)
-        reply = b"{}"
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request logging; the recordings are the output."""
