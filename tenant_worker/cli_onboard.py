@@ -84,6 +84,13 @@ def cmd_offboard(args: argparse.Namespace) -> int:
             f"tenant {report.tenant} offboarded: {report.cancelled_pending} pending reminders cancelled, "
             f"schedule removed, data {'purged' if report.purged else 'kept'}"
         )
+    if report.still_sending:
+        print(
+            f"{report.still_sending} reminders were still sending after {args.drain_timeout:g}s; "
+            "data kept: run offboard again once they finished",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -181,6 +181,7 @@ class OffboardReport:
 
     tenant: str
     waited_for_sending: int = 0
+    still_sending: int = 0
     cancelled_pending: int = 0
     schedule_removed: bool = False
     purged: bool = False
@@ -198,35 +199,51 @@ def _count(session: Session, tenant_id: int, status: ReminderStatus) -> int:
 def offboard(
     sessions: sessionmaker[Session], store: ScheduleStore, slug: str, *, purge: bool = False, drain_timeout: float = 60
 ) -> OffboardReport:
-    """Pause, drain (wait for in-flight sends, cancel pending ones), remove the schedule; purge on request."""
+    """Pause, cancel pending reminders, wait for the sends in flight, remove the schedule; purge on
+    request, and only once nothing is sending any more (``still_sending`` says what the wait left).
+
+    Cancelling comes before waiting: ``pending -> skipped`` is atomic against a send task's
+    ``pending -> sending`` claim, so once it ran no task (queued, a continuation, a retry) can start
+    a send, and only the batches already sending remain: at most a few, each bounded by the HTTP
+    timeouts. Waiting first would never end for a tenant with a backlog, whose finishing batches keep
+    publishing the next ones. A send that ends in a retry puts its reminder back to ``pending``, so
+    the cancel runs again after the wait.
+    """
     service = ScheduleService(sessions, store)
     service.pause(slug)
     report = OffboardReport(slug)
     with sessions() as session:
-        tenant = catalog.find_tenant(session, slug)
-        report.waited_for_sending = _count(session, tenant.id, ReminderStatus.SENDING)
+        tenant_id = catalog.find_tenant(session, slug).id
+    report.cancelled_pending = _cancel_pending(sessions, tenant_id)
+    with sessions() as session:
+        report.waited_for_sending = _count(session, tenant_id, ReminderStatus.SENDING)
     deadline = time.monotonic() + drain_timeout
-    while time.monotonic() < deadline:
+    while True:
         with sessions() as session:
-            if _count(session, tenant.id, ReminderStatus.SENDING) == 0:
-                break
-        time.sleep(0.5)
-    with sessions.begin() as session:
-        # pending -> skipped is atomic against the send task's pending -> sending claim.
-        result = session.execute(
-            update(ReminderRow)
-            .where(ReminderRow.tenant_id == tenant.id, ReminderRow.status == ReminderStatus.PENDING)
-            .values(status=ReminderStatus.SKIPPED, skip_reason="tenant_offboarded", updated_at=func.now())
-        )
-        report.cancelled_pending = int(getattr(result, "rowcount", 0))
+            report.still_sending = _count(session, tenant_id, ReminderStatus.SENDING)
+        if report.still_sending == 0 or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    report.cancelled_pending += _cancel_pending(sessions, tenant_id)
     service.remove(slug)
     report.schedule_removed = store.get(slug) is None
-    if purge:
+    # Purging under a send would lose its outcome (the SMS went out, the ledger row is gone).
+    if purge and report.still_sending == 0:
         with sessions.begin() as session:
-            session.execute(delete(SmsTemplateRow).where(SmsTemplateRow.tenant_id == tenant.id))
-            session.execute(delete(TenantRow).where(TenantRow.id == tenant.id))
+            session.execute(delete(SmsTemplateRow).where(SmsTemplateRow.tenant_id == tenant_id))
+            session.execute(delete(TenantRow).where(TenantRow.id == tenant_id))
         report.purged = True
     return report
+
+
+def _cancel_pending(sessions: sessionmaker[Session], tenant_id: int) -> int:
+    with sessions.begin() as session:
+        result = session.execute(
+            update(ReminderRow)
+            .where(ReminderRow.tenant_id == tenant_id, ReminderRow.status == ReminderStatus.PENDING)
+            .values(status=ReminderStatus.SKIPPED, skip_reason="tenant_offboarded", updated_at=func.now())
+        )
+        return int(getattr(result, "rowcount", 0))
 
 
 def onboard_many(
