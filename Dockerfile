@@ -12,12 +12,13 @@ FROM python:3.11-slim AS builder
 RUN python -m venv /opt/venv
 WORKDIR /src
 # Only what `pip install .` reads; the Alembic migrations ship inside the package as package data.
-COPY pyproject.toml README.md ./
+# constraints.txt pins every dependency to the versions the test suite ran with (`make lock`).
+COPY pyproject.toml README.md constraints.txt ./
 COPY tenant_worker ./tenant_worker
 # The build backend needs setuptools>=77 (PEP 639 license string); pip fetches it in an isolated
 # build environment. A current pip avoids surprises with the newest wheel metadata.
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --upgrade pip \
-    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check .
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -c constraints.txt .
 
 
 # Same base image as the builder: the venv's python is a symlink to /usr/local/bin/python3.11.

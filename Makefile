@@ -4,13 +4,24 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint typecheck services clean
+.PHONY: venv demo test lint typecheck services clean lock
 
-$(BIN)/tenant-worker: pyproject.toml
+# Installs take the versions pinned in constraints.txt, the same in the dev venv, CI and the
+# Docker image, so a new release of a dependency never changes a build silently; `make lock`
+# moves the pins to the newest versions pyproject.toml allows.
+$(BIN)/tenant-worker: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet '.[dev]'
+	{ echo "# Pinned versions for every install (make venv, CI, Dockerfile). Regenerate: make lock"; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -vi '^tenant[-_]worker'; } > constraints.txt
+	rm -rf .lock-venv
 
 venv: $(BIN)/tenant-worker
 

@@ -207,6 +207,22 @@ def test_builder_installs_the_project_from_its_pyproject() -> None:
     assert "pyproject.toml" in " ".join(instructions("COPY", builder))
 
 
+def test_image_and_dev_venv_install_the_same_pinned_versions() -> None:
+    builder = dockerfile_stages()[0]
+    assert any(re.search(r"pip install [^&;|]*-c constraints\.txt", run) for run in instructions("RUN", builder))
+    assert "constraints.txt" in " ".join(instructions("COPY", builder))
+    assert "-c constraints.txt -e '.[dev]'" in (ROOT / "Makefile").read_text(encoding="utf-8")
+    pins = [
+        line for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines() if not line.startswith("#")
+    ]
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[A-Za-z0-9_.+!-]+", pin) for pin in pins), pins
+    pinned = {pin.split("==")[0].lower().replace("_", "-") for pin in pins}
+    # Every direct dependency is pinned (PEP 508 names up to the first version or extra marker).
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    names = {re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower() for requirement in declared}
+    assert names <= pinned, names - pinned
+
+
 def test_image_runs_as_a_non_root_user() -> None:
     users = instructions("USER", dockerfile_stages()[-1])
     assert users, "the runtime stage never switches away from root"
