@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit, urlunsplit
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenant_worker"
 MESSAGEBIRD_REST_ENDPOINT = "https://rest.messagebird.com"
@@ -128,7 +128,12 @@ def build_redis_url(
 
 
 def redact_url(url: str) -> str:
-    """Replace the password in a URL with ``**`` (Celery's own convention), leaving the rest readable."""
+    """Replace the password in a URL with ``**`` (Celery's own convention), leaving the rest readable.
+
+    libpq also takes the password as a ``password=`` query parameter, so that is masked too.
+    """
+    base, question_mark, query = url.partition("?")
+    url = base + question_mark + re.sub(r"(^|&)password=[^&#]*", r"\1password=**", query)
     parts = urlsplit(url)
     if parts.password is None and "@" not in parts.netloc:
         return url
@@ -142,16 +147,21 @@ def redact_text(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         if secret:
             # Raw, fully percent-encoded (our URLs), and as SQLAlchemy's URL.render_as_string writes it
-            # (spaces and "+" left as they are).
-            for form in (secret, quote(secret, safe=""), quote(secret, safe=" +")):
+            # (spaces and "+" left as they are in the user info, form-encoded in the query string).
+            # Longest first: "100%25" is inside its own encoding "100%2525" and would leave "25" behind.
+            forms = {secret, quote(secret, safe=""), quote(secret, safe=" +"), quote_plus(secret)}
+            for form in sorted(forms, key=len, reverse=True):
                 text = text.replace(form, "**")
     return re.sub(r"(rediss?|postgres(?:ql)?(?:\+\w+)?)://([^:/@\s]*):[^@\s]*@", r"\1://\2:**@", text)
 
 
 def url_password(url: str) -> str:
-    """The decoded password of a URL, or ``""``: what a logging filter has to look for."""
-    password = urlsplit(url).password
-    return unquote(password) if password else ""
+    """The decoded password of a URL (or of its libpq-style ``password=`` parameter), or ``""``: what a
+    logging filter has to look for."""
+    parts = urlsplit(url)
+    if parts.password:
+        return unquote(parts.password)
+    return parse_qs(parts.query).get("password", [""])[0]
 
 
 def add_database_password(url: str, password: str, source: str = "DATABASE_PASSWORD") -> str:

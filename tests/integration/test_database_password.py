@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import psycopg
 import pytest
@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from tenant_worker.adapters.db import check_database, normalize_database_url
 from tenant_worker.config import ConfigurationError, load_settings
-from tests.conftest import BIN, PG_ADMIN_URL
+from tests.conftest import BIN, PG_ADMIN_URL, free_port
 
 # Every character that breaks naive URL building or conninfo quoting, plus a space at each end.
 PASSWORD = " pg@:/%#?&=+'\"\\ pass "
@@ -185,3 +185,19 @@ def test_db_upgrade_with_a_missing_password_file_fails_clearly() -> None:
 
     assert result.returncode == 2
     assert result.stderr.strip() == "error: cannot read DATABASE_PASSWORD_FILE (/nope): No such file or directory"
+
+
+@pytest.mark.parametrize("where", ["file", "url-parameter"])
+def test_unreachable_postgresql_error_names_the_server_but_not_the_password(password_file: Path, where: str) -> None:
+    port = free_port()
+    env = {"DATABASE_URL": f"postgresql://tw_app@127.0.0.1:{port}/tw", "DATABASE_PASSWORD_FILE": str(password_file)}
+    if where == "url-parameter":
+        env = {"DATABASE_URL": env["DATABASE_URL"] + "?password=" + quote(PASSWORD, safe="")}
+
+    with pytest.raises(ConfigurationError, match=f"cannot connect to PostgreSQL at .*127.0.0.1:{port}/tw") as caught:
+        check_database(load_settings(env).database_url)
+
+    message = str(caught.value)
+    assert "tw_app:**@" in message or "password=**" in message, message
+    for form in (PASSWORD.strip(), quote(PASSWORD, safe=""), quote(PASSWORD.strip(), safe=" +"), quote_plus(PASSWORD)):
+        assert form not in message, message

@@ -6,7 +6,7 @@ SQLAlchemy, and that secrets never show up in what is printed.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 import redis
@@ -24,6 +24,7 @@ from tenant_worker.config import (
     load_settings,
     redact_text,
     redact_url,
+    url_password,
 )
 
 # Every character that breaks naive URL building: fragment, userinfo end, port separator, path, escape, space.
@@ -343,6 +344,12 @@ def test_malformed_numeric_settings_are_configuration_errors(env: dict[str, str]
         pytest.param("rediss://:pw@cache:6380/0", "rediss://:**@cache:6380/0", id="tls"),
         pytest.param("redis://alice:pw@cache:6379/0", "redis://alice:**@cache:6379/0", id="keeps-username"),
         pytest.param("redis://cache:6379/0", "redis://cache:6379/0", id="no-password-unchanged"),
+        pytest.param(
+            "postgresql://app@db/tw?sslmode=require&password=pw%23x",
+            "postgresql://:**@db/tw?sslmode=require&password=**",
+            id="libpq-password-parameter",
+        ),
+        pytest.param("postgresql:///tw?password=pw&host=/run", "postgresql:///tw?password=**&host=/run", id="socket"),
     ],
 )
 def test_redact_url_hides_the_password_and_keeps_the_rest_readable(url: str, shown: str) -> None:
@@ -396,6 +403,16 @@ def test_redact_text_removes_a_database_password_however_sqlalchemy_renders_the_
 
     assert password not in cleaned
     assert cleaned.startswith("could not use postgresql+psycopg://app:**@db:5432/tw;"), cleaned
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_redact_text_removes_a_database_password_sqlalchemy_renders_as_a_url_parameter(password: str) -> None:
+    url = "postgresql+psycopg://app@db:5432/tw?password=" + quote(password, safe="")
+    rendered = make_url(url).render_as_string(hide_password=False)
+
+    cleaned = redact_text(f"could not use {rendered}", [url_password(url)])
+
+    assert cleaned == "could not use postgresql+psycopg://app@db:5432/tw?password=**", cleaned
 
 
 def test_redact_text_ignores_empty_secrets() -> None:

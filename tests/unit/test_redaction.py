@@ -57,3 +57,17 @@ def test_log_records_never_contain_the_database_password_from_the_secret_file(tm
     assert output.count("postgresql://app:**@db:5432/tw") == 2, output
     assert "password=** host=db" in output
     assert password not in repr(settings) and "pg%20pass" not in repr(settings)
+
+
+def test_a_database_password_given_as_a_url_parameter_is_never_logged() -> None:
+    settings = Settings(
+        redis_url="redis://localhost:6379/0", database_url="postgresql://app@db/tw?password=pg%20s3cret"
+    )
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(secrets_of(settings)))
+    logger = logging.getLogger("test.redaction.query")
+    logger.addHandler(handler)
+    logger.warning("connecting with password %s", "pg s3cret")
+    logger.removeHandler(handler)
+    assert "s3cret" not in stream.getvalue()
