@@ -5,7 +5,7 @@
 # runtime stage copies only that virtualenv, so the build backend, pip's caches and the source tree
 # stay out of the final image. Every dependency ships as a manylinux or pure-Python wheel, so no
 # compiler is needed. Nothing secret is baked in: credentials arrive at run time through
-# REDIS_PASSWORD_FILE, DATABASE_URL and friends (see docker-compose.yml).
+# REDIS_PASSWORD_FILE, DATABASE_PASSWORD_FILE and friends (see docker-compose.yml).
 
 FROM python:3.11-slim AS builder
 

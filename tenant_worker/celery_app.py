@@ -13,7 +13,7 @@ from celery import Celery, signals
 
 from tenant_worker import constants
 from tenant_worker.adapters.routes import TenantRouter
-from tenant_worker.config import VISIBILITY_TIMEOUT_SECONDS, Settings, load_settings, redact_text
+from tenant_worker.config import VISIBILITY_TIMEOUT_SECONDS, Settings, load_settings, redact_text, url_password
 
 
 def create_app(settings: Settings) -> Celery:
@@ -115,11 +115,8 @@ class RedactingFilter(logging.Filter):
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """The values that must never be logged."""
-    from urllib.parse import unquote, urlsplit
-
-    password = urlsplit(settings.redis_url).password
-    return [unquote(password) if password else "", settings.messagebird_access_key]
+    """The values that must never be logged: the Redis and database passwords, and the access key."""
+    return [url_password(settings.redis_url), url_password(settings.database_url), settings.messagebird_access_key]
 
 
 @signals.after_setup_logger.connect

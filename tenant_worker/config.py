@@ -2,9 +2,10 @@
 
 Everything else receives a frozen :class:`Settings`, so tests can build one explicitly and no module
 reads ``os.environ`` behind the caller's back. Redis credentials can come from ``REDIS_URL`` or from
-the ``REDIS_*`` variables (``REDIS_PASSWORD_FILE`` for container secrets); the password is URL-encoded
-when the URL is built, so passwords containing ``#@:/%`` work, and :func:`redact_url` is what every
-log line and error message uses to show a URL.
+the ``REDIS_*`` variables (``REDIS_PASSWORD_FILE`` for container secrets); the database password can
+come from ``DATABASE_PASSWORD_FILE`` (or ``DATABASE_PASSWORD``) next to a ``DATABASE_URL`` without one.
+Passwords are URL-encoded when they are put into a URL, so passwords containing ``#@:/%`` work, and
+:func:`redact_url` is what every log line and error message uses to show a URL.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit, urlunsplit
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenant_worker"
 MESSAGEBIRD_REST_ENDPOINT = "https://rest.messagebird.com"
@@ -127,7 +128,12 @@ def build_redis_url(
 
 
 def redact_url(url: str) -> str:
-    """Replace the password in a URL with ``**`` (Celery's own convention), leaving the rest readable."""
+    """Replace the password in a URL with ``**`` (Celery's own convention), leaving the rest readable.
+
+    libpq also takes the password as a ``password=`` query parameter, so that is masked too.
+    """
+    base, question_mark, query = url.partition("?")
+    url = base + question_mark + re.sub(r"(^|&)password=[^&#]*", r"\1password=**", query)
     parts = urlsplit(url)
     if parts.password is None and "@" not in parts.netloc:
         return url
@@ -140,19 +146,71 @@ def redact_text(text: str, secrets: list[str]) -> str:
     """Remove every known secret (and any URL password) from free text such as an exception message."""
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "**").replace(quote(secret, safe=""), "**")
+            # Raw, fully percent-encoded (our URLs), and as SQLAlchemy's URL.render_as_string writes it
+            # (spaces and "+" left as they are in the user info, form-encoded in the query string).
+            # Longest first: "100%25" is inside its own encoding "100%2525" and would leave "25" behind.
+            forms = {secret, quote(secret, safe=""), quote(secret, safe=" +"), quote_plus(secret)}
+            for form in sorted(forms, key=len, reverse=True):
+                text = text.replace(form, "**")
     return re.sub(r"(rediss?|postgres(?:ql)?(?:\+\w+)?)://([^:/@\s]*):[^@\s]*@", r"\1://\2:**@", text)
 
 
-def _read_password(env: Mapping[str, str]) -> str | None:
-    path = env.get("REDIS_PASSWORD_FILE")
+def url_password(url: str) -> str:
+    """The decoded password of a URL (or of its libpq-style ``password=`` parameter), or ``""``: what a
+    logging filter has to look for."""
+    parts = urlsplit(url)
+    if parts.password:
+        return unquote(parts.password)
+    return parse_qs(parts.query).get("password", [""])[0]
+
+
+def add_database_password(url: str, password: str, source: str = "DATABASE_PASSWORD") -> str:
+    """Put ``password``, percent-encoded so any character is safe, into the database ``url``.
+
+    The URL must name the user and carry no password of its own: with two passwords it would be a
+    guess which one the operator meant, so that is an error naming ``source`` (the variable the
+    password came from) rather than a silent choice.
+    """
+    parts = urlsplit(url)
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    if ":" in userinfo or "password" in parse_qs(parts.query):
+        raise ConfigurationError(
+            f"DATABASE_URL already contains a password and {source} is set too: remove the password from DATABASE_URL"
+        )
+    if not at or not userinfo:
+        raise ConfigurationError(
+            f"DATABASE_URL ({redact_url(url)}) names no user for the password from {source}: "
+            "write it as postgresql://USER@HOST:PORT/DATABASE"
+        )
+    return urlunsplit(parts._replace(netloc=f"{userinfo}:{quote(password, safe='')}@{hostinfo}"))
+
+
+def _read_secret(env: Mapping[str, str], name: str) -> str | None:
+    """``{name}_FILE``'s content if that is set (the file wins: it is the container secret), else ``{name}``;
+    None when neither is set. Errors name the variable and the path, never the content."""
+    path = env.get(f"{name}_FILE")
     if path:
         try:
             # Only the trailing newline editors add: spaces may be part of the password.
             return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
-            raise ConfigurationError(f"cannot read REDIS_PASSWORD_FILE: {exc.strerror}") from None
-    return env.get("REDIS_PASSWORD") or None
+            raise ConfigurationError(f"cannot read {name}_FILE ({path}): {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigurationError(f"{name}_FILE ({path}) is not UTF-8 text") from None
+    return env.get(name) or None
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    password = _read_secret(env, "DATABASE_PASSWORD")
+    if password is None:
+        return url
+    path = env.get("DATABASE_PASSWORD_FILE")
+    if path and not password:
+        # An empty secret is a deployment mistake; connecting without a password would only move the
+        # error to a less obvious "password authentication failed" at the first query.
+        raise ConfigurationError(f"DATABASE_PASSWORD_FILE ({path}) is empty")
+    return add_database_password(url, password, "DATABASE_PASSWORD_FILE" if path else "DATABASE_PASSWORD")
 
 
 def _redis_url(env: Mapping[str, str]) -> str:
@@ -165,7 +223,7 @@ def _redis_url(env: Mapping[str, str]) -> str:
         port, db = int(env.get("REDIS_PORT", "6379")), int(env.get("REDIS_DB", "0"))
     except ValueError:
         raise ConfigurationError("REDIS_PORT and REDIS_DB must be integers") from None
-    return build_redis_url(env.get("REDIS_HOST", "localhost"), port, db, _read_password(env))
+    return build_redis_url(env.get("REDIS_HOST", "localhost"), port, db, _read_secret(env, "REDIS_PASSWORD"))
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -183,7 +241,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     return Settings(
         redis_url=_redis_url(env),
-        database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        database_url=_database_url(env),
         sms_backend=env.get("SMS_BACKEND", "console"),
         messagebird_access_key=env.get("MESSAGEBIRD_ACCESS_KEY", ""),
         messagebird_endpoint=env.get("MESSAGEBIRD_ENDPOINT", MESSAGEBIRD_REST_ENDPOINT),

@@ -1,24 +1,30 @@
-"""Settings from the environment: how the Redis URL is built from its parts, that any password survives
-the trip into the URL and out through redis-py, and that secrets never show up in what is printed.
+"""Settings from the environment: how the Redis URL is built from its parts, how the database password
+joins DATABASE_URL, that any password survives the trip into the URL and out through redis-py and
+SQLAlchemy, and that secrets never show up in what is printed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 import redis
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import make_url
 
+from tenant_worker.adapters.db import normalize_database_url
 from tenant_worker.config import (
+    DEFAULT_DATABASE_URL,
     VISIBILITY_TIMEOUT_SECONDS,
     ConfigurationError,
+    add_database_password,
     build_redis_url,
     load_settings,
     redact_text,
     redact_url,
+    url_password,
 )
 
 # Every character that breaks naive URL building: fragment, userinfo end, port separator, path, escape, space.
@@ -153,6 +159,152 @@ def test_non_numeric_redis_port_or_db_is_a_configuration_error(env: dict[str, st
         load_settings(env)
 
 
+# --- the database password ------------------------------------------------------------------------
+
+DB_URL = "postgresql://tenant_worker@postgres:5432/tenant_worker"
+
+
+def database_password_file(tmp_path: Path, content: str | bytes) -> str:
+    """A secret file as compose and Kubernetes mount it; returns its path."""
+    secret = tmp_path / "postgres_password"
+    if isinstance(content, bytes):
+        secret.write_bytes(content)
+    else:
+        secret.write_text(content, encoding="utf-8")
+    return str(secret)
+
+
+def seen_by_sqlalchemy(url: str) -> tuple[object, ...]:
+    """User, password, host, port and database as SQLAlchemy hands them to psycopg (no connection)."""
+    parsed = make_url(normalize_database_url(url))
+    return parsed.username, parsed.password, parsed.host, parsed.port, parsed.database
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_database_password_file_reaches_sqlalchemy_unchanged(tmp_path: Path, password: str) -> None:
+    env = {"DATABASE_URL": DB_URL, "DATABASE_PASSWORD_FILE": database_password_file(tmp_path, password + "\n")}
+
+    url = load_settings(env).database_url
+
+    assert seen_by_sqlalchemy(url) == ("tenant_worker", password, "postgres", 5432, "tenant_worker")
+
+
+@settings(max_examples=100, deadline=None)
+@given(password=password_text)
+def test_every_database_password_reaches_sqlalchemy_unchanged_and_is_redacted(password: str) -> None:
+    url = add_database_password("postgresql+psycopg://app@db:5432/tw?sslmode=require", password)
+
+    assert seen_by_sqlalchemy(url) == ("app", password, "db", 5432, "tw")
+    assert make_url(url).query == {"sslmode": "require"}
+    assert redact_url(url) == "postgresql+psycopg://app:**@db:5432/tw?sslmode=require"
+
+
+def test_database_password_file_keeps_spaces_and_strips_only_the_trailing_newline(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": DB_URL, "DATABASE_PASSWORD_FILE": database_password_file(tmp_path, " pass word \r\n")}
+
+    assert seen_by_sqlalchemy(load_settings(env).database_url)[1] == " pass word "
+
+
+def test_database_password_file_wins_over_database_password(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": DB_URL,
+        "DATABASE_PASSWORD": "from-env",
+        "DATABASE_PASSWORD_FILE": database_password_file(tmp_path, "from-file\n"),
+    }
+
+    assert seen_by_sqlalchemy(load_settings(env).database_url)[1] == "from-file"
+
+
+def test_database_password_variable_is_used_without_a_file() -> None:
+    env = {"DATABASE_URL": DB_URL, "DATABASE_PASSWORD": NASTY_PASSWORD}
+
+    assert seen_by_sqlalchemy(load_settings(env).database_url)[1] == NASTY_PASSWORD
+
+
+def test_database_password_joins_the_default_url_when_database_url_is_unset() -> None:
+    url = load_settings({"DATABASE_PASSWORD": "pw"}).database_url
+
+    assert url == DEFAULT_DATABASE_URL.replace("postgres@", "postgres:pw@")
+
+
+@pytest.mark.parametrize("env", [pytest.param({}, id="unset"), pytest.param({"DATABASE_PASSWORD": ""}, id="empty")])
+def test_database_url_is_used_as_given_without_a_password_setting(env: dict[str, str]) -> None:
+    url = "postgresql://app:in-url@db:5432/tw"
+
+    assert load_settings({"DATABASE_URL": url, **env}).database_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("postgresql://app:in-url@db:5432/tw", id="userinfo"),
+        pytest.param("postgresql://app:@db:5432/tw", id="empty-userinfo-password"),
+        pytest.param("postgresql://app@db:5432/tw?password=in-url", id="query"),
+    ],
+)
+def test_database_url_with_a_password_and_a_password_file_is_a_configuration_error(url: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": url, "DATABASE_PASSWORD_FILE": database_password_file(tmp_path, "from-file\n")}
+
+    with pytest.raises(ConfigurationError, match="DATABASE_URL already contains a password") as excinfo:
+        load_settings(env)
+
+    assert "DATABASE_PASSWORD_FILE" in str(excinfo.value)
+    assert "in-url" not in str(excinfo.value) and "from-file" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("postgresql://db:5432/tw", id="no-userinfo"),
+        pytest.param("postgresql://@db:5432/tw", id="empty-user"),
+        pytest.param("postgresql:///tw?host=/run/postgresql", id="socket"),
+    ],
+)
+def test_database_password_for_a_url_without_a_user_is_a_configuration_error(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="names no user") as excinfo:
+        load_settings({"DATABASE_URL": url, "DATABASE_PASSWORD": "topsecret"})
+
+    assert "DATABASE_PASSWORD" in str(excinfo.value) and "topsecret" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(None, "cannot read DATABASE_PASSWORD_FILE .*No such file", id="missing"),
+        pytest.param("directory", "cannot read DATABASE_PASSWORD_FILE .*Is a directory", id="directory"),
+        pytest.param("\n", "DATABASE_PASSWORD_FILE .* is empty", id="empty"),
+        pytest.param(b"\xfftopsecret\n", "DATABASE_PASSWORD_FILE .* is not UTF-8", id="binary"),
+    ],
+)
+def test_unusable_database_password_file_is_a_configuration_error_without_its_content(
+    tmp_path: Path, content: str | bytes | None, message: str
+) -> None:
+    if content is None:
+        path = str(tmp_path / "missing")
+    elif content == "directory":
+        path = str(tmp_path)
+    else:
+        path = database_password_file(tmp_path, content)
+
+    with pytest.raises(ConfigurationError, match=message) as excinfo:
+        load_settings({"DATABASE_URL": DB_URL, "DATABASE_PASSWORD": "topsecret", "DATABASE_PASSWORD_FILE": path})
+
+    assert path in str(excinfo.value)
+    assert "topsecret" not in str(excinfo.value) and "\\xff" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_settings_repr_never_contains_the_database_password(tmp_path: Path, password: str) -> None:
+    env = {"DATABASE_URL": DB_URL, "DATABASE_PASSWORD_FILE": database_password_file(tmp_path, password)}
+    loaded = load_settings(env)
+
+    shown = repr(loaded)
+
+    assert password not in shown
+    assert urlsplit(loaded.database_url).password not in shown
+    assert redact_url(loaded.database_url) == "postgresql://tenant_worker:**@postgres:5432/tenant_worker"
+
+
 def test_messagebird_backend_without_an_access_key_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="MESSAGEBIRD_ACCESS_KEY"):
         load_settings({"SMS_BACKEND": "messagebird"})
@@ -192,6 +344,12 @@ def test_malformed_numeric_settings_are_configuration_errors(env: dict[str, str]
         pytest.param("rediss://:pw@cache:6380/0", "rediss://:**@cache:6380/0", id="tls"),
         pytest.param("redis://alice:pw@cache:6379/0", "redis://alice:**@cache:6379/0", id="keeps-username"),
         pytest.param("redis://cache:6379/0", "redis://cache:6379/0", id="no-password-unchanged"),
+        pytest.param(
+            "postgresql://app@db/tw?sslmode=require&password=pw%23x",
+            "postgresql://:**@db/tw?sslmode=require&password=**",
+            id="libpq-password-parameter",
+        ),
+        pytest.param("postgresql:///tw?password=pw&host=/run", "postgresql:///tw?password=**&host=/run", id="socket"),
     ],
 )
 def test_redact_url_hides_the_password_and_keeps_the_rest_readable(url: str, shown: str) -> None:
@@ -233,6 +391,28 @@ def test_redact_text_hides_passwords_of_database_and_redis_urls_it_was_not_told_
     assert "rpass" not in cleaned
     assert "postgresql+psycopg://app:**@db:5432/tw" in cleaned
     assert "rediss://:**@cache:6380/0" in cleaned
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_redact_text_removes_a_database_password_however_sqlalchemy_renders_the_url(password: str) -> None:
+    url = add_database_password("postgresql+psycopg://app@db:5432/tw", password)
+    rendered = make_url(url).render_as_string(hide_password=False)
+    text = f"could not use {rendered}; password={password}"
+
+    cleaned = redact_text(text, [password])
+
+    assert password not in cleaned
+    assert cleaned.startswith("could not use postgresql+psycopg://app:**@db:5432/tw;"), cleaned
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_redact_text_removes_a_database_password_sqlalchemy_renders_as_a_url_parameter(password: str) -> None:
+    url = "postgresql+psycopg://app@db:5432/tw?password=" + quote(password, safe="")
+    rendered = make_url(url).render_as_string(hide_password=False)
+
+    cleaned = redact_text(f"could not use {rendered}", [url_password(url)])
+
+    assert cleaned == "could not use postgresql+psycopg://app@db:5432/tw?password=**", cleaned
 
 
 def test_redact_text_ignores_empty_secrets() -> None:

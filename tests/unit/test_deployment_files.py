@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import pytest
@@ -23,8 +24,10 @@ from celery import Celery
 from celery.bin.base import CLIContext
 from celery.bin.beat import beat as celery_beat
 from celery.bin.worker import worker as celery_worker
+from sqlalchemy.engine import make_url
 
 from tenant_worker import cli
+from tenant_worker.adapters.db import normalize_database_url
 from tenant_worker.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +81,16 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
 def container_environment(name: str, host_env: Mapping[str, str]) -> dict[str, str]:
     """The environment a service's container receives when compose runs with ``host_env``."""
     return {key: interpolate(str(value), host_env) for key, value in service(name)["environment"].items()}
+
+
+def secret_mounts(name: str) -> dict[str, str]:
+    """Where each compose secret of a service appears in its container: path -> secret name."""
+    mounts = {}
+    for entry in service(name).get("secrets", []):
+        long_form = {"source": entry} if isinstance(entry, str) else entry
+        target = long_form.get("target", long_form["source"])
+        mounts[target if target.startswith("/") else f"/run/secrets/{target}"] = long_form["source"]
+    return mounts
 
 
 def dockerfile_stages() -> list[list[tuple[str, str]]]:
@@ -274,6 +287,7 @@ def test_no_env_or_arg_line_bakes_a_credential_into_the_image() -> None:
         ".venv/bin/python",
         ".env",
         "secrets/redis_password.txt",
+        "secrets/postgres_password.txt",
         "tests/unit/test_deployment_files.py",
         ".pytest_cache/v/cache/nodeids",
         ".mypy_cache/3.11/cache.db",
@@ -414,8 +428,9 @@ def test_redis_password_never_appears_as_a_literal_in_the_compose_file() -> None
         assert not {"REDIS_PASSWORD", "REDIS_URL"} & set(env), f"{name} gets the Redis password as plain env"
 
 
-def test_redis_secret_file_stays_out_of_the_build_context() -> None:
-    secret_file = Path(load_compose()["secrets"]["redis_password"]["file"])
+@pytest.mark.parametrize("secret", ["redis_password", "postgres_password"])
+def test_secret_files_stay_out_of_the_build_context(secret: str) -> None:
+    secret_file = Path(load_compose()["secrets"][secret]["file"])
     assert excluded_from_build_context(secret_file.as_posix().removeprefix("./"))
 
 
@@ -426,22 +441,61 @@ def test_every_app_service_reads_the_redis_password_from_the_secret(name: str) -
     assert definition["environment"]["REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
 
 
+def test_postgres_initialises_its_password_from_the_secret() -> None:
+    postgres = service("postgres")
+    path = postgres["environment"]["POSTGRES_PASSWORD_FILE"]
+    assert secret_mounts("postgres").get(path) == "postgres_password", (path, secret_mounts("postgres"))
+    assert "POSTGRES_PASSWORD" not in postgres["environment"], "the image refuses both, and env shows in inspect"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_every_app_service_reads_the_database_password_from_the_secret_postgres_uses(name: str) -> None:
+    env = service(name)["environment"]
+    assert secret_mounts(name).get(env["DATABASE_PASSWORD_FILE"]) == "postgres_password"
+    postgres = service("postgres")["environment"]
+    assert env["DATABASE_PASSWORD_FILE"] == postgres["POSTGRES_PASSWORD_FILE"]
+    url = urlsplit(env["DATABASE_URL"])
+    assert url.password is None and "password" not in url.query, "the password comes from the secret only"
+    assert (url.username, url.path) == (postgres["POSTGRES_USER"], "/" + postgres["POSTGRES_DB"])
+
+
+def test_database_password_never_appears_in_the_compose_file_or_a_container_environment() -> None:
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "${POSTGRES_PASSWORD" not in text and "$POSTGRES_PASSWORD" not in text
+    assert not re.search(r"postgres(?:ql)?(?:\+\w+)?://[^/\s@]*:[^@\s]*@", text), "a database URL with a password"
+    assert load_compose()["secrets"]["postgres_password"].keys() == {"file"}
+    for name, definition in load_compose()["services"].items():
+        env = definition.get("environment", {})
+        leaked = {"POSTGRES_PASSWORD", "DATABASE_PASSWORD", "PGPASSWORD"} & set(env)
+        assert not leaked, f"{name} gets the database password as plain env: {leaked}"
+
+
 def test_compose_environment_yields_settings_for_the_compose_services(tmp_path: Path) -> None:
-    secret = tmp_path / "redis_password"
-    secret.write_text("p@ss#word\n", encoding="utf-8")
-    env = container_environment("worker-shards-a", {"POSTGRES_PASSWORD": "pg-secret"})
+    redis_secret, postgres_secret = tmp_path / "redis_password", tmp_path / "postgres_password"
+    redis_secret.write_text("p@ss#word\n", encoding="utf-8")
+    postgres_secret.write_text("pg/pass+word= @:%#?\n", encoding="utf-8")
+    env = container_environment("worker-shards-a", {})
     assert env["REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
-    settings = load_settings({**env, "REDIS_PASSWORD_FILE": str(secret)})
+    assert env["DATABASE_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    settings = load_settings(
+        {**env, "REDIS_PASSWORD_FILE": str(redis_secret), "DATABASE_PASSWORD_FILE": str(postgres_secret)}
+    )
     postgres = service("postgres")["environment"]
     user, database = postgres["POSTGRES_USER"], postgres["POSTGRES_DB"]
     assert settings.redis_url == "redis://:p%40ss%23word@redis:6379/0"
-    assert settings.database_url == f"postgresql://{user}:pg-secret@postgres:5432/{database}"
+    url = make_url(normalize_database_url(settings.database_url))
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        user,
+        "pg/pass+word= @:%#?",
+        "postgres",
+        5432,
+        database,
+    )
     assert (settings.sms_backend, settings.messagebird_access_key, settings.sentry_dsn) == ("console", "", "")
     assert settings.sentry_environment == "production"
 
 
-def test_compose_refuses_to_start_without_a_postgres_password() -> None:
-    with pytest.raises(MissingVariableError):
-        container_environment("worker-shards-a", {})
-    with pytest.raises(MissingVariableError):
-        container_environment("postgres", {})
+@pytest.mark.parametrize("name", [*APP_SERVICES, "postgres", "redis"])
+def test_compose_needs_no_password_in_the_host_environment(name: str) -> None:
+    env = container_environment(name, {}) if "environment" in service(name) else {}
+    assert not {k for k, v in env.items() if "PASSWORD" in k and not k.endswith("_FILE") and v}

@@ -1,5 +1,6 @@
 """Worker pools in docker-compose.yml and infra/k8s: every queue consumed by exactly one pool, commands
-the CLI and Celery accept, KEDA triggers on exactly the pool's lists, the Redis password from a Secret.
+the CLI and Celery accept, KEDA triggers on exactly the pool's lists, the Redis and database passwords
+from Secrets mounted as files.
 
 The queues a pool consumes are worked out with the CLI's own argument split and the domain's shard
 parser, so a compose or manifest command that the CLI would read differently fails here.
@@ -8,17 +9,20 @@ parser, so a compose or manifest command that the CLI would read differently fai
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from celery import Celery
 from celery.bin.base import CLIContext
 from celery.bin.worker import worker as celery_worker
+from sqlalchemy.engine import make_url
 
 from tenant_worker import cli, constants
-from tenant_worker.config import Settings
+from tenant_worker.adapters.db import normalize_database_url
+from tenant_worker.config import Settings, load_settings
 from tenant_worker.domain.shards import all_shard_queues, parse_shards
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,14 +104,66 @@ def test_keda_reads_the_redis_password_from_a_secret_never_a_literal() -> None:
     assert "requirepass" not in text and "REDIS_PASSWORD:" not in text and "REDIS_URL" not in text
 
 
+def mounted_secret(pod: dict[str, Any], path: str) -> tuple[str, str]:
+    """The ``(Secret, key)`` whose value the worker container sees as the file at ``path``."""
+    [container] = pod["containers"]
+    [mount] = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    relative = PurePosixPath(path).relative_to(mount["mountPath"]).as_posix()
+    items = volume["secret"].get("items")
+    [key] = [i["key"] for i in items if i["path"] == relative] if items else [relative]
+    return volume["secret"]["secretName"], key
+
+
+def pod_environment(pod: dict[str, Any]) -> dict[str, str]:
+    """The worker's environment from the ConfigMap and literal values (Secret references left out)."""
+    [container] = pod["containers"]
+    config_maps = of_kind("ConfigMap")
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(config_maps[source["configMapRef"]["name"]]["data"])
+    env.update({e["name"]: e["value"] for e in container["env"] if "value" in e})
+    return env
+
+
 def test_workers_read_the_redis_password_from_the_mounted_secret() -> None:
     for deployment in of_kind("Deployment").values():
         pod = deployment["spec"]["template"]["spec"]
-        [container] = pod["containers"]
-        env = {e["name"]: e for e in container["env"]}
-        path = env["REDIS_PASSWORD_FILE"]["value"]
-        [mount] = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
-        [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
-        assert volume["secret"]["secretName"] == "tenant-worker-redis"
+        path = pod_environment(pod)["REDIS_PASSWORD_FILE"]
+        assert mounted_secret(pod, path) == ("tenant-worker-redis", "password")
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["terminationGracePeriodSeconds"] >= 300
+
+
+def test_workers_read_the_database_password_from_the_mounted_secret() -> None:
+    for name, deployment in of_kind("Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        env = pod_environment(pod)
+        assert mounted_secret(pod, env["DATABASE_PASSWORD_FILE"]) == ("tenant-worker-database", "password"), name
+        url = urlsplit(env["DATABASE_URL"])
+        assert url.username and url.password is None and "password" not in url.query, name
+        [container] = pod["containers"]
+        from_secrets = {e["name"] for e in container["env"] if "valueFrom" in e}
+        assert not {"DATABASE_URL", "DATABASE_PASSWORD"} & from_secrets, f"{name}: the password belongs in the file"
+    text = "\n".join(p.read_text() for p in (ROOT / "infra" / "k8s").glob("*.yaml"))
+    assert "DATABASE_PASSWORD:" not in text and "key: url" not in text
+
+
+def test_worker_environment_yields_settings_with_both_passwords(tmp_path: Path) -> None:
+    redis_secret, database_secret = tmp_path / "redis", tmp_path / "database"
+    redis_secret.write_text("r3d!s pass\n", encoding="utf-8")
+    database_secret.write_text("pg/pass+word= @:%#?\n", encoding="utf-8")
+    for name, deployment in of_kind("Deployment").items():
+        env = pod_environment(deployment["spec"]["template"]["spec"])
+        env.update(
+            REDIS_PASSWORD_FILE=str(redis_secret),
+            DATABASE_PASSWORD_FILE=str(database_secret),
+            MESSAGEBIRD_ACCESS_KEY="from-its-secret",
+        )
+
+        settings = load_settings(env)
+
+        settings.require_credentials()
+        url = make_url(normalize_database_url(settings.database_url))
+        assert (url.username, url.password, url.database) == ("tenant_worker", "pg/pass+word= @:%#?", "tenant_worker")
+        assert settings.production, name
