@@ -1,6 +1,6 @@
 """Worker pools in docker-compose.yml and infra/k8s: every queue consumed by exactly one pool, commands
-the CLI and Celery accept, KEDA triggers on exactly the pool's lists, the Redis and database passwords
-from Secrets mounted as files.
+the CLI and Celery accept, KEDA triggers on exactly the pool's lists, the migration Job and beat as in
+compose, and every pod's Redis and database passwords from Secrets mounted as files.
 
 The queues a pool consumes are worked out with the CLI's own argument split and the domain's shard
 parser, so a compose or manifest command that the CLI would read differently fails here.
@@ -59,12 +59,20 @@ def of_kind(kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in k8s_documents() if d["kind"] == kind}
 
 
+def k8s_pods() -> dict[str, dict[str, Any]]:
+    """The pod spec of every Deployment and Job, by name."""
+    return {name: d["spec"]["template"]["spec"] for kind in ("Deployment", "Job") for name, d in of_kind(kind).items()}
+
+
+def command_of(pod: dict[str, Any]) -> list[str]:
+    [container] = pod["containers"]
+    return list(container["args"])
+
+
 def k8s_pools() -> dict[str, list[str]]:
-    pools = {}
-    for name, deployment in of_kind("Deployment").items():
-        [container] = deployment["spec"]["template"]["spec"]["containers"]
-        pools[name] = pool_queues(container["args"])
-    return pools
+    """Queues of every worker Deployment (beat's Deployment is not a pool)."""
+    pods = {name: d["spec"]["template"]["spec"] for name, d in of_kind("Deployment").items()}
+    return {name: pool_queues(command_of(pod)) for name, pod in pods.items() if command_of(pod)[0] == "worker"}
 
 
 @pytest.mark.parametrize("pools", [compose_pools, k8s_pools], ids=["compose", "k8s"])
@@ -126,18 +134,28 @@ def pod_environment(pod: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def test_kubernetes_runs_the_migration_and_beat_like_compose() -> None:
+    services: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    pods = k8s_pods()
+    assert command_of(pods["tenant-worker-migrate"]) == services["migrate"]["command"] == ["db", "upgrade"]
+    assert pods["tenant-worker-migrate"]["restartPolicy"] == "Never"
+    assert command_of(pods["tenant-worker-beat"]) == services["beat"]["command"]
+    commands = [command_of(pod)[0] for pod in pods.values()]
+    assert commands.count("beat") == 1 and commands.count("db") == 1, commands
+    assert set(k8s_pools()) == {name for name, pod in pods.items() if command_of(pod)[0] == "worker"}
+
+
 def test_workers_read_the_redis_password_from_the_mounted_secret() -> None:
-    for deployment in of_kind("Deployment").values():
-        pod = deployment["spec"]["template"]["spec"]
+    for name, pod in k8s_pods().items():
         path = pod_environment(pod)["REDIS_PASSWORD_FILE"]
-        assert mounted_secret(pod, path) == ("tenant-worker-redis", "password")
-        assert pod["securityContext"]["runAsNonRoot"] is True
-        assert pod["terminationGracePeriodSeconds"] >= 300
+        assert mounted_secret(pod, path) == ("tenant-worker-redis", "password"), name
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+    for name in k8s_pools():
+        assert k8s_pods()[name]["terminationGracePeriodSeconds"] >= 300, name
 
 
 def test_workers_read_the_database_password_from_the_mounted_secret() -> None:
-    for name, deployment in of_kind("Deployment").items():
-        pod = deployment["spec"]["template"]["spec"]
+    for name, pod in k8s_pods().items():
         env = pod_environment(pod)
         assert mounted_secret(pod, env["DATABASE_PASSWORD_FILE"]) == ("tenant-worker-database", "password"), name
         url = urlsplit(env["DATABASE_URL"])
@@ -153,8 +171,8 @@ def test_worker_environment_yields_settings_with_both_passwords(tmp_path: Path) 
     redis_secret, database_secret = tmp_path / "redis", tmp_path / "database"
     redis_secret.write_text("r3d!s pass\n", encoding="utf-8")
     database_secret.write_text("pg/pass+word= @:%#?\n", encoding="utf-8")
-    for name, deployment in of_kind("Deployment").items():
-        env = pod_environment(deployment["spec"]["template"]["spec"])
+    for name, pod in k8s_pods().items():
+        env = pod_environment(pod)
         env.update(
             REDIS_PASSWORD_FILE=str(redis_secret),
             DATABASE_PASSWORD_FILE=str(database_secret),
