@@ -38,7 +38,7 @@ class Settings:
     sms_backend: str = "console"
     messagebird_access_key: str = field(default="", repr=False)
     messagebird_endpoint: str = MESSAGEBIRD_REST_ENDPOINT
-    sentry_dsn: str = ""
+    sentry_dsn: str = field(default="", repr=False)
     sentry_environment: str = "development"
     # MessageBird client: how long to wait to connect and for an answer, and how many requests one
     # worker process keeps in flight. Little's law: in flight = rate x latency, so the provider's
@@ -138,8 +138,9 @@ def redact_url(url: str) -> str:
     if parts.password is None and "@" not in parts.netloc:
         return url
     userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:**@{hostinfo}"))
+    if ":" not in userinfo:
+        return url  # a user name without a password: nothing to hide, and worth seeing in an error
+    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:**@{hostinfo}"))
 
 
 def redact_text(text: str, secrets: list[str]) -> str:

@@ -305,6 +305,12 @@ def test_settings_repr_never_contains_the_database_password(tmp_path: Path, pass
     assert redact_url(loaded.database_url) == "postgresql://tenant_worker:**@postgres:5432/tenant_worker"
 
 
+def test_settings_repr_leaves_out_the_sentry_dsn_and_its_key() -> None:
+    dsn = "https://0123456789abcdef@o1.ingest.sentry.io/42"
+    shown = repr(load_settings({"SENTRY_DSN": dsn}))
+    assert "0123456789abcdef" not in shown and "sentry.io" not in shown
+
+
 def test_messagebird_backend_without_an_access_key_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="MESSAGEBIRD_ACCESS_KEY"):
         load_settings({"SMS_BACKEND": "messagebird"})
@@ -344,9 +350,10 @@ def test_malformed_numeric_settings_are_configuration_errors(env: dict[str, str]
         pytest.param("rediss://:pw@cache:6380/0", "rediss://:**@cache:6380/0", id="tls"),
         pytest.param("redis://alice:pw@cache:6379/0", "redis://alice:**@cache:6379/0", id="keeps-username"),
         pytest.param("redis://cache:6379/0", "redis://cache:6379/0", id="no-password-unchanged"),
+        pytest.param("postgresql://app@db:5432/tw", "postgresql://app@db:5432/tw", id="user-without-password"),
         pytest.param(
             "postgresql://app@db/tw?sslmode=require&password=pw%23x",
-            "postgresql://:**@db/tw?sslmode=require&password=**",
+            "postgresql://app@db/tw?sslmode=require&password=**",
             id="libpq-password-parameter",
         ),
         pytest.param("postgresql:///tw?password=pw&host=/run", "postgresql:///tw?password=**&host=/run", id="socket"),
