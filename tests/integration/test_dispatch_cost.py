@@ -9,6 +9,7 @@ the new tenant has no reminders at all, so any plan that walks the tenant's rows
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 
+from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.domain.model import OutcomeKind, SendOutcome
 from tenant_worker.services.sending import send_reminders
 from tenant_worker.services.sweep import sweep_tenant
@@ -56,8 +58,36 @@ def test_a_send_task_and_its_continuation_read_a_batch_not_the_backlog(sessions,
     report = sweep_tenant(sessions, tenant.slug, queue, config, due - dt.timedelta(days=3))
     assert (report.claimed, report.backlog) == (BACKLOG, BACKLOG - BATCH * MAX_BATCHES)
 
-    statements: list[tuple[str, Any]] = []
     engine = sessions.kw["bind"]
+    with captured_statements(engine) as statements, ThreadPoolExecutor(4) as executor:
+        sent = send_reminders(
+            sessions, tenant.id, queue.batches[0][1], InstantGateway(), executor, config, lambda *a: None,
+            top_up=True,
+        )  # fmt: skip
+    assert sent.sent == BATCH and len(sent.next_ids) == BATCH
+
+    assert len(statements) >= 4  # claim the batch, record outcomes, count in flight, stamp the next
+    for statement, read in ledger_rows_read_by(engine, statements):
+        assert read <= 8 * BATCH, f"{read} ledger rows read by: {statement}"
+
+    # The ledger listing, newest first, reads about what it shows, whatever the tenant's size.
+    with captured_statements(engine) as statements, sessions() as session:
+        repo = TenantRepository(session, tenant.id)
+        newest = repo.list_reminders(limit=5)
+        sent_only = repo.list_reminders("sent", limit=1000)
+    with sessions() as session:
+        every_id = session.scalars(text("SELECT id FROM reminders WHERE tenant_id = :t"), {"t": tenant.id}).all()
+    assert [row.id for row in newest] == sorted(every_id, reverse=True)[:5]
+    assert [row.id for row in sent_only] == sorted(queue.batches[0][1], reverse=True)
+    assert {row.status for row in sent_only} == {"sent"}
+    for statement, read in ledger_rows_read_by(engine, statements):
+        assert read <= 8 * BATCH, f"{read} ledger rows read by: {statement}"
+
+
+@contextlib.contextmanager
+def captured_statements(engine: Any) -> Iterator[list[tuple[str, Any]]]:
+    """Every statement on the ledger that runs inside the block, with its parameters."""
+    statements: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         if "reminders" in statement and not statement.startswith("EXPLAIN"):
@@ -65,24 +95,20 @@ def test_a_send_task_and_its_continuation_read_a_batch_not_the_backlog(sessions,
 
     event.listen(engine, "before_cursor_execute", capture)
     try:
-        with ThreadPoolExecutor(4) as executor:
-            sent = send_reminders(
-                sessions, tenant.id, queue.batches[0][1], InstantGateway(), executor, config, lambda *a: None,
-                top_up=True,
-            )  # fmt: skip
+        yield statements
     finally:
         event.remove(engine, "before_cursor_execute", capture)
-    assert sent.sent == BATCH and len(sent.next_ids) == BATCH
 
-    assert len(statements) >= 4  # claim the batch, record outcomes, count in flight, stamp the next
+
+def ledger_rows_read_by(engine: Any, statements: list[tuple[str, Any]]) -> Iterator[tuple[str, int]]:
+    """Each statement run again under ``EXPLAIN ANALYZE`` (and rolled back), with the ledger rows it read."""
     raw = engine.raw_connection()
     try:
         for statement, parameters in statements:
             cursor = raw.cursor()
             cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
             plan = cursor.fetchone()[0][0]["Plan"]
-            raw.rollback()  # EXPLAIN ANALYZE ran the UPDATE: undo it
-            read = sum(ledger_rows_read(plan))
-            assert read <= 8 * BATCH, f"{read} ledger rows read by: {statement}"
+            raw.rollback()  # EXPLAIN ANALYZE ran an UPDATE for real: undo it
+            yield statement, sum(ledger_rows_read(plan))
     finally:
         raw.close()

@@ -7,7 +7,8 @@ fetched a batch's 50 ids by scanning that backlog. Now the open rows are split i
 dispatching reads (waiting for a task; with a task in flight), and no index leads with the tenant
 over all its rows, so a batch's ids are always looked up by primary key (an index on
 ``(tenant_id, ...)`` looked cheaper to a planner that had not seen the sweep's rows yet, and was
-walked in full for every batch). The ledger listing, newest first, reads the primary key backwards.
+walked in full for every batch). The ledger listing, newest first, reads the three partial indexes:
+the closed rows' index is one no dispatch statement can use.
 
 Revision ID: 0004
 Revises: 0003
@@ -29,6 +30,7 @@ _NEW: _Indexes = {
         ["tenant_id", "enqueued_at"],
         "status = 'sending' OR (status = 'pending' AND enqueued_at IS NOT NULL)",
     ),
+    "reminders_closed_idx": (["tenant_id", "id"], "status NOT IN ('pending', 'sending')"),
 }
 _OLD: _Indexes = {
     "reminders_open_idx": (["tenant_id", "status"], "status IN ('pending', 'sending')"),
