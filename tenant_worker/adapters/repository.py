@@ -190,6 +190,19 @@ class TenantRepository:
             ).scalar_one()
         )
 
+    def cancel_pending(self, skip_reason: str) -> int:
+        """Mark every pending reminder ``skipped`` with ``skip_reason``; returns how many. Atomic
+        against a send task's ``pending -> sending`` claim, so none of them is sent afterwards.
+        One arm per partial index, so the tenant's backlog is read through them, not the whole table."""
+        result = self.session.execute(
+            text(f"""
+                UPDATE reminders SET status = 'skipped', skip_reason = :reason, updated_at = now()
+                 WHERE tenant_id = :tenant_id AND (({_WAITING}) OR ({_IN_FLIGHT} AND status = 'pending'))
+            """),
+            self._params(reason=skip_reason),
+        )
+        return int(getattr(result, "rowcount", 0))
+
     def stamp_unpublished(self, published_before: dt.datetime, limit: int) -> list[int]:
         """Stamp ``enqueued_at`` on the oldest ``limit`` pending reminders without a live task and
         return their ids, in one statement that reads ``limit`` entries of each index, not the backlog.
@@ -336,15 +349,15 @@ class TenantRepository:
         ).first()
 
 
-# What recording an outcome may set (the column names interpolated into finish_many's UPDATE).
-# The predicates of the two partial indexes dispatching reads (migration 0004), written exactly as
-# there so the planner can use them: reminders waiting for a first task (ordered by id, the publish
-# order), and reminders with a task queued or running (few: at most a few batches per tenant).
+# The predicates of the ledger's partial indexes (migration 0004), written exactly as there so the
+# planner can use them: reminders waiting for a first task (ordered by id, the publish order),
+# reminders with a task queued or running (few: at most a few batches per tenant), and closed ones.
 _WAITING = "status = 'pending' AND enqueued_at IS NULL"
 _IN_FLIGHT = "(status = 'sending' OR (status = 'pending' AND enqueued_at IS NOT NULL))"
 _CLOSED = "status NOT IN ('pending', 'sending')"
 
-# The columns an outcome may set, with their SQL types (the outcome arrays are cast to them).
+# The columns recording an outcome may set (interpolated into finish_many's UPDATE), with their SQL
+# types (the outcome arrays are cast to them).
 _FINISH_COLUMNS = {
     "status": "text",
     "updated_at": "timestamptz",

@@ -21,12 +21,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.catalog import CustomerRecord
 from tenant_worker.adapters.orm import ReminderRow, SmsTemplateRow, TenantRow
+from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.domain.localtime import next_local_run
 from tenant_worker.domain.model import ReminderStatus, TenantStatus, ValidationError
 from tenant_worker.domain.ports import ScheduleStore
@@ -238,12 +239,7 @@ def offboard(
 
 def _cancel_pending(sessions: sessionmaker[Session], tenant_id: int) -> int:
     with sessions.begin() as session:
-        result = session.execute(
-            update(ReminderRow)
-            .where(ReminderRow.tenant_id == tenant_id, ReminderRow.status == ReminderStatus.PENDING)
-            .values(status=ReminderStatus.SKIPPED, skip_reason="tenant_offboarded", updated_at=func.now())
-        )
-        return int(getattr(result, "rowcount", 0))
+        return TenantRepository(session, tenant_id).cancel_pending("tenant_offboarded")
 
 
 def onboard_many(
