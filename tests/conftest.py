@@ -33,7 +33,7 @@ from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import Settings, build_redis_url, load_settings
 from tenant_worker.domain.localtime import SendingWindow
-from tenant_worker.domain.model import TenantSpec
+from tenant_worker.domain.model import OutboundSms, OutcomeKind, SendOutcome, TenantSpec
 from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.emulators.sentry import SentryRecorder
 from tenant_worker.runtime import CeleryReminderQueue
@@ -235,6 +235,20 @@ def add_customers(sessions: sessionmaker[Session], tenant: TenantRow, records: l
     """Insert customers and subscriptions for a tenant."""
     with sessions.begin() as session:
         TenantCatalog(session, tenant.id).upsert_customers(records)
+
+
+class RecordingGateway:
+    """Remembers what would have been texted."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutboundSms] = []
+
+    def send(self, sms: OutboundSms) -> SendOutcome:
+        self.sent.append(sms)
+        return SendOutcome(OutcomeKind.SENT, provider_id=f"mb-{sms.reference}")
+
+    def close(self) -> None:
+        pass
 
 
 class RecordingQueue:

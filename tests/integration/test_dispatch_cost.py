@@ -19,20 +19,12 @@ from typing import Any
 from sqlalchemy import event, text
 
 from tenant_worker.adapters.repository import TenantRepository
-from tenant_worker.domain.model import OutcomeKind, SendOutcome
 from tenant_worker.services.sending import send_reminders
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
-from tests.conftest import RecordingQueue, add_customers, customer
+from tests.conftest import RecordingGateway, RecordingQueue, add_customers, customer
 
 BACKLOG, BATCH, MAX_BATCHES = 3000, 25, 2
-
-
-class InstantGateway:
-    """Accepts every SMS at once: this test is about the database, not MessageBird."""
-
-    def send(self, sms: Any) -> SendOutcome:
-        return SendOutcome(OutcomeKind.SENT, provider_id=f"mb-{sms.reference}")
 
 
 def ledger_rows_read(plan: dict[str, Any]) -> Iterator[int]:
@@ -61,7 +53,7 @@ def test_a_send_task_and_its_continuation_read_a_batch_not_the_backlog(sessions,
     engine = sessions.kw["bind"]
     with captured_statements(engine) as statements, ThreadPoolExecutor(4) as executor:
         sent = send_reminders(
-            sessions, tenant.id, queue.batches[0][1], InstantGateway(), executor, config, lambda *a: None,
+            sessions, tenant.id, queue.batches[0][1], RecordingGateway(), executor, config, lambda *a: None,
             top_up=True,
         )  # fmt: skip
     assert sent.sent == BATCH and len(sent.next_ids) == BATCH

@@ -9,27 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select
 
 from tenant_worker.adapters.orm import ReminderRow, TenantRow
-from tenant_worker.domain.model import OutboundSms, OutcomeKind, SendOutcome
 from tenant_worker.services.quiet_hours import release_deferred
 from tenant_worker.services.sending import send_reminders
 from tenant_worker.services.sweep import sweep_tenant
-from tests.conftest import RecordingQueue, add_customers, customer
+from tests.conftest import RecordingGateway, RecordingQueue, add_customers, customer
 
 UTC = dt.UTC
-
-
-class RecordingGateway:
-    """Remembers what would have been texted."""
-
-    def __init__(self) -> None:
-        self.sent: list[OutboundSms] = []
-
-    def send(self, sms: OutboundSms) -> SendOutcome:
-        self.sent.append(sms)
-        return SendOutcome(OutcomeKind.SENT, provider_id=f"mb-{sms.reference}")
-
-    def close(self) -> None:
-        pass
 
 
 def tenant_with_quiet_hours(sessions, make_tenant, timezone: str, start: dt.time, end: dt.time) -> TenantRow:
