@@ -59,7 +59,7 @@ def publish_next_batches(
         repo = TenantRepository(session, tenant_id)
         repo.lock_for_dispatch()
         ids = stamp_next_batches(repo, settings, now)
-        backlog = repo.count_unpublished(published_before(settings, now))
+        backlog = count_backlog(repo, settings, now)
     report = PublishReport(published=[], backlog=backlog)
     publish_batches(sessions, tenant_id, ids, queue, settings.send_batch_size, report)
     return report
@@ -68,6 +68,11 @@ def publish_next_batches(
 def published_before(settings: Settings, now: dt.datetime) -> dt.datetime:
     """Reminders published before this moment and still pending have lost their task."""
     return now - dt.timedelta(seconds=settings.requeue_after_seconds)
+
+
+def count_backlog(repo: TenantRepository, settings: Settings, now: dt.datetime) -> int:
+    """Pending reminders waiting in the ledger for a task (for reports; dispatching never counts)."""
+    return repo.count_unpublished(published_before(settings, now))
 
 
 def stamp_next_batches(repo: TenantRepository, settings: Settings, now: dt.datetime) -> list[int]:

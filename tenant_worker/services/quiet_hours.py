@@ -25,7 +25,7 @@ def release_deferred(
 ) -> dict[str, int]:
     """Publish waiting pending reminders of tenants inside their window; returns counts by slug."""
     now = now or dt.datetime.now(dt.UTC)
-    published_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
+    published_before = dispatch.published_before(settings, now)
     with sessions() as session:
         tenants = catalog.tenants_with_waiting_reminders(session, published_before)
     released: dict[str, int] = {}

@@ -94,11 +94,11 @@ def sweep_tenant(
         if not sending_window(tenant).is_open(now, tenant.timezone):
             # Quiet hours: claimed (so the decision is in the ledger) but not published; no
             # countdown, which Redis would redeliver in a loop past its visibility timeout.
-            report.deferred = repo.count_unpublished(dispatch.published_before(settings, now))
+            report.deferred = dispatch.count_backlog(repo, settings, now)
             return report
         tenant_id, tenant_queue = tenant.id, tenant.queue
         ids = dispatch.stamp_next_batches(repo, settings, now)
-        backlog = repo.count_unpublished(dispatch.published_before(settings, now))
+        backlog = dispatch.count_backlog(repo, settings, now)
     # The claim and the stamps are committed first: whatever happens next, the reminders are in the
     # ledger. Only the tenant's first batches are published now; finished batches publish the rest.
     published = dispatch.PublishReport(published=[], backlog=backlog)
