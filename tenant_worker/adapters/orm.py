@@ -187,6 +187,14 @@ class ReminderRow(Base):
             "id",
             postgresql_where=text("status NOT IN ('pending', 'sending')"),
         ),
+        # The recovery tick's range scans by age (migration 0005): rows claimed long ago and still
+        # sending (their worker died), and rows published long ago and still pending (the task is lost).
+        Index("reminders_sending_since_idx", "updated_at", postgresql_where=text("status = 'sending'")),
+        Index(
+            "reminders_published_since_idx",
+            "enqueued_at",
+            postgresql_where=text("status = 'pending' AND enqueued_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -205,5 +213,8 @@ class ReminderRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set before the SMS's request may start (migration 0005); NULL = this attempt never reached
+    # MessageBird, so a row whose worker died can safely go back to pending.
+    send_started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _created()
