@@ -21,6 +21,7 @@ from tenant_worker import runtime
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import load_settings
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, SendOutcome
+from tenant_worker.domain.ports import NoAlerts
 from tenant_worker.services import sending
 
 QUEUE = "bench.naive"
@@ -54,6 +55,6 @@ def naive_send(tenant_id: int, reminder_id: int) -> dict[str, Any]:
     """Send one reminder (no retries: a failure stays pending and counts as lost)."""
     report = sending.send_reminders(
         runtime.sessions(), tenant_id, [reminder_id], ShippedSdkGateway(), _inline, runtime.settings(),
-        lambda *args: None,
+        NoAlerts(),
     )  # fmt: skip
     return {"sent": report.sent}

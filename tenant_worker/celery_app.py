@@ -72,12 +72,12 @@ def create_app(settings: Settings) -> Celery:
         # Queues are declared by the router's answer; no queue has to be listed in advance.
         task_create_missing_queues=True,
         # Each tenant's daily sweep is its own RedBeat entry (see adapters/redbeat.py), written by the
-        # schedule API, and goes to the tenant's own queue. The static entries: publish reminders held
-        # back by quiet hours once a tenant's window opens (a minute late at most, and no long
-        # countdowns), and reconcile the tenants table with RedBeat in case someone changed one
-        # without the other.
+        # schedule API, and goes to the tenant's own queue. The static entries: the recovery tick
+        # (services/recovery.py: settles reminders of lost workers, republishes lost tasks, publishes
+        # reminders held back by quiet hours or a paused gateway, no long countdowns), and reconcile
+        # the tenants table with RedBeat in case someone changed one without the other.
         beat_schedule={
-            "release-deferred": {"task": constants.TASK_RELEASE_DEFERRED, "schedule": 60.0},
+            "recover": {"task": constants.TASK_RECOVER, "schedule": settings.recovery_interval_seconds},
             "sync-schedules": {"task": constants.TASK_SYNC_SCHEDULES, "schedule": 900.0},
         },
         # RedBeat keeps the schedule in Redis, with a leader lock so a second beat waits as a standby.

@@ -93,8 +93,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for r in reports:
             print(
                 f"{r.tenant} {r.local_date}: {r.claimed} claimed ({r.skipped} skipped), {r.enqueued} enqueued, "
-                f"{r.re_enqueued} re-enqueued, {r.deferred} deferred, {r.marked_unknown} marked unknown"
-                + (f" - {r.error}" if r.error else "")
+                f"{r.re_enqueued} re-enqueued, {r.deferred} deferred" + (f" - {r.error}" if r.error else "")
             )
 
     _print(data, args.json, table)

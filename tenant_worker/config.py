@@ -66,8 +66,17 @@ class Settings:
     retry_base_seconds: float = 5.0
     retry_cap_seconds: float = 300.0
     send_batch_size: int = 50
-    # A reminder stuck in ``sending`` this long lost its worker mid-send; it becomes ``unknown``.
-    stale_sending_seconds: int = 900
+    # A reminder still ``sending`` this long after its claim lost its worker: the recovery tick sends it
+    # again if its request never started, else marks it ``unknown``. It must exceed the longest a
+    # live task holds a row: a rate-limit wait, connect and read timeouts, and the recording retries.
+    stale_sending_seconds: int = 300
+    # How often beat runs the recovery tick (stale rows, lost tasks, deferred reminders, breaker probe).
+    recovery_interval_seconds: float = 30.0
+    # How long a send task keeps retrying to record its outcomes when the database drops it.
+    record_retry_seconds: float = 60.0
+    # Sentry: at most one event per (tenant, status, reason) in this window; the rest are counted
+    # and reported, with their count, by the next event or the recovery tick.
+    alert_window_seconds: int = 600
     # A reminder still ``pending`` this long after its task was published is published again by the
     # next sweep (its task was lost, e.g. the process died between claim and publish). Duplicate
     # tasks are harmless: sending claims each row atomically.
@@ -96,6 +105,14 @@ class Settings:
             raise ConfigurationError("SHARD_COUNT, MAX_BATCHES_PER_TENANT and WORKER_CONCURRENCY must be >= 1")
         if self.send_rate_per_second < 0 or self.tenant_rate_per_second < 0:
             raise ConfigurationError("SEND_RATE_PER_SECOND and TENANT_RATE_PER_SECOND must be >= 0 (0 = no limit)")
+        if not 0 < self.recovery_interval_seconds <= 60:
+            raise ConfigurationError("RECOVERY_INTERVAL_SECONDS must be between 0 and 60")
+        held = self.rate_wait_max_seconds + self.http_connect_timeout + self.http_read_timeout
+        if self.stale_sending_seconds <= held + self.record_retry_seconds:
+            raise ConfigurationError(
+                "STALE_SENDING_SECONDS must exceed RATE_WAIT_MAX_SECONDS + MESSAGEBIRD_CONNECT_TIMEOUT + "
+                f"MESSAGEBIRD_READ_TIMEOUT + RECORD_RETRY_SECONDS ({held + self.record_retry_seconds:g} s)"
+            )
         if self.beat_max_interval < 1 or self.beat_lock_timeout < 2 * self.beat_max_interval:
             raise ConfigurationError("BEAT_LOCK_TIMEOUT must be at least twice BEAT_MAX_INTERVAL (and both >= 1)")
 
@@ -261,7 +278,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_base_seconds=_number(env, "SEND_RETRY_BASE_SECONDS", 5.0),
         retry_cap_seconds=_number(env, "SEND_RETRY_CAP_SECONDS", 300.0),
         send_batch_size=int(_number(env, "SEND_BATCH_SIZE", 50)),
-        stale_sending_seconds=int(_number(env, "STALE_SENDING_SECONDS", 900)),
+        stale_sending_seconds=int(_number(env, "STALE_SENDING_SECONDS", 300)),
+        recovery_interval_seconds=_number(env, "RECOVERY_INTERVAL_SECONDS", 30.0),
+        record_retry_seconds=_number(env, "RECORD_RETRY_SECONDS", 60.0),
+        alert_window_seconds=int(_number(env, "ALERT_WINDOW_SECONDS", 600)),
         requeue_after_seconds=int(_number(env, "REQUEUE_AFTER_SECONDS", 600)),
         environment=env.get("TENANT_WORKER_ENV", "development"),
         beat_lock_timeout=int(_number(env, "BEAT_LOCK_TIMEOUT", 60)),

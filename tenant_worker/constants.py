@@ -30,6 +30,10 @@ KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
 ROUTES_VERSION_KEY = "tenant_worker:routes:version"
 RATE_BUCKET_PREFIX = "tenant_worker:rate:"
 GLOBAL_RATE_BUCKET = RATE_BUCKET_PREFIX + "global"
+# The gateway circuit breaker: present while MessageBird rejects the access key (adapters/redis_breaker.py).
+GATEWAY_BREAKER_KEY = "tenant_worker:gateway:breaker"
+# Per-incident alert windows and counts: ``<prefix><tenant>:<status>:<reason>:gate|count|error``.
+ALERT_KEY_PREFIX = "tenant_worker:alerts:"
 
 # Celery task names are part of the wire format (queued messages name them): never rename casually.
 TASK_SEND_REMINDERS = "tenant_worker.send_reminders"
@@ -37,6 +41,7 @@ TASK_SWEEP_TENANT = "tenant_worker.sweep_tenant"
 TASK_SWEEP_ALL = "tenant_worker.sweep_all_tenants"
 TASK_RELEASE_DEFERRED = "tenant_worker.release_deferred"
 TASK_SYNC_SCHEDULES = "tenant_worker.sync_schedules"
+TASK_RECOVER = "tenant_worker.recover"
 
 # RedBeat keys: entries are ``<prefix><name>``; RedBeat adds ``:schedule`` (the sorted set of due
 # times), ``:lock`` and ``:statics`` to the prefix itself, so they sort under it too.
@@ -45,7 +50,7 @@ REDBEAT_KEY_PREFIX = "tenant_worker:beat:"
 TENANT_SCHEDULE_NAME = "sweep:{slug}"
 # Tasks that carry a tenant id as their first argument and follow the tenant's queue.
 TENANT_SCOPED_TASKS = frozenset({TASK_SEND_REMINDERS})
-CONTROL_TASKS = frozenset({TASK_SWEEP_TENANT, TASK_SWEEP_ALL, TASK_RELEASE_DEFERRED, TASK_SYNC_SCHEDULES})
+CONTROL_TASKS = frozenset({TASK_SWEEP_TENANT, TASK_SWEEP_ALL, TASK_RELEASE_DEFERRED, TASK_SYNC_SCHEDULES, TASK_RECOVER})
 
 
 def shard_queue(shard: int) -> str:

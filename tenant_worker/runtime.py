@@ -26,9 +26,11 @@ from tenant_worker import constants
 from tenant_worker.adapters.console import ConsoleGateway
 from tenant_worker.adapters.db import session_factory
 from tenant_worker.adapters.messagebird import MessageBirdGateway
+from tenant_worker.adapters.redis_breaker import RedisGatewayBreaker
 from tenant_worker.adapters.redis_check import describe_redis
 from tenant_worker.adapters.redis_ratelimit import RedisRateLimiter
 from tenant_worker.adapters.routes import TenantRouter, bump_routes_version
+from tenant_worker.adapters.sentry import SentryAlerts
 from tenant_worker.config import Settings, load_settings
 from tenant_worker.domain.ports import EnqueueError, NoThrottle, SendThrottle, SmsGateway
 
@@ -97,6 +99,18 @@ def throttle() -> SendThrottle:
     if config.sms_backend != "messagebird":
         return NoThrottle()
     return RedisRateLimiter(redis_client(), config.send_rate_per_second, max_wait=config.rate_wait_max_seconds)
+
+
+@_once
+def breaker() -> RedisGatewayBreaker:
+    """The gateway circuit breaker shared by every worker (a key in Redis)."""
+    return RedisGatewayBreaker(redis_client())
+
+
+@_once
+def alerts() -> SentryAlerts:
+    """Per-incident alerts to Sentry (a no-op until Sentry is initialised in this process)."""
+    return SentryAlerts(redis_client(), settings().alert_window_seconds)
 
 
 def announce_route_change(app: Celery, client: redis.Redis) -> None:

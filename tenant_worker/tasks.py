@@ -13,7 +13,7 @@ from tenant_worker.adapters import sentry
 from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.celery_app import app
 from tenant_worker.domain.ports import EnqueueError
-from tenant_worker.services import dispatch, quiet_hours, sending, sweep
+from tenant_worker.services import dispatch, recovery, sending, sweep
 from tenant_worker.services.schedules import ScheduleService
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,10 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
         runtime.gateway(),
         runtime.send_executor(),
         runtime.settings(),
-        sentry.report_final_failure,
+        runtime.alerts(),
         throttle=runtime.throttle(),
         top_up=True,
+        breaker=runtime.breaker(),
     )
     queue = runtime.CeleryReminderQueue(app)
     if report.retry_ids:
@@ -53,10 +54,10 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
             queue.enqueue(tenant_id, report.retry_ids, countdown=report.retry_in)
         except EnqueueError as exc:
             log.warning("retry of %d reminders left pending for the next sweep: %s", len(report.retry_ids), exc)
-    if report.deferred:
-        # Quiet hours began: the rest waits in the ledger for release_deferred, not for a
-        # continuation that would only be deferred again.
-        return {"deferred": report.deferred}
+    if report.deferred or report.paused:
+        # Quiet hours began, or MessageBird rejects the key: the rest waits in the ledger for the
+        # recovery tick, not for a continuation that would only be deferred again.
+        return {"deferred": report.deferred, "paused": report.paused}
     # The tenant's next batches were stamped in the transaction that recorded this batch's outcomes.
     following = dispatch.PublishReport(published=[])
     dispatch.publish_batches(
@@ -68,6 +69,7 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
         "sent": report.sent,
         "failed": report.failed,
         "unknown": report.unknown,
+        "skipped": report.skipped,
         "retry": len(report.retry_ids),
         "published": len(following.published),
     }
@@ -90,11 +92,26 @@ def sweep_all_tenants() -> list[str]:
     return slugs
 
 
+@app.task(name=constants.TASK_RECOVER, ignore_result=True)
+def recover() -> dict[str, Any]:
+    """The recovery tick (beat, every RECOVERY_INTERVAL_SECONDS): settle reminders of lost workers,
+    probe a paused gateway, publish what no live task carries, deliver held-back alert counts."""
+    report = recovery.recover(
+        runtime.sessions(),
+        runtime.CeleryReminderQueue(app),
+        runtime.settings(),
+        runtime.alerts(),
+        runtime.gateway(),
+        runtime.breaker(),
+    )
+    return report.as_dict()
+
+
 @app.task(name=constants.TASK_RELEASE_DEFERRED, ignore_result=True)
-def release_deferred() -> dict[str, int]:
-    """Publish reminders that waited for their tenant's sending window (run by beat every minute)."""
-    queue = runtime.CeleryReminderQueue(app)
-    return quiet_hours.release_deferred(runtime.sessions(), queue, runtime.settings())
+def release_deferred() -> dict[str, Any]:
+    """The name beat used before the recovery tick existed: messages already queued under it run the tick."""
+    result: dict[str, Any] = recover()
+    return result
 
 
 @app.task(name=constants.TASK_SYNC_SCHEDULES)

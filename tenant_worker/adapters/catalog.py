@@ -11,13 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select, text, union
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tenant_worker.adapters.orm import CustomerRow, ReminderRow, SmsTemplateRow, SubscriptionRow, TenantRow
+from tenant_worker.adapters import ledger_repair
+from tenant_worker.adapters.orm import CustomerRow, SmsTemplateRow, SubscriptionRow, TenantRow
 from tenant_worker.constants import DEFAULT_SHARD_COUNT
-from tenant_worker.domain.model import ReminderStatus, TenantSpec, TenantStatus, ValidationError
+from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
 from tenant_worker.domain.shards import queue_for_new_tenant
 
 
@@ -209,15 +210,11 @@ def _assign(row: object, **values: object) -> bool:
 
 
 def tenants_with_waiting_reminders(session: Session, published_before: dt.datetime) -> list[TenantRow]:
-    """Tenants with pending reminders that no queued task carries: held back by quiet hours, refused
-    by the broker, or published so long ago that the task must be lost."""
-    # Two arms, one per partial index of open reminders (migration 0004): never published, or
-    # published so long ago that the task must be lost.
-    never_published = select(ReminderRow.tenant_id).where(
-        ReminderRow.status == ReminderStatus.PENDING, ReminderRow.enqueued_at.is_(None)
-    )
-    lost = select(ReminderRow.tenant_id).where(
-        ReminderRow.status == ReminderStatus.PENDING, ReminderRow.enqueued_at < published_before
-    )
-    waiting = union(never_published, lost)
-    return list(session.scalars(select(TenantRow).where(TenantRow.id.in_(waiting)).order_by(TenantRow.slug)))
+    """Tenants with pending reminders that no queued task carries: held back by quiet hours or a
+    paused gateway, refused by the broker, or published so long ago that the task must be lost.
+    Both look-ups are index probes (see ``ledger_repair``), never a walk through the backlog."""
+    ids = set(ledger_repair.tenants_with_unpublished(session))
+    ids.update(ledger_repair.tenants_with_lost_tasks(session, published_before))
+    if not ids:
+        return []
+    return list(session.scalars(select(TenantRow).where(TenantRow.id.in_(ids)).order_by(TenantRow.slug)))

@@ -7,7 +7,7 @@ import threading
 import uuid
 from typing import TextIO
 
-from tenant_worker.domain.model import OutboundSms, OutcomeKind, SendOutcome
+from tenant_worker.domain.model import AccessCheck, OutboundSms, OutcomeKind, SendOutcome
 
 
 class ConsoleGateway:
@@ -30,6 +30,10 @@ class ConsoleGateway:
             stream.write(text)
             stream.flush()
         return SendOutcome(OutcomeKind.SENT, provider_id=message_id)
+
+    def check_access(self) -> AccessCheck:
+        """The console needs no key."""
+        return AccessCheck.OK
 
     def close(self) -> None:
         """Nothing to release."""

@@ -7,7 +7,9 @@ as many as the requests kept in flight, connect and read timeouts, a configurabl
 raises exceptions that say whether the request could have reached MessageBird.
 :class:`MessageBirdGateway` turns those into the ledger's outcomes:
 
-* 401/422 (the SDK's ``ErrorException``) -> ``failed``: MessageBird refused it; retrying cannot help;
+* 422 (the SDK's ``ErrorException``) -> ``failed``: MessageBird refused this message; retrying cannot help;
+* 401/403 -> ``rejected_key``: MessageBird refused our access key, whatever the message; nothing was
+  sent, and the caller pauses sending (the circuit breaker) instead of failing every reminder;
 * 429, 5xx, and connection errors before the request was sent -> ``retry`` with backoff;
 * a read timeout or a connection lost after the request went out -> ``unknown``: it may have been
   sent, so it is never resent automatically.
@@ -26,7 +28,7 @@ from messagebird.http_client import ResponseFormat
 from messagebird.serde import json_serialize
 
 from tenant_worker.adapters.http_pool import ConnectionPool, NoAnswerError, NotSentError
-from tenant_worker.domain.model import OutboundSms, OutcomeKind, SendOutcome
+from tenant_worker.domain.model import AccessCheck, OutboundSms, OutcomeKind, SendOutcome
 
 USER_AGENT = "tenant-worker MessageBird/ApiClient"
 # Statuses the SDK parses itself (its ``errors`` body becomes ErrorException).
@@ -39,6 +41,10 @@ class GatewayNotSentError(Exception):
 
 class GatewayNoAnswerError(Exception):
     """The request went out but no answer came back: the SMS may or may not have been sent."""
+
+
+class GatewayKeyRejectedError(Exception):
+    """401/403: the access key is wrong or revoked; no request with it will succeed."""
 
 
 class GatewayRejectedError(Exception):
@@ -99,6 +105,10 @@ class PooledHttpClient:
             raise GatewayNotSentError(f"cannot connect to MessageBird: {exc}") from None
         except NoAnswerError as exc:
             raise GatewayNoAnswerError(str(exc)) from None
+        if answer.status in (401, 403):
+            raise GatewayKeyRejectedError(
+                f"MessageBird answered HTTP {answer.status}: the access key is wrong or revoked"
+            )
         if answer.status == 429 or answer.status >= 500:
             raise GatewayNotSentError(f"MessageBird answered HTTP {answer.status}")
         if answer.status not in _SDK_STATUSES:
@@ -142,6 +152,8 @@ class MessageBirdGateway:
             message = self.client.request("messages", "POST", params)
         except ErrorException as exc:
             return SendOutcome(OutcomeKind.FAILED, error=_describe_errors(exc))
+        except GatewayKeyRejectedError as exc:
+            return SendOutcome(OutcomeKind.REJECTED_KEY, error=str(exc))
         except GatewayRejectedError as exc:
             return SendOutcome(OutcomeKind.FAILED, error=str(exc))
         except GatewayNotSentError as exc:
@@ -154,6 +166,16 @@ class MessageBirdGateway:
         if not isinstance(message, dict) or not message.get("id"):
             return SendOutcome(OutcomeKind.UNKNOWN, error="unreadable answer from MessageBird")
         return SendOutcome(OutcomeKind.SENT, provider_id=str(message["id"]))
+
+    def check_access(self) -> AccessCheck:
+        """``GET /balance``: the cheapest authenticated call, sending nothing."""
+        try:
+            self.client.request("balance")
+        except GatewayKeyRejectedError:
+            return AccessCheck.REJECTED
+        except (ErrorException, GatewayRejectedError, GatewayNotSentError, GatewayNoAnswerError, ValueError):
+            return AccessCheck.UNREACHABLE
+        return AccessCheck.OK
 
     def close(self) -> None:
         """Close pooled connections."""

@@ -77,6 +77,8 @@ class SendJob:
     amount: Decimal
     currency: str
     attempts: int = 0
+    # The claim's token (see TenantRepository.start_sending); None outside a claim (dry runs).
+    claimed_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -136,20 +138,6 @@ class TenantRepository:
             self._params(ids=list(subscription_ids)),
         )
         return {row.subscription_id: _send_job(row) for row in rows}
-
-    def mark_stale_sending_unknown(self, older_than: dt.datetime) -> int:
-        """A row left in ``sending`` lost its worker mid-send: it may have gone out, so it becomes
-        ``unknown`` (visible, never resent automatically) instead of staying stuck."""
-        result = self.session.execute(
-            update(ReminderRow)
-            .where(
-                ReminderRow.tenant_id == self.tenant_id,
-                ReminderRow.status == ReminderStatus.SENDING,
-                ReminderRow.updated_at < older_than,
-            )
-            .values(status=ReminderStatus.UNKNOWN, last_error="worker lost while sending", updated_at=_now())
-        )
-        return int(getattr(result, "rowcount", 0))
 
     def lock_for_dispatch(self) -> None:
         """Serialise publishing of this tenant's batches for the transaction, so two batches finishing
@@ -269,15 +257,20 @@ class TenantRepository:
     def start_sending(self, reminder_ids: Sequence[int]) -> list[SendJob]:
         """Atomically move ``pending`` rows to ``sending`` and return their jobs.
 
-        Only rows still pending are taken, so a duplicated task delivery finds nothing to send.
+        Only rows still pending are taken, so a duplicated task delivery finds nothing to send. The
+        claim's time (``updated_at``, the same for the whole batch) is the claim's token: marking a
+        request started and recording outcomes match on it, so a task that outlived its claim (the
+        recovery tick took the rows back) can neither send nor record them.
         """
         rows = self.session.execute(
             text("""
                 WITH taken AS (
-                    UPDATE reminders SET status = 'sending', attempts = attempts + 1, updated_at = now()
+                    UPDATE reminders SET status = 'sending', attempts = attempts + 1, updated_at = now(),
+                                         send_started_at = NULL
                      WHERE tenant_id = :tenant_id AND id = ANY(:ids) AND status = 'pending'
-                    RETURNING id, subscription_id, window_days, expires_on, attempts)
+                    RETURNING id, subscription_id, window_days, expires_on, attempts, updated_at)
                 SELECT taken.id AS reminder_id, taken.window_days, taken.expires_on, taken.attempts,
+                       taken.updated_at AS claimed_at,
                        c.name AS customer_name, c.phone, s.plan, s.amount, s.currency
                   FROM taken
                   JOIN subscriptions s ON s.tenant_id = :tenant_id AND s.id = taken.subscription_id
@@ -288,11 +281,31 @@ class TenantRepository:
         )
         return [_send_job(row) for row in rows]
 
-    def finish_many(self, outcomes: Sequence[tuple[int, ReminderStatus, dict[str, Any]]]) -> None:
-        """Record the outcomes of a batch of send attempts (rows this worker holds in ``sending``).
+    def mark_started(self, reminder_ids: Sequence[int], claimed_at: dt.datetime) -> set[int]:
+        """Record that these rows' requests may start now; returns the ids this claim still holds.
+
+        Written (and committed by the caller) before any of their requests starts, so a row whose
+        worker died with ``send_started_at`` still NULL certainly never reached MessageBird."""
+        rows = self.session.scalars(
+            text("""
+                UPDATE reminders SET send_started_at = now()
+                 WHERE tenant_id = :tenant_id AND id = ANY(:ids) AND status = 'sending'
+                   AND updated_at = :claimed_at
+                RETURNING id
+            """),
+            self._params(ids=list(reminder_ids), claimed_at=claimed_at),
+        )
+        return set(rows)
+
+    def finish_many(
+        self, outcomes: Sequence[tuple[int, ReminderStatus, dict[str, Any]]], claimed_at: dt.datetime | None
+    ) -> None:
+        """Record the outcomes of a batch of send attempts (rows this claim holds in ``sending``).
 
         Rows setting the same columns share one ``UPDATE ... FROM unnest(arrays)``, so a batch of 50
-        is one statement, not 50. Columns a row does not set keep their value.
+        is one statement, not 50. Columns a row does not set keep their value. Idempotent (a row is
+        recorded only while this claim holds it), so a recording cut off by a dropped connection can
+        simply run again. ``claimed_at`` None: rows skipped before any claim (none are).
         """
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         now = _now()
@@ -315,8 +328,11 @@ class TenantRepository:
                     UPDATE reminders AS r SET {", ".join(f"{column} = v.{column}" for column in columns)}
                       FROM unnest({arrays}) AS v(id, {", ".join(columns)})
                      WHERE r.tenant_id = :tenant_id AND r.id = v.id AND r.status = 'sending'
+                       AND r.updated_at = :claimed_at
                 """),
-                self._params(**{column: [row[column] for row in rows] for column in ("id", *columns)}),
+                self._params(
+                    claimed_at=claimed_at, **{column: [row[column] for row in rows] for column in ("id", *columns)}
+                ),
             )
 
     def list_reminders(self, status: str | None = None, limit: int = 1000) -> list[ReminderRow]:
@@ -369,6 +385,7 @@ _FINISH_COLUMNS = {
     "body": "text",
     "encoding": "text",
     "segments": "integer",
+    "attempts": "integer",
 }
 
 
@@ -383,6 +400,7 @@ def _send_job(row: Row[Any]) -> SendJob:
         amount=row.amount,
         currency=row.currency,
         attempts=row.attempts,
+        claimed_at=getattr(row, "claimed_at", None),
     )
 
 

@@ -1,23 +1,30 @@
 """Sentry error reporting, initialised lazily in worker processes and scrubbed of personal data.
 
-Only final failures are reported (a reminder that ends ``failed`` or ``unknown``), tagged with the
-tenant; transient errors that will be retried are not events. Events never carry phone numbers, customer
-names or SMS bodies: the report itself holds only ids and the error text, local variables are not
-captured, log records do not become events, and :func:`scrub_event` removes anything that looks like a
-phone number as a last line of defence.
+Only bad endings are reported (reminders that end ``failed`` or ``unknown``, or are skipped as too
+long, and the gateway pausing on a rejected key), tagged with the tenant; transient errors that will be
+retried are not events. One incident is one Sentry issue per (tenant, status, reason) — the
+fingerprint — and at most one event per ``ALERT_WINDOW_SECONDS`` carrying the count of reminders
+since the previous one: a crash that leaves 10,000 reminders ``unknown`` is one event, not 10,000.
+Events never carry phone numbers, customer names or SMS bodies: the report itself holds only ids and
+the error text, local variables are not captured, log records do not become events, and
+:func:`scrub_event` removes anything that looks like a phone number as a last line of defence.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from typing import Any
 
+import redis
 import sentry_sdk
+from redis.exceptions import RedisError
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 
 from tenant_worker.config import Settings
+from tenant_worker.constants import ALERT_KEY_PREFIX
 
 # 8 to 15 digits, optionally separated by single spaces or hyphens, as a whole word: E.164 and most
 # written phone numbers; ISO dates (YYYY-MM-DD) are left alone.
@@ -48,18 +55,82 @@ def init_sentry(settings: Settings) -> bool:
     return True
 
 
-def report_final_failure(tenant_slug: str, reminder_id: int, status: str, error: str | None) -> None:
-    """One event per reminder that will not be sent automatically, tagged with its tenant."""
-    if _initialised_dsn is None:
-        return
+class SentryAlerts:
+    """The :class:`~tenant_worker.domain.ports.AlertSink` of worker processes.
+
+    Per (tenant, status, reason) a Redis gate (``SET NX EX window``) lets the first report of a window
+    become an event and counts the others (``INCRBY``); :meth:`flush_due`, run by the recovery tick,
+    reports what was counted once the window has passed, so no count is lost and an incident that
+    goes on produces one event per window. Without Redis every report is an event.
+    """
+
+    def __init__(self, client: redis.Redis | None, window_seconds: int) -> None:
+        self.client = client
+        self.window = window_seconds
+
+    def reminders_ended(
+        self, tenant_slug: str, status: str, reason: str, reminder_ids: Sequence[int], error: str | None
+    ) -> None:
+        """Count the reminders; send an event if this incident has none in the current window."""
+        if _initialised_dsn is None or not reminder_ids:
+            return
+        key = f"{ALERT_KEY_PREFIX}{tenant_slug}:{status}:{reason}"
+        count = len(reminder_ids)
+        if self.client is not None:
+            try:
+                pipe = self.client.pipeline()
+                pipe.incrby(f"{key}:count", count)
+                pipe.set(f"{key}:error", error or "", ex=self.window * 4)
+                pipe.set(f"{key}:gate", 1, nx=True, ex=self.window)
+                _, _, opened = pipe.execute()
+                if not opened:
+                    return
+                count = int(self.client.getdel(f"{key}:count") or count)
+            except RedisError:
+                pass
+        _capture(tenant_slug, status, reason, count, list(reminder_ids[:10]), error)
+
+    def flush_due(self) -> int:
+        """Report the counts whose window has passed; returns how many events were sent."""
+        if _initialised_dsn is None or self.client is None:
+            return 0
+        sent = 0
+        for raw in self.client.scan_iter(match=f"{ALERT_KEY_PREFIX}*:count", count=500):
+            key = raw.decode() if isinstance(raw, bytes) else str(raw)
+            base = key.removesuffix(":count")
+            if not self.client.set(f"{base}:gate", 1, nx=True, ex=self.window):
+                continue
+            count = int(self.client.getdel(key) or 0)
+            if not count:
+                continue
+            tenant_slug, status, reason = base.removeprefix(ALERT_KEY_PREFIX).rsplit(":", 2)
+            error = self.client.get(f"{base}:error")
+            _capture(tenant_slug, status, reason, count, [], error.decode() if isinstance(error, bytes) else None)
+            sent += 1
+        return sent
+
+    def gateway_paused(self, reason: str) -> None:
+        """One event when the breaker opens (the breaker itself makes it once per incident)."""
+        if _initialised_dsn is None:
+            return
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("alert", "gateway_paused")
+            scope.fingerprint = ["gateway-paused"]
+            sentry_sdk.capture_message(
+                f"Sending paused for every tenant: {reason}. It resumes by itself once the key works.", level="error"
+            )
+
+
+def _capture(tenant_slug: str, status: str, reason: str, count: int, sample: list[int], error: str | None) -> None:
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("tenant", tenant_slug)
         scope.set_tag("reminder_status", status)
-        scope.set_context("reminder", {"id": reminder_id, "status": status, "error": error or ""})
-        scope.fingerprint = ["reminder-final-failure", tenant_slug, status]
+        scope.set_tag("reason", reason)
+        scope.set_context("reminders", {"count": count, "sample_ids": sample, "error": error or ""})
+        scope.fingerprint = ["reminders-ended", tenant_slug, status, reason]
         sentry_sdk.capture_message(
-            f"Reminder {reminder_id} {status}: {error or 'no detail'}",
-            level="warning" if status == "unknown" else "error",
+            f"{count} reminder(s) of {tenant_slug} ended {status} ({reason}): {error or 'no detail'}",
+            level="warning" if status in ("unknown", "skipped") else "error",
         )
 
 

@@ -149,9 +149,20 @@ class OutcomeKind(enum.StrEnum):
     """How a send attempt ended, as the ledger needs to know it."""
 
     SENT = "sent"
-    FAILED = "failed"  # the provider refused it for good (401, 422): do not retry
+    FAILED = "failed"  # the provider refused this message for good (422): do not retry
     RETRY = "retry"  # nothing was sent (429, 5xx, connection refused): try again later
     UNKNOWN = "unknown"  # the request went out but no answer came back: never resend automatically
+    # The provider refused our credentials (401/403): an account problem, not the message's. Nothing
+    # was sent; the reminder waits (pending) until the key works again (the gateway circuit breaker).
+    REJECTED_KEY = "rejected_key"
+
+
+class AccessCheck(enum.StrEnum):
+    """What a cheap authenticated call to the provider said about the access key."""
+
+    OK = "ok"
+    REJECTED = "rejected"  # 401/403: wrong or revoked key
+    UNREACHABLE = "unreachable"  # no answer: says nothing about the key
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tenant_worker.domain.model import OutboundSms, SendOutcome
+from tenant_worker.domain.model import AccessCheck, OutboundSms, SendOutcome
 
 
 class SmsGateway(Protocol):
@@ -16,8 +17,29 @@ class SmsGateway(Protocol):
         """Send ``sms`` and say whether it was sent, refused, worth retrying, or of unknown fate."""
         ...
 
+    def check_access(self) -> AccessCheck:
+        """Make one cheap authenticated call (MessageBird: the balance) to test the access key."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+class GatewayBreaker(Protocol):
+    """A circuit breaker shared by every worker: open while the provider rejects the access key, so no
+    worker keeps sending (and no reminder fails) on an account problem."""
+
+    def is_open(self) -> bool:
+        """Whether sending is paused."""
+        ...
+
+    def trip(self, reason: str) -> bool:
+        """Open the breaker; True only for the call that opened it (it alone alerts)."""
+        ...
+
+    def reset(self) -> bool:
+        """Close the breaker (a probe or a key check succeeded); True if it was open."""
         ...
 
 
@@ -50,12 +72,31 @@ class NoThrottle:
         return [0.0] * count
 
 
-class FailureReporter(Protocol):
-    """Alerts operators (Sentry) about a reminder that will not be sent automatically."""
+class AlertSink(Protocol):
+    """Alerts operators (Sentry) about reminders that ended badly (``failed``, ``unknown``, or skipped as
+    too long), grouped per incident: one call per (tenant, status, reason) and batch, never per row."""
 
-    def __call__(self, tenant_slug: str, reminder_id: int, status: str, error: str | None) -> None:
-        """Report one final failure."""
+    def reminders_ended(
+        self, tenant_slug: str, status: str, reason: str, reminder_ids: Sequence[int], error: str | None
+    ) -> None:
+        """Report that ``reminder_ids`` of one tenant ended ``status`` for ``reason`` (a short code)."""
         ...
+
+    def gateway_paused(self, reason: str) -> None:
+        """Report once that sending is paused for every tenant (the breaker opened)."""
+        ...
+
+
+class NoAlerts:
+    """Alerts go nowhere (no ``SENTRY_DSN``, the CLI, unit tests)."""
+
+    def reminders_ended(
+        self, tenant_slug: str, status: str, reason: str, reminder_ids: Sequence[int], error: str | None
+    ) -> None:
+        """Drop the report."""
+
+    def gateway_paused(self, reason: str) -> None:
+        """Drop the report."""
 
 
 class EnqueueError(RuntimeError):

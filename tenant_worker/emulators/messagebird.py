@@ -30,6 +30,7 @@ from tenant_worker.emulators.messagebird_api import (
     digits_only,
     error_reply,
     fault_reply,
+    json_reply,
     message_reply,
     parse_payload,
     recipients_of,
@@ -62,6 +63,7 @@ class MessageBirdEmulator:
         self._faults: dict[str, deque[Fault]] = {}
         self._in_flight = 0
         self._max_in_flight = 0
+        self._balance_requests = 0
         self._server: HttpServer | None = None
         self._url = ""
 
@@ -101,6 +103,26 @@ class MessageBirdEmulator:
         queued = [fault if isinstance(fault, Fault) else Fault.status(fault) for fault in faults]
         with self._changed:
             self._faults.setdefault(key, deque()).extend(queued)
+
+    def set_access_key(self, access_key: str) -> None:
+        """Accept only ``access_key`` from now on: the old key answers 401 as a revoked key does."""
+        with self._changed:
+            self._access_key = access_key
+
+    @property
+    def balance_requests(self) -> int:
+        """How many ``GET /balance`` calls arrived (key checks and circuit-breaker probes)."""
+        with self._changed:
+            return self._balance_requests
+
+    def handle_balance(self, authorization: str | None) -> Reply:
+        """``GET /balance``: MessageBird's Balance JSON, or 401 for a wrong key."""
+        with self._changed:
+            self._balance_requests += 1
+            authorised = (authorization or "").strip() == f"AccessKey {self._access_key}"
+        if not authorised:
+            return UNAUTHORIZED
+        return json_reply(200, {"payment": "prepaid", "type": "credits", "amount": 1000})
 
     def requests(self) -> list[RecordedRequest]:
         """Every ``POST /messages`` received so far, in arrival order of their answers."""
@@ -186,7 +208,9 @@ class MessageBirdEmulator:
     async def _answer(
         self, authorization: str | None, payload: dict[str, Any] | None, recipients: list[str]
     ) -> tuple[Reply, str | None]:
-        if (authorization or "").strip() != f"AccessKey {self._access_key}":
+        with self._changed:
+            expected = f"AccessKey {self._access_key}"
+        if (authorization or "").strip() != expected:
             return UNAUTHORIZED, None
         if payload is None:
             return error_reply(422, 9, "request body is not a JSON object", None), None

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from tenant_worker.emulators.http_server import Reply
 
 MESSAGES_PATH = "/messages"
+BALANCE_PATH = "/balance"
 ADMIN_PREFIX = "/_emulator"
 ACCEPTED = 201
 

@@ -11,6 +11,7 @@ from typing import Protocol
 from tenant_worker.emulators.http_server import HttpServer, Reply, Request
 from tenant_worker.emulators.messagebird_api import (
     ADMIN_PREFIX,
+    BALANCE_PATH,
     MESSAGES_PATH,
     RecordedRequest,
     error_reply,
@@ -25,6 +26,14 @@ class MessageEndpoint(Protocol):
 
     def handle_message(self, authorization: str | None, content_type: str, raw: bytes) -> Reply | Awaitable[Reply]:
         """Answer one ``POST /messages``, at once or (to wait without blocking the loop) as an awaitable."""
+        ...
+
+    def handle_balance(self, authorization: str | None) -> Reply:
+        """Answer ``GET /balance`` (the cheap call a client uses to check its access key)."""
+        ...
+
+    def set_access_key(self, access_key: str) -> None:
+        """``POST /_emulator/access-key``: from now on only this key is accepted (revocation)."""
         ...
 
     def clear(self) -> None:
@@ -55,7 +64,12 @@ def route(emulator: MessageEndpoint, request: Request) -> Reply | Awaitable[Repl
         if path == f"{ADMIN_PREFIX}/reset":
             emulator.clear()
             return json_reply(200, {})
+        if path == f"{ADMIN_PREFIX}/access-key":
+            emulator.set_access_key(request.body.decode("utf-8", "replace").strip())
+            return json_reply(200, {})
     elif request.method == "GET":
+        if path == BALANCE_PATH:
+            return emulator.handle_balance(request.headers.get("authorization"))
         if path == f"{ADMIN_PREFIX}/accepted":
             return json_reply(200, [asdict(record) for record in emulator.accepted()])
         if path == f"{ADMIN_PREFIX}/stats":

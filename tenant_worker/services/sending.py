@@ -1,34 +1,45 @@
 """Sending a batch of reminders: claim, render, send concurrently, record.
 
 Each reminder moves ``pending -> sending`` in one atomic UPDATE before anything is sent, so a
-duplicated task delivery (acks_late redelivery, a re-enqueue by a sweep) finds nothing to send. The
-SMS of a batch are sent concurrently (bounded by ``max_in_flight``) so one worker process keeps many
-gateway requests in flight. Outcomes are recorded in one transaction afterwards.
+duplicated task delivery (acks_late redelivery, a re-enqueue by a sweep) finds nothing to send. Before
+a group of requests starts, their rows are marked started (``send_started_at``, committed): a row
+whose worker dies unmarked never reached MessageBird and the recovery tick sends it again; a marked
+one may have gone out and becomes ``unknown``. The SMS of a batch are sent concurrently (bounded by
+``max_in_flight``) so one worker process keeps many gateway requests in flight. Outcomes are recorded
+in one transaction afterwards, retried on a fresh connection if the database drops it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenant_worker.adapters import catalog
+from tenant_worker.adapters.db import run_with_retry
 from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.adapters.phones import is_valid_e164
 from tenant_worker.adapters.repository import SendJob, TenantRepository
 from tenant_worker.config import Settings
 from tenant_worker.domain.backoff import retry_delay
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, ReminderStatus, SendOutcome, SkipReason
-from tenant_worker.domain.ports import FailureReporter, NoThrottle, SendThrottle, SmsGateway
+from tenant_worker.domain.ports import AlertSink, GatewayBreaker, NoThrottle, SendThrottle, SmsGateway
 from tenant_worker.domain.templates import RenderedSms, TemplateError
 from tenant_worker.services import dispatch
+from tenant_worker.services.alerting import BatchAlerts
 from tenant_worker.services.rendering import build_sms, template_chooser
 from tenant_worker.services.tenants import local_today, sending_window
+
+# Requests whose rate-limit slots lie within this span share one "started" mark (one UPDATE): a
+# batch sent at once costs one mark, a batch spread over 5 s of slots at most ten.
+MARK_SPAN_SECONDS = 0.5
 
 
 @dataclass
@@ -40,6 +51,8 @@ class SendReport:
     unknown: int = 0
     skipped: int = 0
     deferred: int = 0
+    # Put back to pending because MessageBird rejected the access key (the breaker is open).
+    paused: int = 0
     retry_ids: list[int] = field(default_factory=list)
     retry_in: float = 0.0
     # With ``top_up``: the tenant's next reminders, stamped for publishing.
@@ -62,15 +75,17 @@ def send_reminders(
     gateway: SmsGateway,
     executor: Executor,
     settings: Settings,
-    report_failure: FailureReporter,
+    alerts: AlertSink,
     now: dt.datetime | None = None,
     throttle: SendThrottle | None = None,
     top_up: bool = False,
+    breaker: GatewayBreaker | None = None,
 ) -> SendReport:
     """Send the still-pending reminders among ``reminder_ids`` of one tenant and record the outcomes.
 
-    Outside the tenant's sending window nothing is sent: the reminders stay ``pending`` and are
-    marked unpublished, so ``release_deferred`` publishes them again when the window opens.
+    Outside the tenant's sending window, or while the gateway breaker is open (MessageBird rejects
+    the access key), nothing is sent: the reminders stay ``pending`` and are marked unpublished, so
+    the recovery tick publishes them again when the window opens or the key works again.
     Each SMS first takes a slot from ``throttle`` (the shared rate limits); one that gets no slot
     soon enough is treated like a 429: back to pending and retried with backoff, never dropped.
     With ``top_up`` the transaction that records the outcomes also stamps the tenant's next batches
@@ -81,53 +96,106 @@ def send_reminders(
     with sessions.begin() as session:
         tenant = catalog.get_tenant(session, tenant_id)
         repo = TenantRepository(session, tenant_id)
-        if not sending_window(tenant).is_open(now, tenant.timezone):
+        if not sending_window(tenant).is_open(now, tenant.timezone) or (breaker is not None and breaker.is_open()):
             return SendReport(deferred=repo.defer_pending(reminder_ids))
         jobs = repo.start_sending(reminder_ids)
         choose = template_chooser(tenant, catalog.TenantCatalog(session, tenant_id).templates())
+    if not jobs:
+        return SendReport()
+    claimed_at = jobs[0].claimed_at
     today = local_today(tenant.timezone, now)
     prepared = [_prepare(tenant, choose, job, today) for job in jobs]
     sms_list = [p.sms for p in prepared if p.sms is not None]
     tenant_rate = tenant.rate_per_second or settings.tenant_rate_per_second
-    send = _throttled(gateway, throttle or NoThrottle(), tenant_id, tenant_rate, len(sms_list))
-    outcomes = dict(
-        zip((sms.reference for sms in sms_list), executor.map(send, sms_list, range(len(sms_list))), strict=True)
-    )
+    waits = (throttle or NoThrottle()).reserve_batch(tenant_id, tenant_rate, len(sms_list)) if sms_list else []
+    outcomes = _send_marked(sessions, tenant_id, claimed_at, sms_list, waits, gateway, executor)
     report = SendReport()
-    finished: list[_Finish] = []
-    for item in prepared:
-        outcome = outcomes.get(str(item.job.reminder_id))
-        finished.append(_record(tenant.slug, item, outcome, settings, report, report_failure))
-    with sessions.begin() as session:
+    batch_alerts = BatchAlerts()
+    finished = [_record(item, outcomes.get(item.job.reminder_id), settings, report, batch_alerts) for item in prepared]
+
+    def record(session: Session) -> list[int]:
         repo = TenantRepository(session, tenant_id)
         if top_up:
             # The dispatch lock before any row lock, in the same order as sweeps take them.
             repo.lock_for_dispatch()
-        repo.finish_many(finished)
-        if top_up:
-            report.next_ids = dispatch.stamp_next_batches(repo, settings, dt.datetime.now(dt.UTC))
+        repo.finish_many(finished, claimed_at)
+        if top_up and not report.paused:
+            return dispatch.stamp_next_batches(repo, settings, dt.datetime.now(dt.UTC))
+        return []
+
+    # Idempotent, so a dropped connection (a failover) is retried; if it never comes back, the rows
+    # stay ``sending`` and the recovery tick settles them (marked ones as ``unknown``, never resent).
+    report.next_ids = run_with_retry(sessions, record, settings.record_retry_seconds, "recording outcomes")
+    batch_alerts.send(alerts, tenant.slug)
+    rejection = next((o.error or "" for o in outcomes.values() if o.kind == OutcomeKind.REJECTED_KEY), None)
+    if rejection is not None and breaker is not None and breaker.trip(rejection):
+        alerts.gateway_paused(rejection)
     if report.retry_ids:
         worst = max(job.attempts for job in jobs if job.reminder_id in report.retry_ids)
         report.retry_in = retry_delay(worst, settings.retry_base_seconds, settings.retry_cap_seconds)
     return report
 
 
-def _throttled(
-    gateway: SmsGateway, throttle: SendThrottle, tenant_id: int, tenant_rate: float | None, count: int
-) -> Callable[[OutboundSms, int], SendOutcome]:
-    """The batch's send slots are reserved in one call; the i-th SMS waits for its slot, then sends."""
-    waits = throttle.reserve_batch(tenant_id, tenant_rate, count) if count else []
+def _send_marked(
+    sessions: sessionmaker[Session],
+    tenant_id: int,
+    claimed_at: dt.datetime | None,
+    sms_list: Sequence[OutboundSms],
+    waits: Sequence[float],
+    gateway: SmsGateway,
+    executor: Executor,
+) -> dict[int, SendOutcome]:
+    """Send each SMS at its rate-limit slot, marking each group of slots started (committed) first.
+
+    An SMS without a slot, or whose row this claim no longer holds, is not sent. After MessageBird
+    rejects the access key once, the rest of the batch is not sent either."""
+    outcomes: dict[int, SendOutcome] = {}
+    futures: dict[int, Future[SendOutcome]] = {}
+    key_rejected = threading.Event()
     reserved_at = time.monotonic()
 
-    def send(sms: OutboundSms, index: int) -> SendOutcome:
-        if index >= len(waits):
-            return SendOutcome(OutcomeKind.RETRY, error="send rate limit reached; retrying later")
-        delay = reserved_at + waits[index] - time.monotonic()
+    def send(sms: OutboundSms, wait: float) -> SendOutcome:
+        delay = reserved_at + wait - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        return gateway.send(sms)
+        if key_rejected.is_set():
+            return SendOutcome(OutcomeKind.REJECTED_KEY, error="not sent: MessageBird rejected the access key")
+        outcome = gateway.send(sms)
+        if outcome.kind == OutcomeKind.REJECTED_KEY:
+            key_rejected.set()
+        return outcome
 
-    return send
+    for group in slot_groups(waits, MARK_SPAN_SECONDS):
+        ids = [int(sms_list[i].reference) for i in group]
+        delay = reserved_at + waits[group[0]] - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            with sessions.begin() as session:
+                started = TenantRepository(session, tenant_id).mark_started(ids, claimed_at) if claimed_at else set()
+        except SQLAlchemyError as exc:
+            error = f"not sent: database unavailable ({type(exc).__name__})"
+            outcomes.update({reminder_id: SendOutcome(OutcomeKind.RETRY, error=error) for reminder_id in ids})
+            continue
+        for index in group:
+            reminder_id = int(sms_list[index].reference)
+            if reminder_id in started:
+                futures[reminder_id] = executor.submit(send, sms_list[index], waits[index])
+    for sms in sms_list[len(waits) :]:
+        outcomes[int(sms.reference)] = SendOutcome(OutcomeKind.RETRY, error="send rate limit reached; retrying later")
+    outcomes.update({reminder_id: future.result() for reminder_id, future in futures.items()})
+    return outcomes
+
+
+def slot_groups(waits: Sequence[float], span: float) -> list[list[int]]:
+    """Indexes of ``waits`` (ascending slot times) grouped so each group spans less than ``span``."""
+    groups: list[list[int]] = []
+    for index, wait in enumerate(waits):
+        if groups and wait - waits[groups[-1][0]] < span:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
 
 
 def _prepare(tenant: TenantRow, choose: Callable[[int], str], job: SendJob, today: dt.date) -> _Prepared:
@@ -147,47 +215,48 @@ _Finish = tuple[int, ReminderStatus, dict[str, Any]]
 
 
 def _record(
-    tenant_slug: str,
-    item: _Prepared,
-    outcome: SendOutcome | None,
-    settings: Settings,
-    report: SendReport,
-    report_failure: FailureReporter,
+    item: _Prepared, outcome: SendOutcome | None, settings: Settings, report: SendReport, alerts: BatchAlerts
 ) -> _Finish:
-    """The ledger write for one outcome: sent, back to pending for a retry, or a final failed/unknown
-    (alerted). Written for the whole batch at once by the caller."""
-    reminder_id = item.job.reminder_id
+    """The ledger write for one outcome: sent, back to pending (a retry, or the key was rejected), or
+    a final failed/unknown (alerted). Written for the whole batch at once by the caller."""
+    job = item.job
     if item.skip is not None:
         report.skipped += 1
-        return reminder_id, ReminderStatus.SKIPPED, {"skip_reason": item.skip.value}
+        return job.reminder_id, ReminderStatus.SKIPPED, {"skip_reason": item.skip.value}
     rendered: dict[str, Any] = {}
     if item.rendered is not None:
-        rendered = {
-            "body": item.rendered.body,
-            "encoding": item.rendered.encoding,
-            "segments": item.rendered.segments,
-        }
-    if outcome is None:
+        rendered = {"body": item.rendered.body, "encoding": item.rendered.encoding, "segments": item.rendered.segments}
+    if item.sms is None:
         report.failed += 1
-        report_failure(tenant_slug, reminder_id, ReminderStatus.FAILED.value, item.error)
-        return reminder_id, ReminderStatus.FAILED, {"last_error": item.error}
+        alerts.add(ReminderStatus.FAILED, "template_error", job.reminder_id, item.error)
+        return job.reminder_id, ReminderStatus.FAILED, {"last_error": item.error}
+    if outcome is None:
+        # The recovery tick took the row back before its request started: it is no longer ours.
+        return job.reminder_id, ReminderStatus.PENDING, {}
     if outcome.kind == OutcomeKind.SENT:
         report.sent += 1
         return (
-            reminder_id,
+            job.reminder_id,
             ReminderStatus.SENT,
             {"provider_message_id": outcome.provider_id, "last_error": None, **rendered},
         )
-    if outcome.kind == OutcomeKind.RETRY and item.job.attempts < settings.send_max_attempts:
-        report.retry_ids.append(reminder_id)
-        return reminder_id, ReminderStatus.PENDING, {"last_error": outcome.error, **rendered}
+    if outcome.kind == OutcomeKind.REJECTED_KEY:
+        # Not the message's fault and nothing was sent: the attempt does not count, and the row waits
+        # unpublished until the breaker closes.
+        report.paused += 1
+        values = {"last_error": outcome.error, "enqueued_at": None, "attempts": job.attempts - 1}
+        return job.reminder_id, ReminderStatus.PENDING, values
+    if outcome.kind == OutcomeKind.RETRY and job.attempts < settings.send_max_attempts:
+        report.retry_ids.append(job.reminder_id)
+        return job.reminder_id, ReminderStatus.PENDING, {"last_error": outcome.error, **rendered}
     final = ReminderStatus.UNKNOWN if outcome.kind == OutcomeKind.UNKNOWN else ReminderStatus.FAILED
     error = outcome.error
+    reason = {OutcomeKind.UNKNOWN: "no_answer", OutcomeKind.FAILED: "refused"}.get(outcome.kind, "retries_exhausted")
     if outcome.kind == OutcomeKind.RETRY:
-        error = f"gave up after {item.job.attempts} attempts: {outcome.error}"
+        error = f"gave up after {job.attempts} attempts: {outcome.error}"
     if final == ReminderStatus.UNKNOWN:
         report.unknown += 1
     else:
         report.failed += 1
-    report_failure(tenant_slug, reminder_id, final.value, error)
-    return reminder_id, final, {"last_error": error, **rendered}
+    alerts.add(final, reason, job.reminder_id, error)
+    return job.reminder_id, final, {"last_error": error, **rendered}

@@ -4,8 +4,8 @@ The ledger is the source of truth. The claim commits before anything is enqueued
 down, the reminders stay ``pending`` without ``enqueued_at`` and the tenant's next sweep enqueues them,
 so nothing claimed is ever stranded. Only a bounded number of the tenant's batches is published at once
 (:mod:`tenant_worker.services.dispatch`), so one large tenant cannot bury the others on its queue.
-A row stuck in ``sending`` (its worker died mid-send) becomes ``unknown`` so it is visible rather than
-silently lost.
+Rows stuck in ``sending`` (their worker died mid-send) are the recovery tick's business
+(:mod:`tenant_worker.services.recovery`), every half minute rather than once a day.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ class SweepReport:
     not_enqueued: int = 0
     # Pending reminders left in the ledger for the tenant's finished batches to publish (fairness).
     backlog: int = 0
-    marked_unknown: int = 0
     # Pending reminders held back because the tenant's sending window is closed; the beat task
     # ``release_deferred`` publishes them when it opens.
     deferred: int = 0
@@ -81,12 +80,9 @@ def sweep_tenant(
             report.error = f"tenant is {tenant.status}; nothing swept"
             return report
         repo = TenantRepository(session, tenant.id)
-        # One transaction, few round trips: both locks, the stale check, the claim and the stamping
-        # of the first batches (a sweep of 100 tenants is dominated by per-tenant round trips).
+        # One transaction, few round trips: both locks, the claim and the stamping of the first
+        # batches (a sweep of 100 tenants is dominated by per-tenant round trips).
         repo.lock_for_sweep_and_dispatch()
-        report.marked_unknown = repo.mark_stale_sending_unknown(
-            now - dt.timedelta(seconds=settings.stale_sending_seconds)
-        )
         claimed = repo.claim_due_reminders(day, tenant_windows(tenant))
         report.claimed = len(claimed)
         report.skipped = sum(1 for _, status in claimed if status == ReminderStatus.SKIPPED)

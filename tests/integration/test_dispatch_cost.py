@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import event, text
 
 from tenant_worker.adapters.repository import TenantRepository
+from tenant_worker.domain.ports import NoAlerts
 from tenant_worker.services.sending import send_reminders
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
@@ -53,7 +54,7 @@ def test_a_send_task_and_its_continuation_read_a_batch_not_the_backlog(sessions,
     engine = sessions.kw["bind"]
     with captured_statements(engine) as statements, ThreadPoolExecutor(4) as executor:
         sent = send_reminders(
-            sessions, tenant.id, queue.batches[0][1], RecordingGateway(), executor, config, lambda *a: None,
+            sessions, tenant.id, queue.batches[0][1], RecordingGateway(), executor, config, NoAlerts(),
             top_up=True,
         )  # fmt: skip
     assert sent.sent == BATCH and len(sent.next_ids) == BATCH

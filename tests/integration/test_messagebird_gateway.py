@@ -6,7 +6,8 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
 from tenant_worker.adapters.messagebird import MessageBirdGateway
-from tenant_worker.domain.model import OutboundSms, OutcomeKind
+from tenant_worker.domain.model import AccessCheck, OutboundSms, OutcomeKind
+from tenant_worker.domain.ports import NoAlerts
 from tenant_worker.emulators.messagebird import Fault, MessageBirdEmulator
 from tenant_worker.services.sending import send_reminders
 from tenant_worker.services.sweep import sweep_tenant
@@ -19,7 +20,7 @@ def sms(phone: str, reference: str = "1") -> OutboundSms:
 
 def test_gateway_classifies_each_kind_of_answer(emulator):
     gateway = MessageBirdGateway(ACCESS_KEY, emulator.url, read_timeout=0.5)
-    cases = {Fault.status(422): OutcomeKind.FAILED, Fault.status(401): OutcomeKind.FAILED,
+    cases = {Fault.status(422): OutcomeKind.FAILED, Fault.status(401): OutcomeKind.REJECTED_KEY,
              Fault.status(429): OutcomeKind.RETRY, Fault.status(500): OutcomeKind.RETRY,
              Fault.status(502): OutcomeKind.RETRY, Fault.slow(1.0): OutcomeKind.UNKNOWN}  # fmt: skip
     for fault, expected in cases.items():
@@ -32,12 +33,16 @@ def test_gateway_classifies_each_kind_of_answer(emulator):
     gateway.close()
 
 
-def test_wrong_access_key_fails_and_connection_refused_is_retried():
+def test_wrong_access_key_is_a_rejected_key_and_connection_refused_is_retried():
     with MessageBirdEmulator(access_key="right") as server:
         wrong = MessageBirdGateway("wrong", server.url)
-        assert wrong.send(sms(new_phone())).kind == OutcomeKind.FAILED
+        assert wrong.send(sms(new_phone())).kind == OutcomeKind.REJECTED_KEY
+        assert wrong.check_access() == AccessCheck.REJECTED
+        assert MessageBirdGateway("right", server.url).check_access() == AccessCheck.OK
+        assert server.accepted() == []
     nobody = MessageBirdGateway(ACCESS_KEY, f"http://127.0.0.1:{free_port()}")
     assert nobody.send(sms(new_phone())).kind == OutcomeKind.RETRY
+    assert nobody.check_access() == AccessCheck.UNREACHABLE
 
 
 def test_one_worker_process_keeps_many_requests_in_flight(sessions, settings, make_tenant):
@@ -50,7 +55,7 @@ def test_one_worker_process_keeps_many_requests_in_flight(sessions, settings, ma
         gateway = MessageBirdGateway(ACCESS_KEY, slow.url, pool_size=settings.max_in_flight)
         with ThreadPoolExecutor(settings.max_in_flight) as executor:
             report = send_reminders(
-                sessions, tenant.id, queue.ids, gateway, executor, settings, lambda *a: None,
+                sessions, tenant.id, queue.ids, gateway, executor, settings, NoAlerts(),
                 now=dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC),
             )  # fmt: skip
         assert report.sent == 40
@@ -70,7 +75,7 @@ def test_duplicated_task_delivery_sends_each_reminder_once(sessions, settings, m
     with ThreadPoolExecutor(8) as senders, ThreadPoolExecutor(3) as deliveries:
         runs = [
             deliveries.submit(send_reminders, sessions, tenant.id, queue.ids, gateway, senders, settings,
-                              lambda *a: None, now)
+                              NoAlerts(), now)
             for _ in range(3)
         ]  # fmt: skip
         reports = [run.result() for run in runs]

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select
 
 from tenant_worker.adapters.orm import ReminderRow, TenantRow
+from tenant_worker.domain.ports import NoAlerts
 from tenant_worker.services.quiet_hours import release_deferred
 from tenant_worker.services.sending import send_reminders
 from tenant_worker.services.sweep import sweep_tenant
@@ -66,7 +67,7 @@ def test_a_send_task_arriving_after_the_window_closed_leaves_its_reminders_pendi
 
     # The task runs at 21:05 local (a backlog, or a retry): nothing is sent, no countdown is scheduled.
     late = dt.datetime(2026, 6, 1, 19, 5, tzinfo=UTC)
-    report = send_reminders(sessions, tenant.id, queue.ids, gateway, executor, settings_fixture, lambda *a: None, late)
+    report = send_reminders(sessions, tenant.id, queue.ids, gateway, executor, settings_fixture, NoAlerts(), late)
     assert (report.deferred, report.sent, report.retry_ids, gateway.sent) == (2, 0, [], [])
     assert pending_unpublished(sessions, tenant.id) == 2
 
@@ -74,7 +75,7 @@ def test_a_send_task_arriving_after_the_window_closed_leaves_its_reminders_pendi
     again = RecordingQueue()
     assert release_deferred(sessions, again, settings_fixture, morning)[tenant.slug] == 2
     sent = send_reminders(
-        sessions, tenant.id, own(again, tenant), gateway, executor, settings_fixture, lambda *a: None, morning
+        sessions, tenant.id, own(again, tenant), gateway, executor, settings_fixture, NoAlerts(), morning
     )
     assert sent.sent == 2 and len(gateway.sent) == 2
 

@@ -1,0 +1,92 @@
+"""Cross-tenant repairs of the reminder ledger for the recovery tick, each an index range scan.
+
+The tick runs every ``RECOVERY_INTERVAL_SECONDS`` over every tenant, so nothing here may read the
+ledger: rows claimed long ago and still ``sending`` come from ``reminders_sending_since_idx`` and
+tenants with lost tasks from ``reminders_published_since_idx`` (migration 0005), both ordered by age,
+so a tick costs what it repairs. Tenant isolation is kept by returning each row's tenant: the
+caller reports and republishes per tenant, through the tenant-scoped repository.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+# What a stale ``sending`` row becomes: its request never started -> back to pending (unpublished,
+# so the tenant's next top-up publishes it) unless it already lost its worker SEND_MAX_ATTEMPTS
+# times (something about it kills workers); started -> unknown (it may have been delivered).
+_REPAIR_SQL = """
+    UPDATE reminders AS r
+       SET status = CASE WHEN r.send_started_at IS NOT NULL THEN 'unknown'
+                         WHEN r.attempts >= :max_attempts THEN 'failed'
+                         ELSE 'pending' END,
+           enqueued_at = CASE WHEN r.send_started_at IS NULL THEN NULL ELSE r.enqueued_at END,
+           last_error = CASE WHEN r.send_started_at IS NOT NULL
+                                  THEN 'worker lost while sending: it may have been delivered'
+                             WHEN r.attempts >= :max_attempts
+                                  THEN 'worker lost before sending, ' || r.attempts || ' times'
+                             ELSE 'worker lost before sending; sending again' END,
+           updated_at = now()
+     WHERE r.id = ANY(ARRAY(SELECT id FROM reminders WHERE status = 'sending' AND updated_at < :before
+                             ORDER BY updated_at LIMIT :limit))
+       AND r.status = 'sending' AND r.updated_at < :before
+    RETURNING r.tenant_id, r.id, r.status
+"""
+
+
+@dataclass(frozen=True)
+class RepairedRow:
+    """One row the tick settled, and what it became."""
+
+    tenant_id: int
+    reminder_id: int
+    status: str
+
+
+def repair_stale_sending(
+    session: Session, claimed_before: dt.datetime, max_attempts: int, limit: int
+) -> list[RepairedRow]:
+    """Settle up to ``limit`` rows claimed before ``claimed_before`` and still ``sending``.
+
+    Atomic against the claim's own ``mark_started`` (row locks, re-checked after a wait), so a row is
+    either marked started by its live task or put back to pending here, never both."""
+    rows = session.execute(text(_REPAIR_SQL), {"before": claimed_before, "max_attempts": max_attempts, "limit": limit})
+    return [RepairedRow(row.tenant_id, row.id, row.status) for row in rows]
+
+
+def tenants_with_lost_tasks(session: Session, published_before: dt.datetime) -> list[int]:
+    """Tenants with reminders published before ``published_before`` and still pending: their task
+    was lost (Redis restarted without its data, a worker killed between stamp and publish)."""
+    return list(
+        session.scalars(
+            text("""
+                SELECT DISTINCT tenant_id FROM reminders
+                 WHERE status = 'pending' AND enqueued_at IS NOT NULL AND enqueued_at < :before
+            """),
+            {"before": published_before},
+        )
+    )
+
+
+def tenants_with_unpublished(session: Session) -> list[int]:
+    """Tenants with pending reminders never published (quiet hours, a paused gateway, a refused
+    publish, a repaired row): a loose index scan of ``reminders_waiting_idx``, one probe per tenant,
+    however large their backlogs."""
+    return list(
+        session.scalars(
+            text("""
+                WITH RECURSIVE waiting(tenant_id) AS (
+                    (SELECT tenant_id FROM reminders WHERE status = 'pending' AND enqueued_at IS NULL
+                      ORDER BY tenant_id, id LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT r.tenant_id FROM reminders r
+                             WHERE r.status = 'pending' AND r.enqueued_at IS NULL AND r.tenant_id > w.tenant_id
+                             ORDER BY r.tenant_id, r.id LIMIT 1)
+                      FROM waiting w WHERE w.tenant_id IS NOT NULL)
+                SELECT tenant_id FROM waiting WHERE tenant_id IS NOT NULL
+            """)
+        )
+    )
