@@ -9,18 +9,18 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tenant_worker import cli_onboard, cli_schedule, cli_tenant, runtime
+from tenant_worker import cli_onboard, cli_reminders, cli_schedule, cli_tenant, runtime
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
+from tenant_worker.adapters.ledger_admin import LedgerAdmin
 from tenant_worker.adapters.redis_check import check_redis
 from tenant_worker.adapters.redis_queues import queue_depths, reserved_count
-from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.cli_common import print_result as _print
 from tenant_worker.config import ConfigurationError
 from tenant_worker.domain.model import TenantStatus, ValidationError
 from tenant_worker.domain.templates import TemplateError
 from tenant_worker.domain.windows import WindowsError
-from tenant_worker.services import customers, sharding, sweep
+from tenant_worker.services import customers, gateway_access, sharding, sweep
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -119,7 +119,7 @@ def cmd_reminders_list(args: argparse.Namespace) -> int:
     """List a tenant's ledger."""
     with runtime.sessions()() as session:
         tenant = catalog.find_tenant(session, args.tenant)
-        rows = TenantRepository(session, tenant.id).list_reminders(args.status, args.limit)
+        rows = LedgerAdmin(session, tenant.id).list_reminders(args.status, args.limit)
     fields = ("id", "subscription_id", "expires_on", "window_days", "local_date", "status", "skip_reason")
     more = ("segments", "provider_message_id", "attempts", "last_error", "sent_at", "created_at")
     data = [{name: getattr(r, name) for name in fields + more} for r in rows]
@@ -149,6 +149,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings.require_credentials()
     check_redis(settings.redis_url)
     check_database(settings.database_url)
+    if settings.sms_backend == "messagebird":
+        gateway = runtime.build_gateway(settings)
+        line = gateway_access.check_key_at_start(settings, gateway, runtime.breaker())
+        gateway.close()
+        if line:
+            print(line, file=sys.stderr)
     selection, extra = worker_selection(args.celery_args)
     with runtime.sessions()() as session:
         queues = sharding.worker_queues(
@@ -210,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     rlist.add_argument("--limit", type=int, default=1000)
     rlist.add_argument("--json", action="store_true")
     rlist.set_defaults(handler=cmd_reminders_list)
+    cli_reminders.register_retry(rem)
 
     cli_schedule.register(sub)
     cli_onboard.register(tenant)

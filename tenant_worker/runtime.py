@@ -64,7 +64,12 @@ def sessions() -> sessionmaker[Session]:
 @_once
 def gateway() -> SmsGateway:
     """The configured SMS gateway, one per process (its connection pool is shared by all threads)."""
-    config = settings()
+    return build_gateway(settings())
+
+
+def build_gateway(config: Settings) -> SmsGateway:
+    """A new gateway for ``config`` (the start-up key check uses a throwaway one: no pooled
+    connection may cross a prefork pool's fork)."""
     if config.sms_backend == "messagebird":
         return MessageBirdGateway(
             config.messagebird_access_key,

@@ -335,35 +335,6 @@ class TenantRepository:
                 ),
             )
 
-    def list_reminders(self, status: str | None = None, limit: int = 1000) -> list[ReminderRow]:
-        """The tenant's ledger (or the rows with ``status``), newest first: the newest ``limit`` of each
-        partial index, merged, so a quiet tenant's rows are found without reading anyone else's."""
-        ids = self.session.scalars(
-            text(f"""
-                SELECT id FROM (
-                    (SELECT id FROM reminders WHERE tenant_id = :tenant_id AND {_CLOSED}
-                        AND (CAST(:status AS text) IS NULL OR status = :status) ORDER BY id DESC LIMIT :limit)
-                    UNION ALL
-                    (SELECT id FROM reminders WHERE tenant_id = :tenant_id AND {_WAITING}
-                        AND (CAST(:status AS text) IS NULL OR status = :status) ORDER BY id DESC LIMIT :limit)
-                    UNION ALL
-                    (SELECT id FROM reminders WHERE tenant_id = :tenant_id AND {_IN_FLIGHT}
-                        AND (CAST(:status AS text) IS NULL OR status = :status) ORDER BY id DESC LIMIT :limit)
-                ) AS listed ORDER BY id DESC LIMIT :limit
-            """),
-            self._params(status=status, limit=limit),
-        ).all()
-        rows = self.session.scalars(
-            select(ReminderRow).where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id.in_(ids))
-        )
-        return sorted(rows, key=lambda row: row.id, reverse=True)
-
-    def get_reminder(self, reminder_id: int) -> ReminderRow | None:
-        """One ledger row of this tenant, or None (also when the id belongs to another tenant)."""
-        return self.session.scalars(
-            select(ReminderRow).where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id == reminder_id)
-        ).first()
-
 
 # The predicates of the ledger's partial indexes (migration 0004), written exactly as there so the
 # planner can use them: reminders waiting for a first task (ordered by id, the publish order),

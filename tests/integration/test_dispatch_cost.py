@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 
-from tenant_worker.adapters.repository import TenantRepository
+from tenant_worker.adapters.ledger_admin import LedgerAdmin
 from tenant_worker.domain.ports import NoAlerts
 from tenant_worker.services.sending import send_reminders
 from tenant_worker.services.sweep import sweep_tenant
@@ -65,7 +65,7 @@ def test_a_send_task_and_its_continuation_read_a_batch_not_the_backlog(sessions,
 
     # The ledger listing, newest first, reads about what it shows, whatever the tenant's size.
     with captured_statements(engine) as statements, sessions() as session:
-        repo = TenantRepository(session, tenant.id)
+        repo = LedgerAdmin(session, tenant.id)
         newest = repo.list_reminders(limit=5)
         sent_only = repo.list_reminders("sent", limit=1000)
     with sessions() as session:

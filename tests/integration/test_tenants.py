@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tenant_worker.adapters.catalog import TenantCatalog
+from tenant_worker.adapters.ledger_admin import LedgerAdmin
 from tenant_worker.adapters.orm import CustomerRow, ReminderRow, SmsTemplateRow
-from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.domain.model import ValidationError
 from tenant_worker.domain.templates import TemplateError
 from tenant_worker.services.customers import import_customers
@@ -43,12 +43,12 @@ def test_a_repository_for_tenant_a_cannot_read_or_send_tenant_b_reminders(sessio
     sweep_tenant(sessions, b.slug, queue, settings, DAY)
     [b_reminder] = queue.ids
     with sessions.begin() as session:
-        repo_a = TenantRepository(session, a.id)
+        repo_a = LedgerAdmin(session, a.id)
         assert repo_a.get_reminder(b_reminder) is None
         assert repo_a.start_sending([b_reminder]) == []
         assert repo_a.list_reminders() == []
     with sessions() as session:
-        assert TenantRepository(session, b.id).get_reminder(b_reminder).status == "pending"
+        assert LedgerAdmin(session, b.id).get_reminder(b_reminder).status == "pending"
 
 
 def test_template_with_unknown_placeholder_is_rejected_when_saved_and_nothing_is_stored(sessions, make_tenant):

@@ -1,0 +1,77 @@
+"""Operator-facing reads and changes of one tenant's ledger: the listing, one row, and reopening
+ended reminders for a resend. Kept apart from :class:`TenantRepository`'s dispatch statements, which
+run on every batch; these run when a person asks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select, text
+
+from tenant_worker.adapters.orm import ReminderRow
+from tenant_worker.adapters.repository import _CLOSED, _IN_FLIGHT, _WAITING, TenantRepository
+
+
+class LedgerAdmin(TenantRepository):
+    """One tenant's ledger as an operator sees it; every statement filters on ``tenant_id``."""
+
+    def count_ended(self, status: str, since: dt.datetime | None) -> int:
+        """Reminders with ``status`` (a closed one) that ended at or after ``since``."""
+        return int(
+            self.session.execute(
+                text(f"""
+                    SELECT count(*) FROM reminders
+                     WHERE tenant_id = :tenant_id AND {_CLOSED} AND status = :status
+                       AND (CAST(:since AS timestamptz) IS NULL OR updated_at >= :since)
+                """),
+                self._params(status=status, since=since),
+            ).scalar_one()
+        )
+
+    def reopen(self, status: str, since: dt.datetime | None) -> list[int]:
+        """Put ``status`` reminders (ended at or after ``since``) back to ``pending``, unpublished and
+        with fresh attempts; returns their ids. Only closed rows match, so a row being sent is never
+        touched, and rows already reopened (pending) or sent do not match a second time."""
+        return list(
+            self.session.scalars(
+                text(f"""
+                    UPDATE reminders SET status = 'pending', enqueued_at = NULL, attempts = 0,
+                                         send_started_at = NULL, updated_at = now(),
+                                         last_error = 'sent again by an operator after: ' || coalesce(last_error, '')
+                     WHERE tenant_id = :tenant_id AND {_CLOSED} AND status = :status
+                       AND (CAST(:since AS timestamptz) IS NULL OR updated_at >= :since)
+                    RETURNING id
+                """),
+                self._params(status=status, since=since),
+            )
+        )
+
+    def list_reminders(self, status: str | None = None, limit: int = 1000) -> list[ReminderRow]:
+        """The tenant's ledger (or the rows with ``status``), newest first: the newest ``limit`` of each
+        partial index, merged, so a quiet tenant's rows are found without reading anyone else's."""
+        ids = self.session.scalars(
+            text(f"""
+                SELECT id FROM (
+                    (SELECT id FROM reminders WHERE tenant_id = :tenant_id AND {_CLOSED}
+                        AND (CAST(:status AS text) IS NULL OR status = :status) ORDER BY id DESC LIMIT :limit)
+                    UNION ALL
+                    (SELECT id FROM reminders WHERE tenant_id = :tenant_id AND {_WAITING}
+                        AND (CAST(:status AS text) IS NULL OR status = :status) ORDER BY id DESC LIMIT :limit)
+                    UNION ALL
+                    (SELECT id FROM reminders WHERE tenant_id = :tenant_id AND {_IN_FLIGHT}
+                        AND (CAST(:status AS text) IS NULL OR status = :status) ORDER BY id DESC LIMIT :limit)
+                ) AS listed ORDER BY id DESC LIMIT :limit
+            """),
+            self._params(status=status, limit=limit),
+        ).all()
+        rows = self.session.scalars(
+            select(ReminderRow).where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id.in_(ids))
+        )
+        return sorted(rows, key=lambda row: row.id, reverse=True)
+
+    def get_reminder(self, reminder_id: int) -> ReminderRow | None:
+        """One ledger row of this tenant, or None (also when the id belongs to another tenant)."""
+        return self.session.scalars(
+            select(ReminderRow).where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id == reminder_id)
+        ).first()

@@ -1,0 +1,73 @@
+"""``tenant-worker reminders retry``: send again, on request, reminders that ended failed or unknown."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+
+from tenant_worker import runtime
+from tenant_worker.cli_common import print_result
+from tenant_worker.config import ConfigurationError
+from tenant_worker.services import resend
+
+
+def _instant(text: str) -> dt.datetime:
+    """An ISO date or instant; without an offset it is UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date or time like 2026-12-01 or 2026-12-01T08:00Z"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def cmd_reminders_retry(args: argparse.Namespace) -> int:
+    """Show the count, ask (unless --yes), reopen the reminders and publish them."""
+    if args.status == "unknown" and not args.allow_duplicates:
+        raise ConfigurationError(
+            "unknown reminders may already have been delivered; resending them can text a customer twice. "
+            "Check them first, then pass --allow-duplicates"
+        )
+    sessions = runtime.sessions()
+    count = resend.count_resendable(sessions, args.tenant, args.status, args.since)
+    since = f" since {args.since.isoformat()}" if args.since else ""
+    what = f"{count} {args.status} reminders of {args.tenant}{since}"
+    if args.dry_run or count == 0:
+        summary = f"{what} would be sent again (dry run, nothing changed)" if count else f"no {what}"
+        data = {"tenant": args.tenant, "status": args.status, "matching": count, "reopened": 0}
+        print_result(data, args.json, lambda: print(summary))
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ConfigurationError(f"{what} would be sent again: confirm with --yes (no terminal to ask)")
+        answer = input(f"Send {what} again? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing changed")
+            return 1
+    from tenant_worker.celery_app import app
+
+    queue = runtime.CeleryReminderQueue(app)
+    report = resend.resend(sessions, args.tenant, args.status, args.since, queue, runtime.settings())
+    summary = f"{report.reopened} reminders of {args.tenant} back to pending, {report.published} published now"
+    summary += f"; {report.error}" if report.error else "; the rest follow as batches finish"
+    print_result(report.as_dict(), args.json, lambda: print(summary))
+    return 0
+
+
+def register_retry(reminders: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``reminders retry`` to the ``reminders`` command."""
+    retry = reminders.add_parser("retry", help="send failed (or, explicitly, unknown) reminders again")
+    retry.add_argument("--tenant", required=True)
+    retry.add_argument("--status", required=True, choices=["failed", "unknown"])
+    retry.add_argument("--since", type=_instant, help="only reminders that ended at or after this date/time (UTC)")
+    retry.add_argument("--dry-run", action="store_true", help="print the count; change nothing")
+    retry.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    retry.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="required for --status unknown: those may have been delivered already",
+    )
+    retry.add_argument("--json", action="store_true")
+    retry.set_defaults(handler=cmd_reminders_retry)
