@@ -32,6 +32,9 @@ RATE_BUCKET_PREFIX = "tenant_worker:rate:"
 GLOBAL_RATE_BUCKET = RATE_BUCKET_PREFIX + "global"
 # The gateway circuit breaker: present while MessageBird rejects the access key (adapters/redis_breaker.py).
 GATEWAY_BREAKER_KEY = "tenant_worker:gateway:breaker"
+# Written by the recovery tick and never deleted: when it is missing, Redis lost its data (restarted
+# without persistence, flushed) and with it every queued task (services/recovery.py).
+BROKER_MARKER_KEY = "tenant_worker:broker:marker"
 # Per-incident alert windows and counts: ``<prefix><tenant>:<status>:<reason>:gate|count|error``.
 ALERT_KEY_PREFIX = "tenant_worker:alerts:"
 

@@ -26,7 +26,7 @@ from tenant_worker import constants
 from tenant_worker.adapters.console import ConsoleGateway
 from tenant_worker.adapters.db import session_factory
 from tenant_worker.adapters.messagebird import MessageBirdGateway
-from tenant_worker.adapters.redis_breaker import RedisGatewayBreaker
+from tenant_worker.adapters.redis_breaker import RedisBrokerMarker, RedisGatewayBreaker
 from tenant_worker.adapters.redis_check import describe_redis
 from tenant_worker.adapters.redis_ratelimit import RedisRateLimiter
 from tenant_worker.adapters.routes import TenantRouter, bump_routes_version
@@ -110,6 +110,11 @@ def throttle() -> SendThrottle:
 def breaker() -> RedisGatewayBreaker:
     """The gateway circuit breaker shared by every worker (a key in Redis)."""
     return RedisGatewayBreaker(redis_client())
+
+
+def broker_marker() -> RedisBrokerMarker:
+    """Tells the recovery tick when Redis lost its queued tasks."""
+    return RedisBrokerMarker(redis_client())
 
 
 @_once

@@ -103,6 +103,7 @@ def recover() -> dict[str, Any]:
         runtime.alerts(),
         runtime.gateway(),
         runtime.breaker(),
+        runtime.broker_marker(),
     )
     return report.as_dict()
 

@@ -57,6 +57,16 @@ def repair_stale_sending(
     return [RepairedRow(row.tenant_id, row.id, row.status) for row in rows]
 
 
+def forget_publications(session: Session) -> int:
+    """Mark every published ``pending`` reminder unpublished: the broker lost their tasks (it lost its
+    data), so waiting ``REQUEUE_AFTER_SECONDS`` for them would only delay the tenants. Reads the
+    published rows' own index; a duplicate task for a row whose task did survive is harmless."""
+    result = session.execute(
+        text("UPDATE reminders SET enqueued_at = NULL WHERE status = 'pending' AND enqueued_at IS NOT NULL")
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
 def tenants_with_lost_tasks(session: Session, published_before: dt.datetime) -> list[int]:
     """Tenants with reminders published before ``published_before`` and still pending: their task
     was lost (Redis restarted without its data, a worker killed between stamp and publish)."""

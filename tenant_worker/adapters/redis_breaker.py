@@ -1,4 +1,5 @@
-"""The gateway circuit breaker in Redis, shared by every worker process and machine.
+"""The gateway circuit breaker in Redis, shared by every worker process and machine, and the marker
+that tells the recovery tick when Redis lost its queued tasks.
 
 MessageBird's access key belongs to the whole workspace, so when it is rejected (401/403) no worker
 should go on sending: one key in Redis says so. It has no expiry: it stays open until a probe of the
@@ -13,7 +14,7 @@ import logging
 import redis
 from redis.exceptions import RedisError
 
-from tenant_worker.constants import GATEWAY_BREAKER_KEY
+from tenant_worker.constants import BROKER_MARKER_KEY, GATEWAY_BREAKER_KEY
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +49,15 @@ class RedisGatewayBreaker:
             return bool(self.client.delete(GATEWAY_BREAKER_KEY))
         except RedisError:
             return False
+
+
+class RedisBrokerMarker:
+    """Tells whether the broker's Redis lost its data since the last look: a marker key that only this
+    class writes and nobody deletes. Absent means every queued task is gone with it."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def lost_since_last_check(self) -> bool:
+        """SET NX: True when the marker had to be written again (or for the very first time)."""
+        return bool(self.client.set(BROKER_MARKER_KEY, "1", nx=True))

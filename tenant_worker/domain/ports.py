@@ -43,6 +43,14 @@ class GatewayBreaker(Protocol):
         ...
 
 
+class BrokerMarker(Protocol):
+    """Notices that the broker lost its data (and so every queued task)."""
+
+    def lost_since_last_check(self) -> bool:
+        """True once after each loss (and on the first check ever)."""
+        ...
+
+
 class ReminderQueue(Protocol):
     """Puts send work on the broker."""
 

@@ -2,6 +2,8 @@
 
 Beat runs :func:`recover` every ``RECOVERY_INTERVAL_SECONDS`` on the control queue. Each run:
 
+0. if the broker's Redis lost its data since the last tick (a restart without persistence), marks
+   every published ``pending`` reminder unpublished, as their tasks are gone;
 1. settles rows still ``sending`` ``STALE_SENDING_SECONDS`` after their claim (their worker was
    killed, or its database connection never came back): a row whose request never started goes back
    to ``pending`` and is sent again; one that may have reached MessageBird becomes ``unknown`` (never
@@ -31,7 +33,7 @@ from tenant_worker.adapters import ledger_repair
 from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.config import Settings
 from tenant_worker.domain.model import AccessCheck, ReminderStatus
-from tenant_worker.domain.ports import AlertSink, GatewayBreaker, ReminderQueue, SmsGateway
+from tenant_worker.domain.ports import AlertSink, BrokerMarker, GatewayBreaker, ReminderQueue, SmsGateway
 from tenant_worker.services import quiet_hours
 from tenant_worker.services.alerting import BatchAlerts
 
@@ -47,6 +49,8 @@ class RecoveryReport:
     """What one tick repaired and published."""
 
     requeued: int = 0
+    # Published reminders whose tasks Redis lost, published again.
+    republished: int = 0
     unknown: int = 0
     failed: int = 0
     breaker: str = "closed"
@@ -64,11 +68,21 @@ def recover(
     alerts: AlertSink,
     gateway: SmsGateway,
     breaker: GatewayBreaker,
+    broker: BrokerMarker,
     now: dt.datetime | None = None,
 ) -> RecoveryReport:
     """One recovery tick (see the module docs)."""
     now = now or dt.datetime.now(dt.UTC)
     report = RecoveryReport()
+    if broker.lost_since_last_check():
+        with sessions.begin() as session:
+            report.republished = ledger_repair.forget_publications(session)
+        if report.republished:
+            log.warning(
+                "recovery: Redis lost its queued tasks (restarted without persistence?): %d pending reminders "
+                "are published again",
+                report.republished,
+            )
     repair_stale(sessions, settings, alerts, now, report)
     if breaker.is_open():
         if gateway.check_access() == AccessCheck.OK:
