@@ -23,7 +23,7 @@ import redis
 from sqlalchemy import select
 
 from tenant_worker import constants
-from tenant_worker.adapters.orm import ReminderRow
+from tenant_worker.adapters.orm import ReminderRow, TenantRow
 from tenant_worker.celery_app import create_app
 from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.runtime import CeleryReminderQueue
@@ -65,6 +65,14 @@ def all_settled(sessions, tenant_id, count: int) -> bool:
     return sum(found.values()) == count and not (found["pending"] or found["sending"])
 
 
+def tenant_with_due(sessions, tenant: TenantRow, shard: int, count: int, days: int) -> TenantRow:
+    """The tenant on its own shard with ``count`` customers due ``days`` from its local today."""
+    put_on_queue(sessions, tenant, constants.shard_queue(shard))
+    due = local_today(tenant.timezone) + dt.timedelta(days=days)
+    add_customers(sessions, tenant, [customer(f"c{i}", due) for i in range(count)])
+    return tenant
+
+
 @pytest.fixture
 def start_beat(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start real ``tenant-worker beat`` processes; all killed afterwards."""
@@ -98,10 +106,7 @@ def test_worker_killed_with_all_of_a_tenants_batches_in_flight_heals_with_no_dup
     sessions, make_tenant, redis_url, start_worker, start_beat
 ):
     total = 400
-    tenant = make_tenant()
-    put_on_queue(sessions, tenant, constants.shard_queue(5))
-    due = local_today(tenant.timezone) + dt.timedelta(days=1)
-    add_customers(sessions, tenant, [customer(f"k{i}", due) for i in range(total)])
+    tenant = tenant_with_due(sessions, make_tenant(), shard=5, count=total, days=1)
     with MessageBirdEmulator(access_key=ACCESS_KEY, latency=0.3) as slow:
         # 200 SMS/s shared: a batch's requests start over about a second, so the kill finds some
         # requests answered, some in flight and some not yet started.
@@ -143,10 +148,7 @@ def test_outcomes_are_recorded_when_the_database_drops_the_recording_connection(
     sessions, database_url, make_tenant, redis_url, start_worker
 ):
     count = 50
-    tenant = make_tenant()
-    put_on_queue(sessions, tenant, constants.shard_queue(6))
-    due = local_today(tenant.timezone) + dt.timedelta(days=1)
-    add_customers(sessions, tenant, [customer(f"d{i}", due) for i in range(count)])
+    tenant = tenant_with_due(sessions, make_tenant(), shard=6, count=count, days=1)
     admin = database_url.replace("postgresql+psycopg://", "postgresql://")
     with MessageBirdEmulator(access_key=ACCESS_KEY, latency=1.0) as slow:
         env = isolated(
@@ -177,7 +179,9 @@ def test_outcomes_are_recorded_when_the_database_drops_the_recording_connection(
             with psycopg.connect(admin, autocommit=True) as killer:
                 assert killer.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
             blocker.rollback()
+        terminated_at = time.monotonic()
         wait_until(lambda: all_settled(sessions, tenant.id, count), 30, "the outcomes to be recorded")
+        print(f"\nrecording connection terminated: outcomes recorded {time.monotonic() - terminated_at:.2f} s later")
         accepted = accepted_for(slow, sessions, tenant.id)
 
     assert len(accepted) == len(set(accepted)) == count
@@ -195,10 +199,7 @@ def test_revoked_access_key_pauses_sending_without_failing_a_reminder_and_resume
 
     alerts_before = len(paused_alerts())
     count = 120
-    tenant = make_tenant()
-    put_on_queue(sessions, tenant, constants.shard_queue(7))
-    due = local_today(tenant.timezone) + dt.timedelta(days=3)
-    add_customers(sessions, tenant, [customer(f"a{i}", due) for i in range(count)])
+    tenant = tenant_with_due(sessions, make_tenant(), shard=7, count=count, days=3)
     with MessageBirdEmulator(access_key=ACCESS_KEY) as server:
         env = isolated(redis_url, 22, server)
         breaker = redis.Redis.from_url(env["REDIS_URL"])
@@ -224,7 +225,9 @@ def test_revoked_access_key_pauses_sending_without_failing_a_reminder_and_resume
         assert held["failed"] == held["sent"] == 0 and held["pending"] + held["sending"] == count
 
         server.set_access_key(ACCESS_KEY)  # the key works again
+        fixed_at = time.monotonic()
         wait_until(lambda: all_settled(sessions, tenant.id, count), 60, "everything to be sent")
+        print(f"\nkey fixed: all {count} reminders sent {time.monotonic() - fixed_at:.1f} s later (recovery tick 1 s)")
         accepted = accepted_for(server, sessions, tenant.id)
 
     assert statuses(sessions, tenant.id) == {"sent": count}
