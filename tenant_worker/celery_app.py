@@ -13,7 +13,14 @@ from celery import Celery, signals
 
 from tenant_worker import constants
 from tenant_worker.adapters.routes import TenantRouter
-from tenant_worker.config import VISIBILITY_TIMEOUT_SECONDS, Settings, load_settings, redact_text, url_password
+from tenant_worker.config import (
+    VISIBILITY_TIMEOUT_SECONDS,
+    Settings,
+    load_settings,
+    redact_text,
+    url_password,
+    without_password,
+)
 
 
 def create_app(settings: Settings) -> Celery:
@@ -82,9 +89,16 @@ def create_app(settings: Settings) -> Celery:
         },
         # RedBeat keeps the schedule in Redis, with a leader lock so a second beat waits as a standby.
         beat_scheduler="tenant_worker.beat:Scheduler",
-        # Set explicitly (the fallback to broker_url is deprecated): same server and password.
-        redbeat_redis_url=settings.redis_url,
-        redbeat_redis_options={"socket_connect_timeout": 5, "socket_timeout": 10, "health_check_interval": 30},
+        # Set explicitly (the fallback to broker_url is deprecated): same server, and the password as an
+        # option rather than in the URL. Celery masks settings named *PASS* (nested ones too) in
+        # `celery inspect conf` and `celery report`, but shows redbeat_redis_url as it is.
+        redbeat_redis_url=without_password(settings.redis_url),
+        redbeat_redis_options={
+            "socket_connect_timeout": 5,
+            "socket_timeout": 10,
+            "health_check_interval": 30,
+            **({"password": url_password(settings.redis_url)} if url_password(settings.redis_url) else {}),
+        },
         redbeat_key_prefix=constants.REDBEAT_KEY_PREFIX,
         # A crashed leader's lock expires after this and the standby takes over (RedBeat's default
         # would be 25 minutes without sweeps). Beat wakes, and renews the lock, every max interval.
