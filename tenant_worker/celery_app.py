@@ -18,6 +18,7 @@ from tenant_worker.config import (
     Settings,
     load_settings,
     redact_text,
+    secrets_of,
     url_password,
     without_password,
 )
@@ -126,11 +127,6 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
-
-
-def secrets_of(settings: Settings) -> list[str]:
-    """The values that must never be logged: the Redis and database passwords, and the access key."""
-    return [url_password(settings.redis_url), url_password(settings.database_url), settings.messagebird_access_key]
 
 
 @signals.after_setup_logger.connect

@@ -165,6 +165,11 @@ def url_password(url: str) -> str:
     return parse_qs(parts.query).get("password", [""])[0]
 
 
+def secrets_of(settings: Settings) -> list[str]:
+    """The values that must never be logged or printed: the Redis and database passwords, and the access key."""
+    return [url_password(settings.redis_url), url_password(settings.database_url), settings.messagebird_access_key]
+
+
 def without_password(url: str) -> str:
     """``url`` with its password removed (from the user info and any ``password=`` parameter), the user
     name kept: for settings that are displayed, with the password passed separately (see celery_app)."""
