@@ -6,20 +6,34 @@ checks as the pre-flight what is wrong now, so the line names the cause and the 
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 
+import psycopg
 import pytest
 import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from tenant_worker.adapters.db import normalize_database_url
+from tenant_worker.adapters.db import check_database, normalize_database_url, upgrade_database
 from tenant_worker.cli_errors import explain
 from tenant_worker.config import Settings, build_redis_url
-from tenant_worker.errors import EXIT_FAILED, EXIT_NOT_READY, EXIT_UNAVAILABLE
-from tests.conftest import REDIS_PASSWORD, free_port
+from tenant_worker.errors import EXIT_FAILED, EXIT_NOT_READY, EXIT_UNAVAILABLE, DatabaseNotReady
+from tests.conftest import PG_ADMIN_URL, REDIS_PASSWORD, free_port
+
+
+@pytest.fixture
+def scratch_database() -> Iterator[str]:
+    """An empty database of this test's own."""
+    name = f"tw_scratch_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def database_error(url: str, statement: str) -> SQLAlchemyError:
@@ -78,3 +92,23 @@ def test_an_unexpected_error_is_status_1_and_points_at_debug() -> None:
         EXIT_FAILED,
         "error: unexpected RuntimeError: something odd; rerun with --debug for the traceback",
     )
+
+
+def test_a_database_behind_the_newest_migration_is_not_ready(scratch_database: str) -> None:
+    upgrade_database(scratch_database, revision="0004")
+
+    with pytest.raises(DatabaseNotReady) as caught:
+        check_database(scratch_database, migrated=True)
+
+    assert re.search(
+        r"is at migration 0004, this version needs \d{4}: run `tenant-worker db upgrade`$", str(caught.value)
+    )
+
+
+def test_a_database_migrated_by_a_newer_version_is_not_ready_either(scratch_database: str) -> None:
+    with psycopg.connect(scratch_database.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('9999')")
+
+    with pytest.raises(DatabaseNotReady, match="at migration 9999, which this version of tenant-worker does not know"):
+        check_database(scratch_database, migrated=True)
