@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> Celery:
         # Fail fast when Redis is unreachable instead of hanging a sweep.
         "socket_connect_timeout": 5,
     }
+    redis_password = url_password(settings.redis_url)
     celery.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,
@@ -98,7 +99,7 @@ def create_app(settings: Settings) -> Celery:
             "socket_connect_timeout": 5,
             "socket_timeout": 10,
             "health_check_interval": 30,
-            **({"password": url_password(settings.redis_url)} if url_password(settings.redis_url) else {}),
+            **({"password": redis_password} if redis_password else {}),
         },
         redbeat_key_prefix=constants.REDBEAT_KEY_PREFIX,
         # A crashed leader's lock expires after this and the standby takes over (RedBeat's default
