@@ -13,7 +13,15 @@ from celery import Celery, signals
 
 from tenant_worker import constants
 from tenant_worker.adapters.routes import TenantRouter
-from tenant_worker.config import VISIBILITY_TIMEOUT_SECONDS, Settings, load_settings, redact_text, url_password
+from tenant_worker.config import (
+    VISIBILITY_TIMEOUT_SECONDS,
+    Settings,
+    load_settings,
+    redact_text,
+    secrets_of,
+    url_password,
+    without_password,
+)
 
 
 def create_app(settings: Settings) -> Celery:
@@ -26,6 +34,7 @@ def create_app(settings: Settings) -> Celery:
         # Fail fast when Redis is unreachable instead of hanging a sweep.
         "socket_connect_timeout": 5,
     }
+    redis_password = url_password(settings.redis_url)
     celery.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,
@@ -82,9 +91,16 @@ def create_app(settings: Settings) -> Celery:
         },
         # RedBeat keeps the schedule in Redis, with a leader lock so a second beat waits as a standby.
         beat_scheduler="tenant_worker.beat:Scheduler",
-        # Set explicitly (the fallback to broker_url is deprecated): same server and password.
-        redbeat_redis_url=settings.redis_url,
-        redbeat_redis_options={"socket_connect_timeout": 5, "socket_timeout": 10, "health_check_interval": 30},
+        # Set explicitly (the fallback to broker_url is deprecated): same server, and the password as an
+        # option rather than in the URL. Celery masks settings named *PASS* (nested ones too) in
+        # `celery inspect conf` and `celery report`, but shows redbeat_redis_url as it is.
+        redbeat_redis_url=without_password(settings.redis_url),
+        redbeat_redis_options={
+            "socket_connect_timeout": 5,
+            "socket_timeout": 10,
+            "health_check_interval": 30,
+            **({"password": redis_password} if redis_password else {}),
+        },
         redbeat_key_prefix=constants.REDBEAT_KEY_PREFIX,
         # A crashed leader's lock expires after this and the standby takes over (RedBeat's default
         # would be 25 minutes without sweeps). Beat wakes, and renews the lock, every max interval.
@@ -112,11 +128,6 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
-
-
-def secrets_of(settings: Settings) -> list[str]:
-    """The values that must never be logged: the Redis and database passwords, and the access key."""
-    return [url_password(settings.redis_url), url_password(settings.database_url), settings.messagebird_access_key]
 
 
 @signals.after_setup_logger.connect

@@ -9,17 +9,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tenant_worker import cli_onboard, cli_reminders, cli_schedule, cli_tenant, runtime
+from tenant_worker import cli_errors, cli_onboard, cli_reminders, cli_schedule, cli_tenant, runtime
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
 from tenant_worker.adapters.ledger_admin import LedgerAdmin
 from tenant_worker.adapters.redis_check import check_redis
 from tenant_worker.adapters.redis_queues import queue_depths, reserved_count
 from tenant_worker.cli_common import print_result as _print
-from tenant_worker.config import ConfigurationError
-from tenant_worker.domain.model import TenantStatus, ValidationError
-from tenant_worker.domain.templates import TemplateError
-from tenant_worker.domain.windows import WindowsError
+from tenant_worker.domain.model import TenantStatus
 from tenant_worker.services import customers, gateway_access, sharding, sweep
 
 Handler = Callable[[argparse.Namespace], int]
@@ -148,7 +145,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = runtime.settings()
     settings.require_credentials()
     check_redis(settings.redis_url)
-    check_database(settings.database_url)
+    check_database(settings.database_url, migrated=True)
     if settings.sms_backend == "messagebird":
         gateway = runtime.build_gateway(settings)
         line = gateway_access.check_key_at_start(settings, gateway, runtime.breaker())
@@ -173,6 +170,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
     settings = runtime.settings()
     settings.require_credentials()
     check_redis(settings.redis_url)
+    check_database(settings.database_url, migrated=True)
     from tenant_worker.adapters.redbeat import BeatLockLost
     from tenant_worker.celery_app import app
 
@@ -187,7 +185,14 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command tree."""
-    parser = argparse.ArgumentParser(prog="tenant-worker", description="Multi-tenant payment-reminder SMS worker.")
+    parser = argparse.ArgumentParser(
+        prog="tenant-worker",
+        description="Multi-tenant payment-reminder SMS worker.",
+        epilog="Exit statuses: 0 done, 1 not all done (the command says what) or unexpected error, 2 invalid "
+        "input or configuration, 3 beat lost its lock, 4 Redis or PostgreSQL unavailable, 5 database missing "
+        "or not migrated.",
+    )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error (first option only)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
@@ -232,25 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: run a command, turning user errors into one clear message and exit status 2."""
+    """Entry point: run a command; every error is one line on stderr and a documented exit status
+    (``tenant_worker.errors``), with the traceback too after ``--debug``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = argv[:1] == ["--debug"]
+    argv = argv[1:] if debug else argv
     passthrough = {"worker": cmd_worker, "beat": cmd_beat}
     if argv and argv[0] in passthrough and not {"-h", "--help"} & set(argv[1:2]):
         # Everything after `worker`/`beat` belongs to Celery, including its --options.
-        args = argparse.Namespace(handler=passthrough[argv[0]], celery_args=argv[1:])
+        args = argparse.Namespace(command=argv[0], handler=passthrough[argv[0]], celery_args=argv[1:])
     else:
         args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
-    try:
-        return handler(args)
-    except (ValidationError, TemplateError, WindowsError) as exc:
-        problems = getattr(exc, "problems", None) or [str(exc)]
-        print("error: " + "\n  ".join(["invalid input:", *problems]), file=sys.stderr)
-    except ConfigurationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-    except OSError as exc:
-        print(f"error: {exc.strerror or exc}: {getattr(exc, 'filename', '')}", file=sys.stderr)
-    return 2
+    return cli_errors.run(args.handler, args, debug)
 
 
 if __name__ == "__main__":

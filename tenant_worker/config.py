@@ -182,6 +182,24 @@ def url_password(url: str) -> str:
     return parse_qs(parts.query).get("password", [""])[0]
 
 
+def secrets_of(settings: Settings) -> list[str]:
+    """The values that must never be logged or printed: the Redis and database passwords, and the access key."""
+    return [url_password(settings.redis_url), url_password(settings.database_url), settings.messagebird_access_key]
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password removed (from the user info and any ``password=`` parameter), the user
+    name kept: for settings that are displayed, with the password passed separately (see celery_app)."""
+    base, question_mark, query = url.partition("?")
+    query = "&".join(part for part in query.split("&") if part and not part.startswith("password="))
+    parts = urlsplit(base + (question_mark if query else "") + query)
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    if not at:
+        return urlunsplit(parts)
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{hostinfo}" if user else hostinfo))
+
+
 def add_database_password(url: str, password: str, source: str = "DATABASE_PASSWORD") -> str:
     """Put ``password``, percent-encoded so any character is safe, into the database ``url``.
 

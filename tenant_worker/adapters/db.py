@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -24,9 +27,11 @@ from sqlalchemy.pool import NullPool
 from tenant_worker.config import ConfigurationError, redact_url
 from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.backoff import retry_delay
+from tenant_worker.errors import DatabaseNotReady, ServiceUnavailable
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
+UPGRADE = "run `tenant-worker db upgrade`"
 
 
 def normalize_database_url(url: str) -> str:
@@ -80,20 +85,66 @@ def run_with_retry(sessions: sessionmaker[Session], work: Callable[[Session], _T
             time.sleep(delay)
 
 
-def check_database(url: str) -> None:
-    """Fail early with a readable message (no password) when PostgreSQL is unreachable."""
+def check_database(url: str, *, migrated: bool = False) -> None:
+    """Fail early with a one-line message (no password) that says how to fix it when PostgreSQL is
+    unreachable (:class:`ServiceUnavailable`), the database is missing or, with ``migrated``, its
+    schema is not at the newest migration (:class:`DatabaseNotReady`), or the login is refused
+    (:class:`ConfigurationError`)."""
+    safe = redact_url(make_url(normalize_database_url(url)).render_as_string(hide_password=False))
     # A throwaway engine: a pooled connection opened here, in a process that forks workers later,
     # would be shared by every child.
     engine = create_engine(normalize_database_url(url), poolclass=NullPool)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+            current = set(MigrationContext.configure(conn).get_current_heads()) if migrated else set()
     except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
-        safe = redact_url(make_url(normalize_database_url(url)).render_as_string(hide_password=False))
-        raise ConfigurationError(f"cannot connect to PostgreSQL at {safe}: {reason}") from None
+        raise connection_problem(safe, str(exc.orig) if exc.orig else "") from None
     finally:
         engine.dispose()
+    if migrated:
+        problem = schema_problem(safe, current, ScriptDirectory.from_config(alembic_config(url)))
+        if problem:
+            raise DatabaseNotReady(problem)
+
+
+def connection_problem(where: str, error: str) -> ConfigurationError:
+    """The error for a failed connection to PostgreSQL at ``where``, from the driver's message.
+
+    The driver gives no SQLSTATE for a refused login, so the server's (English) wording is matched;
+    anything unrecognised counts as unreachable.
+    """
+    reason = error.strip().splitlines()[0] if error.strip() else "connection failed"
+    if missing := re.search(r'database "(.*)" does not exist', reason):
+        return DatabaseNotReady(
+            f"cannot connect to PostgreSQL at {where}: {reason}; create it (createdb {missing[1]}), "
+            "then run `tenant-worker db upgrade`, or fix DATABASE_URL"
+        )
+    if re.search(r'password authentication failed|no password supplied|role ".*" does not exist', reason):
+        return ConfigurationError(
+            f"cannot connect to PostgreSQL at {where}: {reason}; check DATABASE_URL and DATABASE_PASSWORD_FILE "
+            "/ DATABASE_PASSWORD (password not shown)"
+        )
+    return ServiceUnavailable(
+        f"cannot connect to PostgreSQL at {where}: {reason}; start PostgreSQL or fix DATABASE_URL"
+    )
+
+
+def schema_problem(where: str, current: set[str], script: ScriptDirectory) -> str | None:
+    """Why a database whose schema is at the ``current`` revisions cannot be used by this version of
+    the code (whose migrations are ``script``), or None when it is at the newest migration."""
+    heads = set(script.get_heads())
+    if current == heads:
+        return None
+    if not current:
+        return f"the database at {where} has no tenant-worker tables (migrations not applied): " + UPGRADE
+    at, need = ", ".join(sorted(current)), ", ".join(sorted(heads))
+    if not current <= {revision.revision for revision in script.walk_revisions()}:
+        return (
+            f"the database at {where} is at migration {at}, which this version of tenant-worker does not know "
+            f"(it needs {need}): run a tenant-worker at least as new as the one that migrated it"
+        )
+    return f"the database at {where} is at migration {at}, this version needs {need}: " + UPGRADE
 
 
 def alembic_config(url: str, shard_count: int = DEFAULT_SHARD_COUNT) -> Config:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 import redis
 
 from tenant_worker.config import ConfigurationError
+from tenant_worker.errors import ServiceUnavailable
 
 
 def describe_redis(url: str) -> str:
@@ -16,7 +17,8 @@ def describe_redis(url: str) -> str:
 
 
 def check_redis(url: str, timeout: float = 5.0) -> None:
-    """Ping Redis; raise :class:`ConfigurationError` with a clear, secret-free reason on failure."""
+    """Ping Redis; raise :class:`ConfigurationError` with a clear, secret-free reason on failure
+    (:class:`ServiceUnavailable` when it cannot be reached, as opposed to refusing the credentials)."""
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     where = describe_redis(url)
     try:
@@ -31,8 +33,10 @@ def check_redis(url: str, timeout: float = 5.0) -> None:
                 f"Redis at {where} requires a password: set REDIS_PASSWORD or REDIS_PASSWORD_FILE"
             ) from None
         raise ConfigurationError(f"Redis at {where} answered an error: {type(exc).__name__}") from None
-    except redis.ConnectionError as exc:
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
         reason = str(exc).split(". ")[0] if "password" not in str(exc).lower() else "connection failed"
-        raise ConfigurationError(f"cannot connect to Redis at {where}: {reason}") from None
+        raise ServiceUnavailable(
+            f"cannot connect to Redis at {where}: {reason}; start Redis, or fix REDIS_URL / REDIS_HOST and REDIS_PORT"
+        ) from None
     finally:
         client.close()

@@ -108,6 +108,10 @@ class TenantRouter:
                 self._cache = TenantQueueCache(_db_lookup(sessions), _redis_version(client))
             return self._cache
 
+    def __repr__(self) -> str:
+        # Shown by `celery report` and `celery inspect conf` (task_routes): no URL, so no password.
+        return "<TenantRouter: tenant tasks to the tenant's stored queue>"
+
     def __call__(
         self, name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any
     ) -> dict[str, str] | None:

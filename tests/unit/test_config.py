@@ -25,6 +25,7 @@ from tenant_worker.config import (
     redact_text,
     redact_url,
     url_password,
+    without_password,
 )
 
 # Every character that breaks naive URL building: fragment, userinfo end, port separator, path, escape, space.
@@ -437,3 +438,19 @@ def test_redact_text_never_leaves_a_known_secret_in_an_error_message(password: s
     cleaned = redact_text(template.format(password, url), [password])
 
     assert cleaned == template.format("**", "redis://:**@cache:6379/0")
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_a_url_without_its_password_still_names_the_server_and_the_user(password: str) -> None:
+    url = build_redis_url("cache", 6380, 2, password)
+    assert without_password(url) == "redis://cache:6380/2"
+    assert without_password(url.replace("://:", "://app:")) == "redis://app@cache:6380/2"
+    # redis-py joins the password given beside the URL with the rest of it.
+    kwargs = redis.ConnectionPool.from_url(without_password(url), password=url_password(url)).connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == ("cache", 6380, 2, password)
+
+
+def test_a_url_without_its_password_drops_a_password_parameter_and_keeps_the_others() -> None:
+    assert without_password("redis://cache/0?password=x%20y&ssl_cert_reqs=none") == "redis://cache/0?ssl_cert_reqs=none"
+    assert without_password("redis://cache/0?password=x") == "redis://cache/0"
+    assert without_password("redis://cache:6379/0") == "redis://cache:6379/0"

@@ -26,7 +26,7 @@ from celery.bin.beat import beat as celery_beat
 from celery.bin.worker import worker as celery_worker
 from sqlalchemy.engine import make_url
 
-from tenant_worker import cli
+from tenant_worker import cli, cli_errors
 from tenant_worker.adapters.db import normalize_database_url
 from tenant_worker.config import Settings, load_settings
 
@@ -178,6 +178,8 @@ def dispatch(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[str, arg
 
     for name in HANDLERS.values():
         monkeypatch.setattr(cli, name, recorder(name))
+    # No services here: what happens when they are missing is tests/e2e/test_cli_faults.py's business.
+    monkeypatch.setattr(cli_errors, "preflight", lambda *_: None)
     assert cli.main(argv) == 0
     [call] = calls
     return call
