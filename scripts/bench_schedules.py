@@ -76,7 +76,7 @@ def run(settings: Settings, tenants: int, due: int) -> None:
     entries = store.redis.zcard(store.conf.schedule_key)
 
     scheduler = TenantRedBeatScheduler(app=app, lazy=True)
-    scheduler.lock_key = None  # one process: no leader lock to renew
+    scheduler.leader_lock = None  # one process: no leader lock to renew
     with app.producer_or_acquire() as producer:
         scheduler._maybe_due_kwargs  # noqa: B018 - created once, as in a running beat
         scheduler.__dict__["_maybe_due_kwargs"] = {"producer": producer}

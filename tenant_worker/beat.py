@@ -6,6 +6,7 @@ this module is where beat meets the database (like ``tasks.py`` for workers).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -17,30 +18,38 @@ log = logging.getLogger("celery.beat")
 
 
 class Scheduler(TenantRedBeatScheduler):
-    """Runs ``schedule sync`` once, on its first tick as leader (the lock is held by then).
+    """Runs ``schedule sync`` whenever this beat starts leading: on its first tick as leader, when a
+    standby takes over, and after a Redis outage (Redis may have come back without its data).
 
-    A standby that takes over syncs too, so entries created or changed while no beat ran are in
-    place before the first sweep. A failing sync is logged and beat carries on with what Redis has.
+    A standby that takes over syncs too, so entries created or changed while no beat ran are in place
+    before the first sweep. After an outage, entries the sync has to re-create count as run when Redis
+    went away, so a daily sweep that fell due meanwhile is sent at once (sweeps are idempotent). A
+    failing sync is logged and beat carries on with what Redis has.
     """
 
-    _synced = False
+    _synced = True
+    _sync_since: dt.datetime | None = None
+
+    def on_leadership(self, down_since: dt.datetime | None) -> None:
+        """Sync on the next tick (after the due entries are sent)."""
+        self._synced, self._sync_since = False, down_since
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        """RedBeat's tick, preceded once by a reconciliation of the tenants table with Redis."""
+        """RedBeat's tick, followed by a reconciliation of the tenants table with Redis when due."""
         interval = super().tick(*args, **kwargs)
-        if not self._synced:
-            self._synced = True
-            try:
-                report = ScheduleService(runtime.sessions(), RedBeatStore(self.app)).sync()
-            except Exception as exc:  # beat must keep sending what it has
-                log.error("beat: schedule sync at start failed: %s", type(exc).__name__)
-            else:
-                log.info(
-                    "beat: schedules synced: %d created, %d updated, %d removed, %d unchanged",
-                    len(report.created),
-                    len(report.updated),
-                    len(report.removed),
-                    report.unchanged,
-                )
-            return 0.0
-        return interval
+        if self._synced or not self.leading:
+            return interval
+        self._synced = True
+        try:
+            report = ScheduleService(runtime.sessions(), RedBeatStore(self.app)).sync(now=self._sync_since)
+        except Exception as exc:  # beat must keep sending what it has
+            log.error("beat: schedule sync failed: %s", type(exc).__name__)
+        else:
+            log.info(
+                "beat: schedules synced: %d created, %d updated, %d removed, %d unchanged",
+                len(report.created),
+                len(report.updated),
+                len(report.removed),
+                report.unchanged,
+            )
+        return 0.0

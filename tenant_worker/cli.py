@@ -175,12 +175,13 @@ def cmd_beat(args: argparse.Namespace) -> int:
     from tenant_worker.celery_app import app
 
     try:
-        app.start(["beat", *args.celery_args])
+        status = app.start(["beat", *args.celery_args])
     except BeatLockLost as exc:
         # Another beat leads now; exit non-zero so the supervisor restarts this one as a standby.
         print(f"error: {exc}; exiting so the supervisor restarts this beat as a standby", file=sys.stderr)
         return 3
-    return 0
+    # Celery returns a status only when its command line stopped itself (click's Exit): pass it on.
+    return int(status or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
