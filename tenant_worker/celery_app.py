@@ -33,6 +33,12 @@ def create_app(settings: Settings) -> Celery:
         "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
         # Fail fast when Redis is unreachable instead of hanging a sweep.
         "socket_connect_timeout": 5,
+        # A Redis that vanished without closing its connections (host crash, network cut, failover to
+        # another machine): a publish gives up after 10 s instead of waiting forever, and a consumer's
+        # BRPOP that gets no reply is dropped and reconnected within about 21 s (1 s BRPOP + 2 x 10 s)
+        # instead of kombu's 51 s. A restart on the same host closes the sockets and is seen at once.
+        "socket_timeout": 10,
+        "health_check_interval": 10,
     }
     redis_password = url_password(settings.redis_url)
     celery.conf.update(
@@ -47,10 +53,21 @@ def create_app(settings: Settings) -> Celery:
         accept_content=["json"],
         # Workers started before Redis (compose, k8s) keep retrying instead of exiting.
         broker_connection_retry_on_startup=True,
+        # Redis restarts and outages of any length: a worker that lost the broker keeps reconnecting
+        # (None = forever; Celery's 100 retries made it exit after about 45 minutes), every 2 s at most
+        # (tenant_worker/consumer.py; kombu's default grows to 30 s), so it consumes again within ~2 s
+        # of Redis answering.
+        broker_connection_max_retries=None,
+        worker_consumer="tenant_worker.consumer:Consumer",
         # Acknowledge after the task ran, and requeue it if the worker process dies: a crash
         # mid-task redelivers the batch, and the ledger's pending->sending claim prevents resends.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # Tasks running when the broker connection drops finish their batch (the SMS are on their way
+        # and the outcomes go to PostgreSQL, not Redis); cancelling them would only turn rows whose
+        # requests started into `unknown`. Their messages stay in Redis' unacked set, so if the ack
+        # cannot be sent they are redelivered after the visibility timeout and find nothing to do.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         # Prefetch: a worker reserves concurrency x 1 messages. Sends are short and I/O bound, so a
         # deeper prefetch gains nothing and would hoard a big tenant's batches that another worker
         # (or a small tenant's batch behind them in the shard) could be served from.
