@@ -302,7 +302,8 @@ def reads_of(sessions: sessionmaker[Session], call: Callable[[Session], Any]) ->
     return result, sum(ledger_rows_read(plan)), buffers(plan)
 
 
-def test_the_tick_reads_what_it_repairs_or_returns_not_the_ledger(ledger, settings):
+@pytest.mark.parametrize("statistics", ["current", "taken-before-the-rows-arrived"])
+def test_the_tick_reads_what_it_repairs_or_returns_not_the_ledger(ledger, settings, statistics):
     # Settle every earlier test's rows first: from here on, this test knows every row of the ledger.
     repair(ledger, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
     with ledger.begin() as session:
@@ -324,6 +325,10 @@ def test_the_tick_reads_what_it_repairs_or_returns_not_the_ledger(ledger, settin
         (big, 1_900, "pending", "now()", "NULL", "NULL"),  # the backlog, waiting for a task
         *[(other, 500, "pending", "now()", "NULL", "NULL") for other in others],
     ]
+    if statistics != "current":
+        # As after a crash in production: the planner has not seen the stale rows (nor the backlog).
+        with ledger.begin() as session:
+            session.execute(text("ANALYZE reminders"))
     day = 0
     with ledger.begin() as session:
         for tenant, count, status, updated_at, enqueued_at, started_at in shape:
@@ -339,9 +344,10 @@ def test_the_tick_reads_what_it_repairs_or_returns_not_the_ledger(ledger, settin
             )
             day += count
     with ledger.begin() as session:
-        session.execute(text("ANALYZE reminders"))
+        if statistics == "current":
+            session.execute(text("ANALYZE reminders"))
         ledger_size, pages = session.execute(
-            text("SELECT (SELECT count(*) FROM reminders), relpages FROM pg_class WHERE relname = 'reminders'")
+            text("SELECT count(*), pg_relation_size('reminders') / current_setting('block_size')::int FROM reminders")
         ).one()
     assert ledger_size >= sum(count for _, count, *_ in shape)
     now = dt.datetime.now(dt.UTC)
@@ -351,13 +357,13 @@ def test_the_tick_reads_what_it_repairs_or_returns_not_the_ledger(ledger, settin
         ledger, lambda s: ledger_repair.repair_stale_sending(s, stale_before, MAX_ATTEMPTS, 5000)
     )
     assert len(repaired) == 30
-    assert read <= 4 * len(repaired) + 10, f"the repair of {len(repaired)} rows read {read} ledger rows"
+    assert read <= 8 * len(repaired) + 10, f"the repair of {len(repaired)} rows read {read} ledger rows"
 
     lost, read, touched = reads_of(
         ledger, lambda s: ledger_repair.tenants_with_lost_tasks(s, dispatch.published_before(settings, now))
     )
     assert lost == [big.id]
-    assert read <= 2 * 25 + 10, f"finding the tasks lost of 25 rows read {read} ledger rows"
+    assert read <= 4 * 25 + 10, f"finding the tasks lost of 25 rows read {read} ledger rows"
     assert touched < pages / 4, f"{touched} buffers of a {pages}-page ledger"
 
     waiting, read, touched = reads_of(ledger, ledger_repair.tenants_with_unpublished)
