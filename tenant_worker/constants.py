@@ -37,6 +37,8 @@ GATEWAY_BREAKER_KEY = "tenant_worker:gateway:breaker"
 BROKER_MARKER_KEY = "tenant_worker:broker:marker"
 # Per-incident alert windows and counts: ``<prefix><tenant>:<status>:<reason>:gate|count|error``.
 ALERT_KEY_PREFIX = "tenant_worker:alerts:"
+# The incidents with a count waiting to be reported (a set of their key prefixes).
+ALERTS_WAITING_KEY = "tenant_worker:alerts-waiting"
 
 # Celery task names are part of the wire format (queued messages name them): never rename casually.
 TASK_SEND_REMINDERS = "tenant_worker.send_reminders"

@@ -93,10 +93,12 @@ def send_reminders(
     fair) and returns them in ``next_ids`` for the caller to publish: one transaction, not two.
     """
     now = now or dt.datetime.now(dt.UTC)
+    # Asked before the transaction opens: a Redis that hangs must not hold a database transaction open.
+    paused = breaker is not None and breaker.is_open()
     with sessions.begin() as session:
         tenant = catalog.get_tenant(session, tenant_id)
         repo = TenantRepository(session, tenant_id)
-        if not sending_window(tenant).is_open(now, tenant.timezone) or (breaker is not None and breaker.is_open()):
+        if paused or not sending_window(tenant).is_open(now, tenant.timezone):
             return SendReport(deferred=repo.defer_pending(reminder_ids))
         jobs = repo.start_sending(reminder_ids)
         choose = template_chooser(tenant, catalog.TenantCatalog(session, tenant_id).templates())

@@ -17,7 +17,7 @@ from tests.conftest import free_port, redis_db_url
 from tests.fakes import MemoryGatewayBreaker
 
 # A Redis database no worker of the suite uses; the breaker key is global, so each test flushes it.
-BREAKER_DB = 15
+BREAKER_DB = 23  # a Redis database no other test uses (the test server has 32)
 # redis-py retries a failed command with backoff by default; one attempt is enough to see the answer.
 NO_RETRY = Retry(NoBackoff(), 0)
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tenant_worker.adapters import ledger_repair
 from tenant_worker.adapters.db import session_factory
+from tenant_worker.adapters.ledger_admin import LedgerAdmin
 from tenant_worker.adapters.orm import ReminderRow, TenantRow
 from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.config import Settings
@@ -374,3 +375,23 @@ def test_the_tick_reads_what_it_repairs_or_returns_not_the_ledger(ledger, settin
     # And for real: the 20 never started go back to pending, the 10 started become unknown.
     settled = repair(ledger, stale_before)
     assert sorted(settled.values()) == ["pending"] * 20 + ["unknown"] * 10
+
+
+def test_a_reminder_reopened_twice_names_the_operator_once_before_its_last_error(ledger, settings_fixture):
+    tenant, [reminder] = swept(ledger, settings_fixture, 1)
+    for error in ("MessageBird refused the message: code 9", "gave up after 4 attempts: HTTP 500"):
+        with ledger.begin() as session:
+            session.execute(
+                text("UPDATE reminders SET status = 'failed', last_error = :e WHERE id = :id"),
+                {"e": error, "id": reminder},
+            )
+        with ledger.begin() as session:
+            assert LedgerAdmin(session, tenant.id).reopen("failed", None) == [reminder]
+        with ledger() as session:
+            assert session.get(ReminderRow, reminder).last_error == f"sent again by an operator after: {error}"
+    with ledger.begin() as session:
+        session.execute(text("UPDATE reminders SET status = 'failed' WHERE id = :id"), {"id": reminder})
+    with ledger.begin() as session:
+        LedgerAdmin(session, tenant.id).reopen("failed", None)
+    with ledger() as session:
+        assert session.get(ReminderRow, reminder).last_error.count("sent again by an operator") == 1
