@@ -50,6 +50,7 @@ class TenantRow(Base):
         CheckConstraint("cardinality(windows) > 0", name="tenants_windows_not_empty"),
         CheckConstraint("queue ~ '^[a-z0-9][a-z0-9._-]{0,99}$'", name="tenants_queue_format"),
         CheckConstraint("rate_per_second IS NULL OR rate_per_second > 0", name="tenants_rate_positive"),
+        CheckConstraint("max_segments BETWEEN 1 AND 10", name="tenants_max_segments_range"),
         # The sweep fan-out and `tenant-worker queues` list tenants by queue.
         Index("tenants_queue_idx", "queue"),
     )
@@ -76,6 +77,9 @@ class TenantRow(Base):
     window_start: Mapped[dt.time] = mapped_column(Time, default=dt.time(8), server_default="08:00")
     window_end: Mapped[dt.time] = mapped_column(Time, default=dt.time(21), server_default="21:00")
     scheduled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Most SMS segments one reminder may cost (migration 0006); templates are checked against it when
+    # saved, and a rendered SMS over it is skipped as too_long.
+    max_segments: Mapped[int] = mapped_column(Integer, default=3, server_default=text("3"))
 
 
 class CustomerRow(Base):

@@ -25,6 +25,7 @@ from tenant_worker.config import Settings
 from tenant_worker.domain.backoff import retry_delay
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, ReminderStatus, SendOutcome, SkipReason
 from tenant_worker.domain.ports import FailureReporter, NoThrottle, SendThrottle, SmsGateway
+from tenant_worker.domain.sms_limits import over_segment_limit
 from tenant_worker.domain.templates import RenderedSms, TemplateError
 from tenant_worker.services import dispatch
 from tenant_worker.services.rendering import build_sms, template_chooser
@@ -86,7 +87,7 @@ def send_reminders(
         jobs = repo.start_sending(reminder_ids)
         choose = template_chooser(tenant, catalog.TenantCatalog(session, tenant_id).templates())
     today = local_today(tenant.timezone, now)
-    prepared = [_prepare(tenant, choose, job, today) for job in jobs]
+    prepared = [_prepare(tenant, choose, job, today, report_failure) for job in jobs]
     sms_list = [p.sms for p in prepared if p.sms is not None]
     tenant_rate = tenant.rate_per_second or settings.tenant_rate_per_second
     send = _throttled(gateway, throttle or NoThrottle(), tenant_id, tenant_rate, len(sms_list))
@@ -130,7 +131,9 @@ def _throttled(
     return send
 
 
-def _prepare(tenant: TenantRow, choose: Callable[[int], str], job: SendJob, today: dt.date) -> _Prepared:
+def _prepare(
+    tenant: TenantRow, choose: Callable[[int], str], job: SendJob, today: dt.date, report_failure: FailureReporter
+) -> _Prepared:
     if job.expires_on <= today:
         return _Prepared(job, None, None, skip=SkipReason.EXPIRED)
     if not job.phone or not is_valid_e164(job.phone):
@@ -139,6 +142,11 @@ def _prepare(tenant: TenantRow, choose: Callable[[int], str], job: SendJob, toda
         rendered = build_sms(tenant, choose(job.window_days), job, today)
     except (TemplateError, LookupError) as exc:
         return _Prepared(job, None, None, error=f"template cannot be rendered: {exc}")
+    too_long = over_segment_limit(rendered, tenant.max_segments)
+    if too_long is not None:
+        # Data saved before the bounds (or a lowered max_segments) can still exceed the cap: not sent, alerted.
+        report_failure(tenant.slug, job.reminder_id, ReminderStatus.SKIPPED.value, f"{SkipReason.TOO_LONG}: {too_long}")
+        return _Prepared(job, None, rendered, skip=SkipReason.TOO_LONG, error=too_long)
     sms = OutboundSms(str(job.reminder_id), tenant.originator, job.phone, rendered.body, rendered.encoding)
     return _Prepared(job, sms, rendered)
 
