@@ -91,6 +91,8 @@ def over_segment_limit(rendered: RenderedSms, max_segments: int) -> str | None:
 
 
 def _describe(name: str, value: str) -> str:
-    if name in ("customer_name", "plan", "org_name"):
+    if name in ("customer_name", "plan"):
         return f"{{{name}}} {len(value)} characters"
+    if name == "org_name":
+        return f"{{{name}}} {value!r}" if len(value) <= 30 else f"{{{name}}} {len(value)} characters"
     return f"{{{name}}} {value}"

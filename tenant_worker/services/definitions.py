@@ -130,9 +130,8 @@ def _templates(value: Any, spec: TenantSpec, problems: list[str]) -> tuple[Templ
     )
     if (None, None) not in scopes:
         # Used for the reminders no other template covers, so it must fit the tenant's cap too.
-        problems.extend(
-            _template_problems(DEFAULT_TEMPLATE, spec, "the default template (no template without window and locale)")
-        )
+        where = "the default template (added as no template covers every window and locale)"
+        problems.extend(_template_problems(DEFAULT_TEMPLATE, spec, where))
         found.append(TemplateDefinition(DEFAULT_TEMPLATE))
     return tuple(found)
 
