@@ -4,9 +4,12 @@ spreadsheet; every customer value is bounded."""
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tenant_worker.adapters import csv_files
 from tenant_worker.adapters.csv_files import MAX_FIELD_CHARS, read_csv_text, read_rows, spreadsheet_safe, write_csv
@@ -197,3 +200,12 @@ def test_values_at_their_bound_are_accepted() -> None:
 
 def test_header_only_file_imports_nothing() -> None:
     assert parse_customers_csv(HEADER + "\n") == []
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.sampled_from('ab,"\r\n \u2028\x0b\x1cé'), max_size=60))
+def test_rows_and_line_numbers_are_what_the_csv_module_reads_from_a_file(text: str) -> None:
+    reference = csv.reader(io.StringIO(text, newline=""))
+    expected = [(reference.line_num, cells) for cells in reference if cells]
+
+    assert list(read_rows(text)) == expected
