@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tenant_worker import cli_errors, cli_onboard, cli_reminders, cli_schedule, cli_tenant, runtime
-from tenant_worker.adapters import catalog
+from tenant_worker.adapters import catalog, csv_files
 from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
 from tenant_worker.adapters.ledger_admin import LedgerAdmin
 from tenant_worker.adapters.redis_check import check_redis
@@ -59,7 +59,7 @@ def cmd_queues(args: argparse.Namespace) -> int:
 
 def cmd_customers_import(args: argparse.Namespace) -> int:
     """Import a customers CSV: all rows or none."""
-    text = Path(args.file).read_text(encoding="utf-8-sig")
+    text = csv_files.read_csv_text(Path(args.file))
     with runtime.sessions().begin() as session:
         counts = customers.import_customers(session, args.slug, text, args.region)
     print(
