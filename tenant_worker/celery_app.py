@@ -36,8 +36,11 @@ def create_app(settings: Settings) -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
-        # Workers started before Redis (compose, k8s) keep retrying instead of exiting.
+        # Workers started before Redis (compose, k8s) keep retrying instead of exiting. A worker that
+        # cannot reach Redis for good gives up after this many attempts and exits with status 1
+        # (kombu retries forever only with None; we document 0 for that).
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=settings.broker_connection_max_retries or None,
         # Acknowledge after the task ran, and requeue it if the worker process dies: a crash
         # mid-task redelivers the batch, and the ledger's pending->sending claim prevents resends.
         task_acks_late=True,

@@ -16,6 +16,7 @@ from tenant_worker.adapters.redis_check import check_redis
 from tenant_worker.adapters.redis_queues import queue_depths, reserved_count
 from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.cli_common import print_result as _print
+from tenant_worker.cli_common import run_celery
 from tenant_worker.config import ConfigurationError
 from tenant_worker.domain.model import TenantStatus, ValidationError
 from tenant_worker.domain.templates import TemplateError
@@ -157,10 +158,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
     # Engines must not cross the fork of a prefork pool (an operator may choose --pool prefork).
     get_engine(settings.database_url).dispose()
-    from tenant_worker.celery_app import app
-
-    app.worker_main(["worker", "--queues", ",".join(queues), *extra])
-    return 0
+    # Celery's own status: 0 after a warm shutdown (SIGTERM), 1 when the worker stopped on an error
+    # (or Ctrl+C), 2 for an option Celery does not know.
+    return run_celery("tenant_worker.celery_app:app", ["worker", "--queues", ",".join(queues), *extra])
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
