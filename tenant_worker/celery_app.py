@@ -95,6 +95,10 @@ def create_app(settings: Settings) -> Celery:
         beat_max_loop_interval=settings.beat_max_interval,
         timezone="UTC",
         enable_utc=True,
+        # A message that cannot become a task (not JSON, not an envelope, a body that does not decode,
+        # an unknown task) is logged without its body, removed and counted, and the worker carries
+        # on; Celery's own consumer logs the body, and stops on some of them. See the module.
+        worker_consumer="tenant_worker.adapters.celery_consumer:Consumer",
         worker_hijack_root_logger=True,
         worker_send_task_events=False,
     )

@@ -13,7 +13,7 @@ from tenant_worker import cli_onboard, cli_schedule, cli_tenant, runtime
 from tenant_worker.adapters import catalog
 from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
 from tenant_worker.adapters.redis_check import check_redis
-from tenant_worker.adapters.redis_queues import queue_depths, reserved_count
+from tenant_worker.adapters.redis_queues import discarded_counts, queue_depths, reserved_count
 from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.cli_common import print_result as _print
 from tenant_worker.cli_common import run_celery
@@ -48,7 +48,8 @@ def cmd_queues(args: argparse.Namespace) -> int:
     client = runtime.redis_client()
     depths = queue_depths(client, [info.name for info in infos])
     rows = [{"queue": i.name, "kind": i.kind, "depth": depths[i.name], "tenants": len(i.tenants)} for i in infos]
-    data = {"queues": rows, "total": sum(depths.values()), "reserved": reserved_count(client)}
+    discarded = discarded_counts(client)
+    data = {"queues": rows, "total": sum(depths.values()), "reserved": reserved_count(client), "discarded": discarded}
 
     def table() -> None:
         print(f"{'QUEUE':<40} {'KIND':<10} {'TENANTS':>7} {'DEPTH':>8}")
@@ -56,6 +57,9 @@ def cmd_queues(args: argparse.Namespace) -> int:
             print(f"{r['queue']:<40} {r['kind']:<10} {r['tenants']:>7} {r['depth']:>8}")
         print(f"{'total waiting':<59} {data['total']:>8}")
         print(f"{'reserved by workers (running, prefetched, retry countdown)':<59} {data['reserved']:>8}")
+        for queue, reasons in sorted(discarded.items()):
+            for reason, count in sorted(reasons.items()):
+                print(f"{'discarded as malformed from ' + queue + ': ' + reason:<59} {count:>8}")
 
     _print(data, args.json, table)
     return 0

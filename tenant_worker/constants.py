@@ -30,6 +30,9 @@ KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
 ROUTES_VERSION_KEY = "tenant_worker:routes:version"
 RATE_BUCKET_PREFIX = "tenant_worker:rate:"
 GLOBAL_RATE_BUCKET = RATE_BUCKET_PREFIX + "global"
+# Messages workers discarded as malformed: a hash of counters, field ``<queue>:<reason>``
+# (adapters/celery_consumer.py); ``tenant-worker queues`` shows them. Deleting the key resets them.
+DISCARDED_MESSAGES_KEY = "tenant_worker:discarded_messages"
 
 # Celery task names are part of the wire format (queued messages name them): never rename casually.
 TASK_SEND_REMINDERS = "tenant_worker.send_reminders"
