@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -136,14 +137,20 @@ def test_malformed_messages_are_logged_without_their_body_removed_counted_and_th
     good = envelope(create_app(load_settings({**worker_env, "REDIS_URL": url})), client, tenant.queue, [PHONE])
     worker = start_worker("--tenant", tenant.slug, REDIS_URL=url)
 
+    pushed = time.monotonic()
     client.lpush(tenant.queue, *(shape(good) for shape in SHAPES[reason]))
 
     count = len(SHAPES[reason])
     wait_until(lambda: discarded(client, tenant.queue, reason) == count, 15, f"{count} messages counted as {reason}")
+    counted = time.monotonic()
     assert worker.process.poll() is None, worker.text()[-3000:]
     assert queue_depths(client, [tenant.queue]) == {tenant.queue: 0}
     assert not client.hexists("unacked", good["properties"]["delivery_tag"])
     send_one_reminder(sessions, tenant, worker, "after")
+    print(
+        f"{reason}: {count} discarded {counted - pushed:.2f} s after the push, "
+        f"the next reminder sent {time.monotonic() - counted:.2f} s later (sweep included)"
+    )
     assert worker.process.poll() is None
     log = worker.text()
     assert log.count(f"discarded a malformed message from queue {tenant.queue}: {reason}") == count
