@@ -45,8 +45,11 @@ def create_app(settings: Settings) -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
-        # Workers started before Redis (compose, k8s) keep retrying instead of exiting.
+        # Workers started before Redis (compose, k8s) keep retrying instead of exiting. A worker that
+        # cannot reach Redis for good gives up after this many attempts and exits with status 1
+        # (kombu retries forever only with None; we document 0 for that).
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=settings.broker_connection_max_retries or None,
         # Acknowledge after the task ran, and requeue it if the worker process dies: a crash
         # mid-task redelivers the batch, and the ledger's pending->sending claim prevents resends.
         task_acks_late=True,
@@ -108,6 +111,10 @@ def create_app(settings: Settings) -> Celery:
         beat_max_loop_interval=settings.beat_max_interval,
         timezone="UTC",
         enable_utc=True,
+        # A message that cannot become a task (not JSON, not an envelope, a body that does not decode,
+        # an unknown task) is logged without its body, removed and counted, and the worker carries
+        # on; Celery's own consumer logs the body, and stops on some of them. See the module.
+        worker_consumer="tenant_worker.adapters.celery_consumer:Consumer",
         worker_hijack_root_logger=True,
         worker_send_task_events=False,
     )
