@@ -51,14 +51,15 @@ def create_app(settings: Settings) -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
-        # Workers started before Redis (compose, k8s) keep retrying instead of exiting.
+        # Workers started before Redis (compose, k8s) keep retrying instead of exiting. A worker that
+        # cannot reach Redis for good gives up after this many attempts and exits with status 1
+        # (kombu retries forever only with None; we document 0 for that).
         broker_connection_retry_on_startup=True,
-        # Redis restarts and outages of any length: a worker that lost the broker keeps reconnecting
-        # (None = forever; Celery's 100 retries made it exit after about 45 minutes), every 2 s at most
-        # (tenant_worker/consumer.py; kombu's default grows to 30 s), so it consumes again within ~2 s
-        # of Redis answering.
-        broker_connection_max_retries=None,
-        worker_consumer="tenant_worker.consumer:Consumer",
+        # Redis restarts and outages: a worker that lost the broker reconnects every 2 s at most
+        # (adapters/celery_reconnect.py; kombu's intervals grow to 30 s), so it consumes again within
+        # ~2 s of Redis answering; by default forever (BROKER_CONNECTION_MAX_RETRIES=0 -> None), so
+        # no supervisor is needed after a long outage either.
+        broker_connection_max_retries=settings.broker_connection_max_retries or None,
         # Acknowledge after the task ran, and requeue it if the worker process dies: a crash
         # mid-task redelivers the batch, and the ledger's pending->sending claim prevents resends.
         task_acks_late=True,
@@ -125,6 +126,11 @@ def create_app(settings: Settings) -> Celery:
         beat_max_loop_interval=settings.beat_max_interval,
         timezone="UTC",
         enable_utc=True,
+        # A message that cannot become a task (not JSON, not an envelope, a body that does not decode,
+        # an unknown task) is logged without its body, removed and counted, and the worker carries
+        # on; Celery's own consumer logs the body, and stops on some of them (adapters/celery_consumer.py).
+        # That consumer, with short reconnect intervals after losing Redis (adapters/celery_reconnect.py).
+        worker_consumer="tenant_worker.adapters.celery_reconnect:Consumer",
         worker_hijack_root_logger=True,
         worker_send_task_events=False,
     )

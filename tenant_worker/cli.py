@@ -10,12 +10,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tenant_worker import cli_errors, cli_onboard, cli_reminders, cli_schedule, cli_tenant, runtime
-from tenant_worker.adapters import catalog
+from tenant_worker.adapters import catalog, csv_files
 from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
 from tenant_worker.adapters.ledger_admin import LedgerAdmin
 from tenant_worker.adapters.redis_check import check_redis
-from tenant_worker.adapters.redis_queues import queue_depths, reserved_count
+from tenant_worker.adapters.redis_queues import discarded_counts, queue_depths, reserved_count
 from tenant_worker.cli_common import print_result as _print
+from tenant_worker.cli_common import run_celery
 from tenant_worker.domain.model import TenantStatus
 from tenant_worker.services import customers, gateway_access, sharding, sweep
 
@@ -44,7 +45,8 @@ def cmd_queues(args: argparse.Namespace) -> int:
     client = runtime.redis_client()
     depths = queue_depths(client, [info.name for info in infos])
     rows = [{"queue": i.name, "kind": i.kind, "depth": depths[i.name], "tenants": len(i.tenants)} for i in infos]
-    data = {"queues": rows, "total": sum(depths.values()), "reserved": reserved_count(client)}
+    discarded = discarded_counts(client)
+    data = {"queues": rows, "total": sum(depths.values()), "reserved": reserved_count(client), "discarded": discarded}
 
     def table() -> None:
         print(f"{'QUEUE':<40} {'KIND':<10} {'TENANTS':>7} {'DEPTH':>8}")
@@ -52,6 +54,9 @@ def cmd_queues(args: argparse.Namespace) -> int:
             print(f"{r['queue']:<40} {r['kind']:<10} {r['tenants']:>7} {r['depth']:>8}")
         print(f"{'total waiting':<59} {data['total']:>8}")
         print(f"{'reserved by workers (running, prefetched, retry countdown)':<59} {data['reserved']:>8}")
+        for queue, reasons in sorted(discarded.items()):
+            for reason, count in sorted(reasons.items()):
+                print(f"{'discarded as malformed from ' + queue + ': ' + reason:<59} {count:>8}")
 
     _print(data, args.json, table)
     return 0
@@ -59,7 +64,7 @@ def cmd_queues(args: argparse.Namespace) -> int:
 
 def cmd_customers_import(args: argparse.Namespace) -> int:
     """Import a customers CSV: all rows or none."""
-    text = Path(args.file).read_text(encoding="utf-8-sig")
+    text = csv_files.read_csv_text(Path(args.file))
     with runtime.sessions().begin() as session:
         counts = customers.import_customers(session, args.slug, text, args.region)
     print(
@@ -159,10 +164,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
     # Engines must not cross the fork of a prefork pool (an operator may choose --pool prefork).
     get_engine(settings.database_url).dispose()
-    from tenant_worker.celery_app import app
-
-    app.worker_main(["worker", "--queues", ",".join(queues), *extra])
-    return 0
+    # Celery's own status: 0 after a warm shutdown (SIGTERM), 1 when the worker stopped on an error
+    # (or Ctrl+C), 2 for an option Celery does not know.
+    return run_celery("tenant_worker.celery_app:app", ["worker", "--queues", ",".join(queues), *extra])
 
 
 def cmd_beat(args: argparse.Namespace) -> int:

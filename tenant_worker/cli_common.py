@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -26,3 +27,24 @@ def parsed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return convert
+
+
+def run_celery(app_path: str, argv: Sequence[str]) -> int:
+    """Run ``celery --app app_path <argv>`` in this process and return the status Celery ends it with.
+
+    Not ``app.worker_main()`` or ``app.start()``: they run Celery's click command in non-standalone
+    mode, where click *returns* the status passed to ``ctx.exit()``, and ``app.start()`` drops it; a
+    worker that stopped on an unrecoverable error exited 0 and its supervisor saw a clean stop.
+    In standalone mode click ends with ``SystemExit(status)`` instead, for usage errors too (status 2
+    with click's one-line message rather than a traceback).
+    """
+    from celery.bin.celery import celery
+
+    try:
+        celery.main(args=["--app", app_path, *argv], prog_name="celery", standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    return 0

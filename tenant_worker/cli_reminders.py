@@ -35,7 +35,9 @@ def cmd_reminders_retry(args: argparse.Namespace) -> int:
     since = f" since {args.since.isoformat()}" if args.since else ""
     what = f"{count} {args.status} reminders of {args.tenant}{since}"
     if args.dry_run or count == 0:
-        summary = f"{what} would be sent again (dry run, nothing changed)" if count else f"no {what}"
+        summary = f"{what} would be sent again (dry run, nothing changed)"
+        if not count:
+            summary = f"no {args.status} reminders of {args.tenant}{since} to send again; nothing changed"
         data = {"tenant": args.tenant, "status": args.status, "matching": count, "reopened": 0}
         print_result(data, args.json, lambda: print(summary))
         return 0

@@ -16,6 +16,7 @@ from tenant_worker.cli_common import parsed as _parsed
 from tenant_worker.cli_common import print_result as _print
 from tenant_worker.domain.localtime import SendingWindow, parse_hhmm, parse_window
 from tenant_worker.domain.model import DEFAULT_SEND_TIME, TenantSpec
+from tenant_worker.domain.sms_limits import DEFAULT_MAX_SEGMENTS
 from tenant_worker.domain.windows import DEFAULT_WINDOWS, parse_windows
 from tenant_worker.services import sharding, tenants
 from tenant_worker.services.schedules import ScheduleService
@@ -27,7 +28,7 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
     spec = TenantSpec(
         args.slug, args.name, args.timezone, args.originator, args.locale, windows,
         send_time=args.send_time, sending_window=args.sending_window,
-        dedicated=args.dedicated, rate_per_second=args.rate,
+        dedicated=args.dedicated, rate_per_second=args.rate, max_segments=args.max_segments,
     )  # fmt: skip
     with runtime.sessions().begin() as session:
         row = tenants.create_tenant(session, spec, args.template, runtime.settings().shard_count)
@@ -132,6 +133,9 @@ def register(sub: Any) -> Any:
     )
     create.add_argument("--dedicated", action="store_true", help="large tenant: its own queue and pool")
     create.add_argument("--rate", type=float, help="cap on this tenant's SMS per second")
+    create.add_argument(
+        "--max-segments", type=int, default=DEFAULT_MAX_SEGMENTS, help="SMS segments per reminder, 1-10 (default 3)"
+    )
     create.add_argument("--json", action="store_true")
     create.set_defaults(handler=cmd_tenant_create)
     move = tenant.add_parser("move", help="move a tenant to another shard or to its dedicated queue")

@@ -89,6 +89,10 @@ class Settings:
     # Beat wakes at least this often; each wake-up renews the lock, so it must stay well below the
     # lock timeout, and a standby polls for the lock at the same pace.
     beat_max_interval: int = 5
+    # A worker that lost Redis reconnects (every 2 s at most, adapters/celery_reconnect.py) this many
+    # times and then exits with status 1, so its supervisor restarts it and the outage shows up as a
+    # failing process. 0 (the default) retries forever: a Redis outage of any length needs no supervisor.
+    broker_connection_max_retries: int = 0
 
     def __post_init__(self) -> None:
         if self.sms_backend not in ("console", "messagebird"):
@@ -115,6 +119,8 @@ class Settings:
             )
         if self.beat_max_interval < 1 or self.beat_lock_timeout < 2 * self.beat_max_interval:
             raise ConfigurationError("BEAT_LOCK_TIMEOUT must be at least twice BEAT_MAX_INTERVAL (and both >= 1)")
+        if self.broker_connection_max_retries < 0:
+            raise ConfigurationError("BROKER_CONNECTION_MAX_RETRIES must be >= 0 (0 = retry forever)")
 
     @property
     def production(self) -> bool:
@@ -304,4 +310,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         environment=env.get("TENANT_WORKER_ENV", "development"),
         beat_lock_timeout=int(_number(env, "BEAT_LOCK_TIMEOUT", 60)),
         beat_max_interval=int(_number(env, "BEAT_MAX_INTERVAL", 5)),
+        broker_connection_max_retries=int(_number(env, "BROKER_CONNECTION_MAX_RETRIES", 0)),
     )

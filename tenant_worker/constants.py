@@ -37,6 +37,11 @@ GATEWAY_BREAKER_KEY = "tenant_worker:gateway:breaker"
 BROKER_MARKER_KEY = "tenant_worker:broker:marker"
 # Per-incident alert windows and counts: ``<prefix><tenant>:<status>:<reason>:gate|count|error``.
 ALERT_KEY_PREFIX = "tenant_worker:alerts:"
+# The incidents with a count waiting to be reported (a set of their key prefixes).
+ALERTS_WAITING_KEY = "tenant_worker:alerts-waiting"
+# Messages workers discarded as malformed: a hash of counters, field ``<queue>:<reason>``
+# (adapters/celery_consumer.py); ``tenant-worker queues`` shows them. Deleting the key resets them.
+DISCARDED_MESSAGES_KEY = "tenant_worker:discarded_messages"
 
 # Celery task names are part of the wire format (queued messages name them): never rename casually.
 TASK_SEND_REMINDERS = "tenant_worker.send_reminders"

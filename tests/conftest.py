@@ -6,6 +6,7 @@ A test that needs a service it cannot reach fails with a clear message; it never
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import os
@@ -65,23 +66,34 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval
         time.sleep(interval)
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A fresh, migrated database on the local PostgreSQL, dropped afterwards."""
-    name = f"tw_test_{uuid.uuid4().hex[:10]}"
+@contextlib.contextmanager
+def own_database(prefix: str = "tw_test") -> Iterator[str]:
+    """A fresh, migrated database on the local PostgreSQL, dropped afterwards. Besides the session's,
+    tests of what acts on every tenant (the recovery tick) get one, so they never touch another
+    test's rows and count exactly what they made."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is required at {PG_ADMIN_URL} (run scripts/ensure_services.sh): {exc}")
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    upgrade_database(url)
-    yield url
-    from tenant_worker.adapters.db import get_engine
+    try:
+        upgrade_database(url)
+        yield url
+    finally:
+        from tenant_worker.adapters.db import get_engine
 
-    get_engine(url).dispose()
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        get_engine(url).dispose()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh, migrated database on the local PostgreSQL, dropped afterwards."""
+    with own_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ def create_tenant(session: Session, spec: TenantSpec, shard_count: int = DEFAULT
         id=tenant_id,
         queue=queue_for_new_tenant(tenant_id, spec.slug, shard_count, dedicated=spec.dedicated),
         rate_per_second=spec.rate_per_second,
+        max_segments=spec.max_segments,
         slug=spec.slug,
         name=spec.name,
         timezone=spec.timezone,

@@ -12,6 +12,9 @@ from sqlalchemy import select, text
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.repository import _CLOSED, _IN_FLIGHT, _WAITING, TenantRepository
 
+# Put in front of the previous error of a reopened row (once, however often it is reopened).
+_RESENT = "sent again by an operator after: "
+
 
 class LedgerAdmin(TenantRepository):
     """One tenant's ledger as an operator sees it; every statement filters on ``tenant_id``."""
@@ -38,12 +41,13 @@ class LedgerAdmin(TenantRepository):
                 text(f"""
                     UPDATE reminders SET status = 'pending', enqueued_at = NULL, attempts = 0,
                                          send_started_at = NULL, updated_at = now(),
-                                         last_error = 'sent again by an operator after: ' || coalesce(last_error, '')
+                                         last_error = :prefix || regexp_replace(coalesce(last_error, ''),
+                                                                                '^(' || :prefix || ')+', '')
                      WHERE tenant_id = :tenant_id AND {_CLOSED} AND status = :status
                        AND (CAST(:since AS timestamptz) IS NULL OR updated_at >= :since)
                     RETURNING id
                 """),
-                self._params(status=status, since=since),
+                self._params(status=status, since=since, prefix=_RESENT),
             )
         )
 

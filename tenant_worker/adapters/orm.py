@@ -31,6 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tenant_worker.domain.sms_limits import DEFAULT_MAX_SEGMENTS, MAX_SEGMENTS_LIMIT
+
 
 class Base(DeclarativeBase):
     """Declarative base shared by every table."""
@@ -50,6 +52,7 @@ class TenantRow(Base):
         CheckConstraint("cardinality(windows) > 0", name="tenants_windows_not_empty"),
         CheckConstraint("queue ~ '^[a-z0-9][a-z0-9._-]{0,99}$'", name="tenants_queue_format"),
         CheckConstraint("rate_per_second IS NULL OR rate_per_second > 0", name="tenants_rate_positive"),
+        CheckConstraint(f"max_segments BETWEEN 1 AND {MAX_SEGMENTS_LIMIT}", name="tenants_max_segments_range"),
         # The sweep fan-out and `tenant-worker queues` list tenants by queue.
         Index("tenants_queue_idx", "queue"),
     )
@@ -76,6 +79,11 @@ class TenantRow(Base):
     window_start: Mapped[dt.time] = mapped_column(Time, default=dt.time(8), server_default="08:00")
     window_end: Mapped[dt.time] = mapped_column(Time, default=dt.time(21), server_default="21:00")
     scheduled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Most SMS segments one reminder may cost (migration 0006); templates are checked against it when
+    # saved, and a rendered SMS over it is skipped as too_long.
+    max_segments: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_MAX_SEGMENTS, server_default=text(str(DEFAULT_MAX_SEGMENTS))
+    )
 
 
 class CustomerRow(Base):

@@ -168,9 +168,12 @@ class TenantRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
       one stands by and polls for the lock like any standby. Never two leaders.
     * Redis refuses the password (it was changed): not an outage; the error ends the process, which
       exits non-zero (2) like any error that stops beat.
-    * Another beat's token on the lock although Redis never stopped answering: this process stalled for
-      longer than the lock timeout and a standby took over. Carrying on would send everything twice, so
-      the tick raises :class:`BeatLockLost` and ``tenant-worker beat`` exits 3.
+    * The lock gone or taken while its lease ran, though Redis never stopped answering: Redis restarted
+      without its data between two ticks. As after an outage: take it again if free, else stand by.
+    * Another beat's token on the lock after the lease ran out, though Redis never stopped answering:
+      this process stalled for longer than the lock timeout and a standby took over. Something is badly
+      wrong with this process, so the tick raises :class:`BeatLockLost` and ``tenant-worker beat``
+      exits 3 (its supervisor restarts it as a standby).
     """
 
     Entry = TenantScheduleEntry
@@ -187,6 +190,7 @@ class TenantRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
         self._down_since: float | None = None  # time.monotonic() when Redis stopped answering
         self._down_at: dt.datetime | None = None
         self._failures = 0
+        self._renewed_at = 0.0  # time.monotonic() of the last successful acquire or extend
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """Take or renew the lock, then RedBeat's tick; a Redis outage returns a retry delay."""
@@ -218,22 +222,24 @@ class TenantRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
         if self.leading:
             log.debug("beat: Extending lock...")
             if lock.extend():
+                self._renewed_at = time.monotonic()
                 if was_down:
                     self._back("this beat still holds the lock: leading on")
                     self._restore()
                 return True
             self.leading = False
             holder = lock.holder()
-            if holder is not None and not was_down:
-                raise BeatLockLost(f"lost the beat lock {self.leader_key!r} to {holder}")
-            if holder is None and not was_down:
-                # Redis restarted between two ticks without its data (or the lease ran out): the
-                # schedule may be gone too, and whatever fell due since then is sent again.
-                log.warning("beat: the lock key vanished (Redis lost its data?); taking it again")
+            if not was_down:
+                if holder is not None and time.monotonic() - self._renewed_at >= self.lock_timeout:
+                    raise BeatLockLost(f"lost the beat lock {self.leader_key!r} to {holder}")
+                # Within its lease, so Redis lost it: a restart without data between two ticks (redis-py
+                # reconnects by itself, so no error was seen). The schedule may be gone too.
+                log.warning("beat: the lock is no longer ours although its lease had not run out (Redis lost it?)")
                 self._down_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.lock_timeout)
         if lock.acquire():
             if was_down:
                 self._back("the lock was free: this beat leads now")
+            self._renewed_at = time.monotonic()
             log.info("beat: Acquired lock %s as %s", self.leader_key, lock.token)
             self.leading, self._standby_logged = True, False
             self._restore()

@@ -24,7 +24,7 @@ from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 
 from tenant_worker.config import Settings
-from tenant_worker.constants import ALERT_KEY_PREFIX
+from tenant_worker.constants import ALERT_KEY_PREFIX, ALERTS_WAITING_KEY
 
 # 8 to 15 digits, optionally separated by single spaces or hyphens, as a whole word: E.164 and most
 # written phone numbers; ISO dates (YYYY-MM-DD) are left alone.
@@ -82,32 +82,42 @@ class SentryAlerts:
                 pipe.incrby(f"{key}:count", count)
                 pipe.set(f"{key}:error", error or "", ex=self.window * 4)
                 pipe.set(f"{key}:gate", 1, nx=True, ex=self.window)
-                _, _, opened = pipe.execute()
+                pipe.sadd(ALERTS_WAITING_KEY, key)
+                _, _, opened, _ = pipe.execute()
                 if not opened:
-                    return
-                count = int(self.client.getdel(f"{key}:count") or count)
+                    return  # counted: the next event of this incident, or flush_due, reports it
+                count = self._take(key) or count
             except RedisError:
                 pass
         _capture(tenant_slug, status, reason, count, list(reminder_ids[:10]), error)
 
     def flush_due(self) -> int:
-        """Report the counts whose window has passed; returns how many events were sent."""
+        """Report the counts whose window has passed; returns how many events were sent. Reads only
+        the incidents with a count waiting (a set), never the keyspace."""
         if _initialised_dsn is None or self.client is None:
             return 0
         sent = 0
-        for raw in self.client.scan_iter(match=f"{ALERT_KEY_PREFIX}*:count", count=500):
+        for raw in self.client.smembers(ALERTS_WAITING_KEY):
             key = raw.decode() if isinstance(raw, bytes) else str(raw)
-            base = key.removesuffix(":count")
-            if not self.client.set(f"{base}:gate", 1, nx=True, ex=self.window):
+            if self.client.exists(f"{key}:gate"):
+                continue  # the window is still open: its next event or a later flush reports it
+            count = self._take(key)
+            if not count or not self.client.set(f"{key}:gate", 1, nx=True, ex=self.window):
                 continue
-            count = int(self.client.getdel(key) or 0)
-            if not count:
-                continue
-            tenant_slug, status, reason = base.removeprefix(ALERT_KEY_PREFIX).rsplit(":", 2)
-            error = self.client.get(f"{base}:error")
+            tenant_slug, status, reason = key.removeprefix(ALERT_KEY_PREFIX).rsplit(":", 2)
+            error = self.client.get(f"{key}:error")
             _capture(tenant_slug, status, reason, count, [], error.decode() if isinstance(error, bytes) else None)
             sent += 1
         return sent
+
+    def _take(self, key: str) -> int:
+        """The incident's waiting count, taken (zeroed) atomically, and the incident off the waiting set."""
+        assert self.client is not None
+        pipe = self.client.pipeline()
+        pipe.getdel(f"{key}:count")
+        pipe.srem(ALERTS_WAITING_KEY, key)
+        count, _ = pipe.execute()
+        return int(count or 0)
 
     def gateway_paused(self, reason: str) -> None:
         """One event when the breaker opens (the breaker itself makes it once per incident)."""

@@ -13,6 +13,7 @@ import zoneinfo
 from dataclasses import dataclass, field, replace
 
 from tenant_worker.domain.localtime import SendingWindow, format_hhmm
+from tenant_worker.domain.sms_limits import DEFAULT_MAX_SEGMENTS, MAX_SEGMENTS_LIMIT
 from tenant_worker.domain.windows import DEFAULT_WINDOWS, normalize_windows
 
 # The tenant's daily sweep runs at this local time unless it chooses another.
@@ -65,6 +66,8 @@ class SkipReason(enum.StrEnum):
     OPTED_OUT = "opted_out"
     INVALID_PHONE = "invalid_phone"
     EXPIRED = "expired_before_send"
+    # The rendered SMS needs more segments than the tenant's max_segments (decided at send time, alerted).
+    TOO_LONG = "too_long"
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class TenantSpec:
     # Large tenants get their own queue (and pool) instead of a shared shard.
     dedicated: bool = False
     rate_per_second: float | None = None
+    # Cap on SMS segments per reminder, checked when a template is saved and when an SMS is rendered.
+    max_segments: int = DEFAULT_MAX_SEGMENTS
 
     def validated(self) -> TenantSpec:
         """Return a normalised copy, or raise :class:`ValidationError` listing every problem."""
@@ -101,6 +106,8 @@ class TenantSpec:
             )
         if self.rate_per_second is not None and not self.rate_per_second > 0:
             problems.append(f"rate {self.rate_per_second} must be a positive number of SMS per second")
+        if not 1 <= self.max_segments <= MAX_SEGMENTS_LIMIT:
+            problems.append(f"max segments {self.max_segments} must be a whole number from 1 to {MAX_SEGMENTS_LIMIT}")
         windows = self.windows
         try:
             windows = normalize_windows(self.windows)

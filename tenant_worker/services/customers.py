@@ -3,23 +3,27 @@
 Columns: ``external_ref,name,phone,plan,amount,currency,expires_on`` and optionally ``opted_out``
 (true/false) and ``status`` (active/cancelled/suspended). Each customer has one subscription; importing
 the same ``external_ref`` again updates it, and a new ``expires_on`` is a renewal (a new reminder cycle).
+
+Every value is bounded (a name at most 100 characters, a plan 50, an external_ref 128, an amount what
+NUMERIC(12, 2) holds: ``domain.sms_limits``), so no row can turn into a 66-segment SMS or a database
+error; a longer value rejects its row, with the line number. File-level limits (size, encoding, NUL
+bytes, a field over 64 KiB) are ``adapters.csv_files``'.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy.orm import Session
 
-from tenant_worker.adapters import catalog
+from tenant_worker.adapters import catalog, csv_files
 from tenant_worker.adapters.catalog import CustomerRecord, ImportCounts
 from tenant_worker.adapters.phones import InvalidPhoneError, normalize_phone
 from tenant_worker.domain.model import SubscriptionStatus, ValidationError
+from tenant_worker.domain.sms_limits import MAX_AMOUNT, MAX_CUSTOMER_NAME_CHARS, MAX_EXTERNAL_REF_CHARS, MAX_PLAN_CHARS
 
 REQUIRED_COLUMNS = ("external_ref", "name", "phone", "plan", "amount", "currency", "expires_on")
 OPTIONAL_COLUMNS = ("opted_out", "status")
@@ -38,10 +42,15 @@ class RejectedRow:
 def parse_customers_rows(
     text: str, default_region: str | None = None
 ) -> tuple[list[CustomerRecord], list[RejectedRow]]:
-    """Parse a whole CSV into valid records and rejected rows; a bad header raises
-    :class:`ValidationError` (no row can be read then)."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [name.strip() for name in reader.fieldnames or []]
+    """Parse a whole CSV into valid records and rejected rows.
+
+    What makes the file as a whole unreadable (a bad header, a NUL byte, a field over
+    ``csv_files.MAX_FIELD_CHARS``) raises :class:`ValidationError` naming the line: no row is
+    returned then, so nothing can be half-imported.
+    """
+    rows = csv_files.read_rows(text)
+    first = next(rows, None)
+    header = [name.strip() for name in first[1]] if first else []
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     unknown = [column for column in header if column not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if missing or unknown:
@@ -49,20 +58,16 @@ def parse_customers_rows(
             [f"line 1: missing column {column!r}" for column in missing]
             + [f"line 1: unknown column {column!r}" for column in unknown]
         )
-    reader.fieldnames = header
     records: list[CustomerRecord] = []
     rejects: list[RejectedRow] = []
     first_line: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
-        raw = {key: value for key, value in row.items() if isinstance(key, str) and isinstance(value, str)}
-        if None in row or any(value is None for value in row.values()):
-            extra = row.get(None) or []
-            found = sum(1 for key, value in row.items() if key is not None and value is not None) + len(extra)
-            rejects.append(RejectedRow(line, f"expected {len(header)} fields, found {found}", raw))
+    for line, cells in rows:
+        raw = dict(zip(header, cells, strict=False))
+        if len(cells) != len(header):
+            rejects.append(RejectedRow(line, f"expected {len(header)} fields, found {len(cells)}", raw))
             continue
         try:
-            record = _parse_row({key: value.strip() for key, value in row.items()}, default_region)
+            record = _parse_row({key: value.strip() for key, value in raw.items()}, default_region)
         except ValueError as exc:
             rejects.append(RejectedRow(line, str(exc), raw))
             continue
@@ -85,12 +90,10 @@ def parse_customers_csv(text: str, default_region: str | None = None) -> list[Cu
 
 def _parse_row(row: dict[str, str], region: str | None) -> CustomerRecord:
     errors: list[str] = []
-    if not row["external_ref"] or len(row["external_ref"]) > 128:
-        errors.append("external_ref must be 1-128 characters")
-    if not row["name"]:
-        errors.append("name is empty")
-    if not row["plan"]:
-        errors.append("plan is empty")
+    if not row["external_ref"] or len(row["external_ref"]) > MAX_EXTERNAL_REF_CHARS:
+        errors.append(f"external_ref must be 1-{MAX_EXTERNAL_REF_CHARS} characters")
+    errors += _text_problems("name", row["name"], MAX_CUSTOMER_NAME_CHARS)
+    errors += _text_problems("plan", row["plan"], MAX_PLAN_CHARS)
     phone = ""
     try:
         phone = normalize_phone(row["phone"], region)
@@ -99,24 +102,24 @@ def _parse_row(row: dict[str, str], region: str | None) -> CustomerRecord:
     amount = Decimal(0)
     try:
         amount = Decimal(row["amount"])
-        if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT or amount != amount.quantize(Decimal("0.01")):
             raise InvalidOperation
     except InvalidOperation:
-        errors.append(f"amount {row['amount']!r} must be a non-negative number with at most 2 decimals")
+        errors.append(f"amount {_shown(row['amount'])} must be a number from 0 to {MAX_AMOUNT} with at most 2 decimals")
     currency = row["currency"].upper()
-    if len(currency) != 3 or not currency.isalpha():
-        errors.append(f"currency {row['currency']!r} must be a 3-letter ISO code")
+    if len(currency) != 3 or not (currency.isascii() and currency.isalpha()):
+        errors.append(f"currency {_shown(row['currency'])} must be a 3-letter ISO code")
     expires_on = dt.date.min
     try:
         expires_on = dt.date.fromisoformat(row["expires_on"])
     except ValueError:
-        errors.append(f"expires_on {row['expires_on']!r} must be a date like 2026-12-31")
+        errors.append(f"expires_on {_shown(row['expires_on'])} must be a date like 2026-12-31")
     opted_out = row.get("opted_out", "").lower()
     if opted_out not in _TRUE | _FALSE:
-        errors.append(f"opted_out {row.get('opted_out')!r} must be true or false")
+        errors.append(f"opted_out {_shown(row.get('opted_out', ''))} must be true or false")
     status = row.get("status", "") or SubscriptionStatus.ACTIVE.value
     if status not in {s.value for s in SubscriptionStatus}:
-        errors.append(f"status {status!r} must be one of active, cancelled, suspended")
+        errors.append(f"status {_shown(status)} must be one of active, cancelled, suspended")
     if errors:
         raise ValueError("; ".join(errors))
     return CustomerRecord(
@@ -130,6 +133,19 @@ def _parse_row(row: dict[str, str], region: str | None) -> CustomerRecord:
         opted_out in _TRUE,
         status,
     )
+
+
+def _text_problems(column: str, value: str, limit: int) -> list[str]:
+    if not value:
+        return [f"{column} is empty"]
+    if len(value) > limit:
+        return [f"{column} is {len(value):,} characters long; the limit is {limit}"]
+    return []
+
+
+def _shown(value: str) -> str:
+    """A cell quoted in an error message, cut short: the message must stay one readable line."""
+    return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
 
 
 def import_customers(

@@ -9,6 +9,7 @@
     sending_window = "08:00-21:00"   # local; default 08:00-21:00; "00:00-00:00" = no quiet hours
     windows = [5, 3, 1]              # days before expiry; default 5,3,1
     queue = "shard"                  # or "dedicated"
+    max_segments = 3                 # SMS segments per reminder; default 3, 1 to 10
 
     [[templates]]                    # optional window and/or locale; the most specific one wins
     body = "Hi {customer_name}, ..."
@@ -26,12 +27,13 @@ from typing import Any
 
 from tenant_worker.domain.localtime import SendingWindow, parse_hhmm, parse_window
 from tenant_worker.domain.model import DEFAULT_SEND_TIME, TenantSpec, ValidationError
+from tenant_worker.domain.sms_limits import DEFAULT_MAX_SEGMENTS, MAX_SEGMENTS_LIMIT, check_template_fits
 from tenant_worker.domain.templates import TemplateError, validate_template
 from tenant_worker.domain.windows import DEFAULT_WINDOWS
 from tenant_worker.services.tenants import DEFAULT_TEMPLATE
 
 REQUIRED = ("slug", "name", "timezone", "originator")
-OPTIONAL = ("locale", "send_time", "sending_window", "windows", "queue", "templates")
+OPTIONAL = ("locale", "send_time", "sending_window", "windows", "queue", "templates", "max_segments")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,13 @@ def _text(value: Any) -> str:
     return value
 
 
-def _templates(value: Any, windows: tuple[int, ...], problems: list[str]) -> tuple[TemplateDefinition, ...]:
+def _whole_number(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{value!r} must be a whole number")
+    return value
+
+
+def _templates(value: Any, spec: TenantSpec, problems: list[str]) -> tuple[TemplateDefinition, ...]:
     if not isinstance(value, list):
         problems.append("templates: must be a list of tables with body (and optionally window, locale)")
         return ()
@@ -108,14 +116,11 @@ def _templates(value: Any, windows: tuple[int, ...], problems: list[str]) -> tup
         unknown = sorted(set(item) - {"body", "window", "locale"})
         problems.extend(f"{where}: unknown setting {key!r}" for key in unknown)
         window, locale = item.get("window"), item.get("locale")
-        if window is not None and window not in windows:
-            problems.append(f"{where}: window {window!r} is not one of the tenant's windows {list(windows)}")
+        if window is not None and window not in spec.windows:
+            problems.append(f"{where}: window {window!r} is not one of the tenant's windows {list(spec.windows)}")
         if locale is not None and not isinstance(locale, str):
             problems.append(f"{where}: locale must be text")
-        try:
-            validate_template(item["body"])
-        except TemplateError as exc:
-            problems.extend(f"{where}: {problem}" for problem in exc.problems)
+        problems.extend(_template_problems(item["body"], spec, where))
         found.append(TemplateDefinition(item["body"], window, locale))
     scopes = [(t.window, t.locale) for t in found]
     problems.extend(
@@ -124,8 +129,22 @@ def _templates(value: Any, windows: tuple[int, ...], problems: list[str]) -> tup
         if scopes.count((w, loc)) > 1
     )
     if (None, None) not in scopes:
+        # Used for the reminders no other template covers, so it must fit the tenant's cap too.
+        where = "the default template (added as no template covers every window and locale)"
+        problems.extend(_template_problems(DEFAULT_TEMPLATE, spec, where))
         found.append(TemplateDefinition(DEFAULT_TEMPLATE))
     return tuple(found)
+
+
+def _template_problems(body: str, spec: TenantSpec, where: str) -> list[str]:
+    """Syntax first; the worst-case length only of a template that parses."""
+    try:
+        validate_template(body)
+        if 1 <= spec.max_segments <= MAX_SEGMENTS_LIMIT:  # else the spec's own problem says it
+            check_template_fits(body, spec.name, spec.max_segments, where)
+    except TemplateError as exc:
+        return [problem if problem.startswith(where) else f"{where}: {problem}" for problem in exc.problems]
+    return []
 
 
 def parse_definition(data: dict[str, Any]) -> TenantDefinition:
@@ -138,17 +157,18 @@ def parse_definition(data: dict[str, Any]) -> TenantDefinition:
     window: SendingWindow = _field(data, "sending_window", lambda v: parse_window(_text(v)), SendingWindow(), problems)
     windows = _field(data, "windows", _windows, DEFAULT_WINDOWS, problems)
     queue = _field(data, "queue", _text, "shard", problems)
+    max_segments = _field(data, "max_segments", _whole_number, DEFAULT_MAX_SEGMENTS, problems)
     if queue not in ("shard", "dedicated"):
         problems.append(f"queue {queue!r} must be 'shard' or 'dedicated'")
     spec = TenantSpec(
         text["slug"], text["name"], text["timezone"], text["originator"], locale, windows,
-        send_time=send_time, sending_window=window, dedicated=queue == "dedicated",
+        send_time=send_time, sending_window=window, dedicated=queue == "dedicated", max_segments=max_segments,
     )  # fmt: skip
     try:
         spec = spec.validated()
     except ValidationError as exc:
         problems.extend(exc.problems)
-    templates = _templates(data.get("templates", []), spec.windows, problems)
+    templates = _templates(data.get("templates", []), spec, problems)
     if problems:
         raise ValidationError(problems)
     return TenantDefinition(spec, templates)

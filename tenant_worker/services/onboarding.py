@@ -11,7 +11,6 @@ nothing; a changed one updates the tenant, and templates no longer in the file a
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import time
 import zoneinfo
@@ -24,7 +23,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tenant_worker.adapters import catalog
+from tenant_worker.adapters import catalog, csv_files
 from tenant_worker.adapters.catalog import CustomerRecord
 from tenant_worker.adapters.orm import ReminderRow, SmsTemplateRow, TenantRow
 from tenant_worker.adapters.repository import TenantRepository
@@ -64,18 +63,27 @@ class OnboardReport:
 
 
 def write_rejects(csv_path: Path, rejects: list[RejectedRow]) -> Path:
-    """Write rejected rows with line numbers and reasons to ``<name>.rejects.csv`` next to the CSV."""
+    """Write rejected rows with line numbers and reasons to ``<name>.rejects.csv`` next to the CSV,
+    every cell escaped against formula injection (an operator opens it in a spreadsheet)."""
     target = csv_path.with_name(csv_path.stem + ".rejects.csv")
     columns = sorted({key for r in rejects for key in r.raw})
-    with target.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["line", "reason", *columns])
-        for r in rejects:
-            writer.writerow([r.line, r.reason, *(r.raw.get(c, "") for c in columns)])
+    rows = ([r.line, r.reason, *(r.raw.get(c, "") for c in columns)] for r in rejects)
+    csv_files.write_csv(target, ["line", "reason", *columns], rows)
     return target
 
 
-_TENANT_FIELDS = ("name", "timezone", "locale", "originator", "send_time")
+def read_customers(customers_csv: Path, region: str | None) -> tuple[list[CustomerRecord], list[RejectedRow]]:
+    """Read and parse the customers CSV; a file that cannot be read as a whole (encoding, NUL byte,
+    a field over the limit) is a :class:`ValidationError` naming the file and the line."""
+    try:
+        return parse_customers_rows(csv_files.read_csv_text(customers_csv), region)
+    except ValidationError as exc:
+        prefix = f"{customers_csv}: "
+        problems = [p if p.startswith(prefix) else prefix + p for p in exc.problems]
+        raise ValidationError([*problems, "nothing was imported"]) from None
+
+
+_TENANT_FIELDS = ("name", "timezone", "locale", "originator", "send_time", "max_segments")
 
 
 def _apply_tenant(session: Session, definition: TenantDefinition, report: OnboardReport) -> TenantRow:
@@ -141,7 +149,7 @@ def onboard(
     records: list[CustomerRecord] = []
     rejects: list[RejectedRow] = []
     if customers_csv is not None:
-        records, rejects = parse_customers_rows(customers_csv.read_text(encoding="utf-8-sig"), region)
+        records, rejects = read_customers(customers_csv, region)
     if rejects:
         report.rejected, report.rejects_file = len(rejects), str(write_rejects(customers_csv or Path(), rejects))
         if not allow_rejects:

@@ -31,6 +31,7 @@ from tenant_worker.config import Settings
 from tenant_worker.domain.backoff import retry_delay
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, ReminderStatus, SendOutcome, SkipReason
 from tenant_worker.domain.ports import AlertSink, GatewayBreaker, NoThrottle, SendThrottle, SmsGateway
+from tenant_worker.domain.sms_limits import over_segment_limit
 from tenant_worker.domain.templates import RenderedSms, TemplateError
 from tenant_worker.services import dispatch
 from tenant_worker.services.alerting import BatchAlerts
@@ -93,10 +94,12 @@ def send_reminders(
     fair) and returns them in ``next_ids`` for the caller to publish: one transaction, not two.
     """
     now = now or dt.datetime.now(dt.UTC)
+    # Asked before the transaction opens: a Redis that hangs must not hold a database transaction open.
+    paused = breaker is not None and breaker.is_open()
     with sessions.begin() as session:
         tenant = catalog.get_tenant(session, tenant_id)
         repo = TenantRepository(session, tenant_id)
-        if not sending_window(tenant).is_open(now, tenant.timezone) or (breaker is not None and breaker.is_open()):
+        if paused or not sending_window(tenant).is_open(now, tenant.timezone):
             return SendReport(deferred=repo.defer_pending(reminder_ids))
         jobs = repo.start_sending(reminder_ids)
         choose = template_chooser(tenant, catalog.TenantCatalog(session, tenant_id).templates())
@@ -207,6 +210,11 @@ def _prepare(tenant: TenantRow, choose: Callable[[int], str], job: SendJob, toda
         rendered = build_sms(tenant, choose(job.window_days), job, today)
     except (TemplateError, LookupError) as exc:
         return _Prepared(job, None, None, error=f"template cannot be rendered: {exc}")
+    too_long = over_segment_limit(rendered, tenant.max_segments)
+    if too_long is not None:
+        # Data saved before the bounds (or a lowered max_segments) can still exceed the cap: not sent,
+        # alerted (see _record).
+        return _Prepared(job, None, rendered, skip=SkipReason.TOO_LONG, error=too_long)
     sms = OutboundSms(str(job.reminder_id), tenant.originator, job.phone, rendered.body, rendered.encoding)
     return _Prepared(job, sms, rendered)
 
@@ -220,12 +228,14 @@ def _record(
     """The ledger write for one outcome: sent, back to pending (a retry, or the key was rejected), or
     a final failed/unknown (alerted). Written for the whole batch at once by the caller."""
     job = item.job
-    if item.skip is not None:
-        report.skipped += 1
-        return job.reminder_id, ReminderStatus.SKIPPED, {"skip_reason": item.skip.value}
     rendered: dict[str, Any] = {}
     if item.rendered is not None:
         rendered = {"body": item.rendered.body, "encoding": item.rendered.encoding, "segments": item.rendered.segments}
+    if item.skip is not None:
+        report.skipped += 1
+        if item.skip == SkipReason.TOO_LONG:
+            alerts.add(ReminderStatus.SKIPPED, SkipReason.TOO_LONG.value, job.reminder_id, item.error)
+        return job.reminder_id, ReminderStatus.SKIPPED, {"skip_reason": item.skip.value, **rendered}
     if item.sms is None:
         report.failed += 1
         alerts.add(ReminderStatus.FAILED, "template_error", job.reminder_id, item.error)

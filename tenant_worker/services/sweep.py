@@ -20,8 +20,9 @@ from tenant_worker.adapters import catalog
 from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.config import Settings
-from tenant_worker.domain.model import ReminderStatus, TenantStatus
+from tenant_worker.domain.model import ReminderStatus, SkipReason, TenantStatus
 from tenant_worker.domain.ports import ReminderQueue
+from tenant_worker.domain.sms_limits import over_segment_limit
 from tenant_worker.services import dispatch
 from tenant_worker.services.rendering import build_sms, template_chooser
 from tenant_worker.services.tenants import local_today, sending_window, tenant_windows
@@ -124,7 +125,10 @@ def preview_sweep(
             lines.append(PreviewLine(item.subscription_id, item.window_days, job.phone, None, None, item.skip_reason))
             continue
         rendered = build_sms(tenant, choose(item.window_days), job, day)
-        lines.append(PreviewLine(item.subscription_id, item.window_days, job.phone, rendered.body, rendered.segments))
+        skip = SkipReason.TOO_LONG.value if over_segment_limit(rendered, tenant.max_segments) else None
+        lines.append(
+            PreviewLine(item.subscription_id, item.window_days, job.phone, rendered.body, rendered.segments, skip)
+        )
     return tenant, day, lines
 
 

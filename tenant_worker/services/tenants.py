@@ -13,6 +13,7 @@ from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.localtime import SendingWindow, format_hhmm
 from tenant_worker.domain.model import TenantSpec
+from tenant_worker.domain.sms_limits import check_template_fits
 from tenant_worker.domain.templates import TemplateError, validate_template
 from tenant_worker.domain.windows import normalize_windows
 
@@ -30,6 +31,7 @@ def create_tenant(
     spec = spec.validated()
     body = template or DEFAULT_TEMPLATE
     validate_template(body)
+    check_template_fits(body, spec.name, spec.max_segments, "template" if template else "the default template")
     row = catalog.create_tenant(session, spec, shard_count)
     session.flush()
     catalog.TenantCatalog(session, row.id).save_template(body)
@@ -39,11 +41,13 @@ def create_tenant(
 def save_template(
     session: Session, slug: str, body: str, window_days: int | None = None, locale: str | None = None
 ) -> None:
-    """Validate a template when it is saved (never at send time) and store it for the tenant."""
+    """Validate a template when it is saved (never at send time), also against the tenant's
+    ``max_segments`` with every placeholder at its worst case, and store it for the tenant."""
     validate_template(body)
     tenant = catalog.find_tenant(session, slug)
     if window_days is not None and window_days not in tenant.windows:
         raise TemplateError([f"window {window_days} is not one of the tenant's windows {tenant.windows}"])
+    check_template_fits(body, tenant.name, tenant.max_segments)
     catalog.TenantCatalog(session, tenant.id).save_template(body, window_days, locale)
 
 
@@ -78,6 +82,7 @@ def describe_tenant(session: Session, tenant: TenantRow) -> dict[str, Any]:
         "sending_window": str(sending_window(tenant)),
         "queue": tenant.queue,
         "rate_per_second": tenant.rate_per_second,
+        "max_segments": tenant.max_segments,
         "local_today": local_today(tenant.timezone).isoformat(),
         "templates": [{"window": t.window_days, "locale": t.locale, "body": t.body} for t in templates],
     }

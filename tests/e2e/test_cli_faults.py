@@ -46,6 +46,7 @@ COMMANDS = [
     ("sweep", ["--tenant", "{slug}"]),
     ("sweep --dry-run", ["--tenant", "{slug}"]),
     ("reminders list", ["--tenant", "{slug}"]),
+    ("reminders retry", ["--tenant", "{slug}", "--status", "failed", "--yes"]),
     *[(f"schedule {action}", ["{slug}"]) for action in ("show", "pause", "resume", "remove", "run-now")],
     ("schedule set", ["{slug}", "--time", "09:30"]),
     ("schedule list", []),

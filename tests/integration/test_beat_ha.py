@@ -1,5 +1,6 @@
 """Two real ``tenant-worker beat`` processes against the password-protected Redis: one leads, the other
-waits; the standby takes over when the leader is killed; a beat that loses its lock exits non-zero.
+waits; the standby takes over when the leader is killed; a beat that stalls past its lease while
+another takes over exits non-zero.
 
 The beats use their own Redis database (so no test worker consumes what they publish) and a
 4-second lock timeout, which is what BEAT_LOCK_TIMEOUT is for.
@@ -91,12 +92,17 @@ def test_one_beat_leads_the_other_waits_and_takes_over_when_the_leader_is_killed
         assert REDIS_PASSWORD not in text(log) and quote(REDIS_PASSWORD, safe="") not in text(log)
 
 
-def test_a_beat_that_loses_its_lock_exits_non_zero(start_beat, beat_env):
+def test_a_beat_that_stalls_past_its_lease_and_finds_another_leader_exits_3(start_beat, beat_env):
     beat, log = start_beat("lonely")
     wait_until(lambda: leads(log) or beat.poll() is not None, 30, "the beat to take the lock")
     client = redis.Redis.from_url(beat_env["REDIS_URL"])
-    # Another process now owns the lock (as after a stall longer than the lock timeout).
-    client.set(LOCK_KEY, "someone-else", px=60_000)
+    os.kill(beat.pid, signal.SIGSTOP)  # a stall: the process is alive but does not run
+    try:
+        wait_until(lambda: not client.exists(LOCK_KEY), LOCK_TIMEOUT + 5, "the stalled beat's lease to run out")
+        client.set(LOCK_KEY, "another-beat", px=60_000)  # a standby took over meanwhile
+    finally:
+        os.kill(beat.pid, signal.SIGCONT)
     code = wait_until(lambda: beat.poll(), 30, "the beat to exit")
     assert code == 3
     assert "lost the beat lock" in text(log)
+    assert client.get(LOCK_KEY) == b"another-beat", "it never touched the new leader's lock"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 from tenant_worker.adapters.db import normalize_database_url
+from tenant_worker.celery_app import create_app
 from tenant_worker.config import (
     DEFAULT_DATABASE_URL,
     VISIBILITY_TIMEOUT_SECONDS,
@@ -336,6 +337,7 @@ def test_unknown_sms_backend_is_a_configuration_error() -> None:
         ),
         pytest.param({"MAX_IN_FLIGHT": "0"}, ">= 1", id="zero-in-flight"),
         pytest.param({"SEND_BATCH_SIZE": "-1"}, ">= 1", id="negative-batch"),
+        pytest.param({"BROKER_CONNECTION_MAX_RETRIES": "-1"}, ">= 0", id="negative-broker-retries"),
     ],
 )
 def test_malformed_numeric_settings_are_configuration_errors(env: dict[str, str], message: str) -> None:
@@ -454,3 +456,9 @@ def test_a_url_without_its_password_drops_a_password_parameter_and_keeps_the_oth
     assert without_password("redis://cache/0?password=x%20y&ssl_cert_reqs=none") == "redis://cache/0?ssl_cert_reqs=none"
     assert without_password("redis://cache/0?password=x") == "redis://cache/0"
     assert without_password("redis://cache:6379/0") == "redis://cache:6379/0"
+
+
+def test_zero_broker_connection_retries_the_default_means_celery_retries_forever() -> None:
+    assert create_app(load_settings({"BROKER_CONNECTION_MAX_RETRIES": "0"})).conf.broker_connection_max_retries is None
+    assert create_app(load_settings({})).conf.broker_connection_max_retries is None
+    assert create_app(load_settings({"BROKER_CONNECTION_MAX_RETRIES": "100"})).conf.broker_connection_max_retries == 100
