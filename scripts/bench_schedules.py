@@ -25,7 +25,8 @@ from bench_common import database, redis_server
 
 from tenant_worker import constants
 from tenant_worker.adapters.db import session_factory
-from tenant_worker.adapters.redbeat import RedBeatStore, TenantRedBeatScheduler, TenantScheduleEntry
+from tenant_worker.adapters.redbeat import RedBeatStore, TenantScheduleEntry
+from tenant_worker.adapters.redbeat_scheduler import TenantRedBeatScheduler
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import Settings, load_settings
 from tenant_worker.domain.localtime import SendingWindow

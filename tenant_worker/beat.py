@@ -11,7 +11,8 @@ import logging
 from typing import Any
 
 from tenant_worker import runtime
-from tenant_worker.adapters.redbeat import RedBeatStore, TenantRedBeatScheduler
+from tenant_worker.adapters.redbeat import RedBeatStore
+from tenant_worker.adapters.redbeat_scheduler import TenantRedBeatScheduler
 from tenant_worker.services.schedules import ScheduleService
 
 log = logging.getLogger("celery.beat")

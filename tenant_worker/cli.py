@@ -175,7 +175,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
     settings.require_credentials()
     check_redis(settings.redis_url)
     check_database(settings.database_url, migrated=True)
-    from tenant_worker.adapters.redbeat import BeatLockLost
+    from tenant_worker.adapters.redbeat_scheduler import BeatLockLost
     from tenant_worker.celery_app import app
 
     try:

@@ -6,7 +6,7 @@ offset) and intervals; any other ``celery.schedules.schedule`` subclass is silen
 interval. So a tenant's "10:00 Europe/Berlin" would drift by an hour at the next DST change. Here
 :class:`TenantLocalSchedule` is encoded as ``{"__type__": "tenant_local", "timezone": ..., "time":
 ...}`` by an encoder/decoder pair that extend RedBeat's, used by :class:`TenantScheduleEntry`
-(RedBeat's entry with only its codec swapped) and :class:`TenantRedBeatScheduler`. Everything else -
+(RedBeat's entry with only its codec swapped) and the scheduler (``adapters/redbeat_scheduler.py``). Everything else -
 the sorted set of due times, the meta hash with ``last_run_at``, the lock - is RedBeat's own.
 """
 
@@ -14,32 +14,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import time
 from typing import Any
 
 from celery import Celery
 from celery.schedules import BaseSchedule, schedstate
-from kombu.exceptions import OperationalError
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
-from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, ensure_conf, get_redis
-from redis.exceptions import AuthenticationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
 
 from tenant_worker import constants
-from tenant_worker.adapters.beat_lock import RedisLeaderLock
-from tenant_worker.domain.backoff import retry_delay
 from tenant_worker.domain.localtime import format_hhmm, next_local_run, parse_hhmm
 from tenant_worker.domain.ports import StoredSchedule
 
 # How far back a "last run" is considered: anything older is simply overdue (and the maths never
 # has to walk from year 1, which is what RedBeat passes for a never-run entry).
 _LOOKBACK = dt.timedelta(days=2)
-# First retry delay after Redis stopped answering; it doubles up to beat_max_interval.
-RECONNECT_FIRST_SECONDS = 0.5
-
-log = logging.getLogger("celery.beat")
 
 
 class TenantLocalSchedule(BaseSchedule):  # type: ignore[misc]
@@ -138,163 +126,6 @@ class TenantScheduleEntry(RedBeatSchedulerEntry):  # type: ignore[misc]
             pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
             pipe.execute()
         return self
-
-
-class BeatLockLost(RuntimeError):
-    """Another beat holds the leader lock now; this one must stop so its supervisor restarts it."""
-
-
-# What an unreachable Redis raises: redis-py's errors from RedBeat's client, kombu's when publishing.
-REDIS_DOWN: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OperationalError)
-
-
-class TenantRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
-    """RedBeat's scheduler with tenant-local entries, a leader lock it keeps itself, and Redis outages
-    ridden out instead of ending the process.
-
-    Every tick first takes or renews the lock (:class:`RedisLeaderLock`; RedBeat's own lock handling is
-    off: ``lock_key`` is emptied, so its ``beat_init`` receiver and its tick leave the lock alone), and
-    sends due entries only while this beat holds it:
-
-    * Redis unreachable: one warning, then the tick returns a retry delay that doubles from about
-      0.5 s up to ``beat_max_interval``, and nothing is sent until Redis answers again; then one line
-      says how long it lasted.
-    * Back, and the lock still holds this process's token (a short outage, or Redis restored it from
-      its append-only file): this beat goes on leading at once.
-    * Back, and the key is gone (Redis lost its data, or the lease ran out): it takes the lock again if
-      it is free, re-installs the static entries and has the tenants' entries re-synced, since Redis
-      may have lost them too.
-    * Back, and another beat holds the lock (it took over while this one could not reach Redis): this
-      one stands by and polls for the lock like any standby. Never two leaders.
-    * Redis refuses the password (it was changed): not an outage; the error ends the process, which
-      exits non-zero (2) like any error that stops beat.
-    * The lock gone or taken while its lease ran, though Redis never stopped answering: Redis restarted
-      without its data between two ticks. As after an outage: take it again if free, else stand by.
-    * Another beat's token on the lock after the lease ran out, though Redis never stopped answering:
-      this process stalled for longer than the lock timeout and a standby took over. Something is badly
-      wrong with this process, so the tick raises :class:`BeatLockLost` and ``tenant-worker beat``
-      exits 3 (its supervisor restarts it as a standby).
-    """
-
-    Entry = TenantScheduleEntry
-
-    def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
-        super().__init__(app, *args, **kwargs)
-        self.leader_key: str | None = getattr(self, "lock_key", None)
-        self.lock_key: str | None = None
-        self.leader_lock = (
-            RedisLeaderLock(get_redis(app), self.leader_key, self.lock_timeout) if self.leader_key else None
-        )
-        self.leading = False
-        self._standby_logged = False
-        self._down_since: float | None = None  # time.monotonic() when Redis stopped answering
-        self._down_at: dt.datetime | None = None
-        self._failures = 0
-        self._renewed_at = 0.0  # time.monotonic() of the last successful acquire or extend
-
-    def tick(self, *args: Any, **kwargs: Any) -> float:
-        """Take or renew the lock, then RedBeat's tick; a Redis outage returns a retry delay."""
-        try:
-            if not self._lead():
-                return float(self.max_interval)
-            return float(super().tick(*args, **kwargs))
-        except AuthenticationError:
-            # Not an outage: the password changed. Settings are read once, so waiting cannot help;
-            # the error ends beat (status 2) and a restart picks up the new secret.
-            raise
-        except REDIS_DOWN as exc:
-            return self._redis_down(exc)
-
-    def on_leadership(self, down_since: dt.datetime | None) -> None:
-        """Called when this beat starts leading, or leads again after Redis was unreachable from
-        ``down_since``; subclasses reconcile what Redis may have lost."""
-
-    def _lead(self) -> bool:
-        lock = self.leader_lock
-        was_down = self._down_since is not None
-        if lock is None:  # no lock configured (a single beat by design, or a test)
-            if was_down:
-                self._back("sending again")
-            if not self.leading or was_down:
-                self.leading = True
-                self._restore()
-            return True
-        if self.leading:
-            log.debug("beat: Extending lock...")
-            if lock.extend():
-                self._renewed_at = time.monotonic()
-                if was_down:
-                    self._back("this beat still holds the lock: leading on")
-                    self._restore()
-                return True
-            self.leading = False
-            holder = lock.holder()
-            if not was_down:
-                if holder is not None and time.monotonic() - self._renewed_at >= self.lock_timeout:
-                    raise BeatLockLost(f"lost the beat lock {self.leader_key!r} to {holder}")
-                # Within its lease, so Redis lost it: a restart without data between two ticks (redis-py
-                # reconnects by itself, so no error was seen). The schedule may be gone too.
-                log.warning("beat: the lock is no longer ours although its lease had not run out (Redis lost it?)")
-                self._down_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.lock_timeout)
-        if lock.acquire():
-            if was_down:
-                self._back("the lock was free: this beat leads now")
-            self._renewed_at = time.monotonic()
-            log.info("beat: Acquired lock %s as %s", self.leader_key, lock.token)
-            self.leading, self._standby_logged = True, False
-            self._restore()
-            return True
-        if was_down:
-            self._back(f"{lock.holder()} holds the lock: standing by")
-            self._down_at = None  # whoever leads has restored the schedule
-        elif not self._standby_logged:
-            log.info("beat: Acquiring lock... %s holds it; standing by", lock.holder())
-        self._standby_logged = True
-        return False
-
-    def _restore(self) -> None:
-        """Re-install the static entries after an outage (a restart without data lost them), and
-        let subclasses re-sync the rest."""
-        down_at, self._down_at = self._down_at, None
-        if down_at is not None:
-            self.setup_schedule()
-        self.on_leadership(down_at)
-
-    def _redis_down(self, exc: BaseException) -> float:
-        if self._down_since is None:
-            self._down_since, self._down_at = time.monotonic(), dt.datetime.now(dt.UTC)
-            log.warning(
-                "beat: Redis unreachable (%s); nothing is sent until it answers, retrying every %s s at most",
-                type(exc).__name__,
-                self.max_interval,
-            )
-        self._failures += 1
-        return retry_delay(self._failures, RECONNECT_FIRST_SECONDS, float(self.max_interval))
-
-    def _back(self, what: str) -> None:
-        down_for = time.monotonic() - (self._down_since or time.monotonic())
-        log.warning("beat: Redis answers again after %.1f s; %s", down_for, what)
-        self._down_since, self._failures = None, 0
-
-    def close(self) -> None:
-        """Release the lock if this beat holds it, so a standby takes over at once (if Redis is
-        unreachable the lease simply runs out), then RedBeat's and Celery's own cleanup."""
-        if self.leader_lock is not None and self.leading and self.leader_key:
-            self.leading = False
-            try:
-                if self.leader_lock.release():
-                    log.info("beat: Released lock %s", self.leader_key)
-            except REDIS_DOWN:
-                log.warning("beat: could not release the lock: it expires within %s s", self.lock_timeout)
-        super().close()
-
-    @property
-    def info(self) -> str:
-        """RedBeat's banner lines, with the lock this class keeps."""
-        lines = [str(super().info)]
-        if self.leader_key:
-            lines.append(f"       . lock -> `{self.leader_key}` {self.lock_timeout}s")
-        return "\n".join(lines)
 
 
 def schedule_name(slug: str) -> str:

@@ -10,16 +10,14 @@ from dataclasses import replace
 import pytest
 
 from tenant_worker import constants
-from tenant_worker.adapters.redbeat import (
-    RedBeatStore,
-    TenantLocalSchedule,
-    TenantRedBeatScheduler,
-    TenantScheduleEntry,
-)
+from tenant_worker.adapters.redbeat import RedBeatStore, TenantLocalSchedule, TenantScheduleEntry, schedule_name
+from tenant_worker.adapters.redbeat_scheduler import TenantRedBeatScheduler
 from tenant_worker.celery_app import create_app
+from tenant_worker.config import load_settings
 from tenant_worker.domain.localtime import next_local_run
 from tenant_worker.domain.model import ValidationError
 from tenant_worker.services.schedules import ScheduleService
+from tests.conftest import free_port
 
 UTC = dt.UTC
 
@@ -114,6 +112,30 @@ def test_a_scheduler_tick_sends_a_due_entry_to_the_tenants_queue_once(quiet_app,
     after = store.get(tenant.slug)
     assert after.due_at > dt.datetime.now(UTC)
     assert after.due_at.astimezone(zoneinfo.ZoneInfo("Asia/Kolkata")).time() == dt.time(10)
+
+
+def test_a_due_entry_whose_task_cannot_be_published_stays_due_and_is_sent_once_the_broker_answers(
+    quiet_app, make_tenant
+):
+    tenant = make_tenant("UTC")
+    store = RedBeatStore(quiet_app)
+    store.put(tenant.slug, "UTC", dt.time(10), tenant.queue, True, dt.datetime(2020, 1, 1, tzinfo=UTC))
+    store.redis.zadd(store.conf.schedule_key, {store.key(tenant.slug): 0})  # overdue
+    before = store.get(tenant.slug)
+    scheduler = TenantRedBeatScheduler(app=quiet_app, lock_key=None, lazy=True)
+    gone = create_app(replace(load_settings({}), redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+
+    with gone.producer_or_acquire() as dead:  # the broker went away between reading and sending
+        entry = scheduler.schedule[schedule_name(tenant.slug)]
+        scheduler.maybe_due(entry, producer=dead)
+    assert store.get(tenant.slug) == before, "not advanced: the run is not lost"
+    assert published_sweeps(quiet_app, tenant.slug, tenant.queue) == []
+
+    with quiet_app.producer_or_acquire() as producer:
+        for entry in scheduler.schedule.values():
+            scheduler.maybe_due(entry, producer=producer)
+    assert len(published_sweeps(quiet_app, tenant.slug, tenant.queue)) == 1
+    assert store.get(tenant.slug).last_run_at > before.last_run_at
 
 
 def test_show_gives_next_and_last_run_in_utc_and_local_time(service, make_tenant):
