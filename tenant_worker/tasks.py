@@ -53,7 +53,8 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
             # Routed like every send task, so the retry stays on the tenant's queue.
             queue.enqueue(tenant_id, report.retry_ids, countdown=report.retry_in)
         except EnqueueError as exc:
-            log.warning("retry of %d reminders left pending for the next sweep: %s", len(report.retry_ids), exc)
+            dispatch.mark_unpublished(runtime.sessions(), tenant_id, report.retry_ids)
+            log.warning("retry of %d reminders left for the recovery tick: %s", len(report.retry_ids), exc)
     if report.deferred or report.paused:
         # Quiet hours began, or MessageBird rejects the key: the rest waits in the ledger for the
         # recovery tick, not for a continuation that would only be deferred again.

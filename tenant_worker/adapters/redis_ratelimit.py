@@ -19,8 +19,10 @@ import time
 from collections.abc import Callable
 
 import redis
+from redis.exceptions import RedisError
 
 from tenant_worker import constants
+from tenant_worker.domain.ports import ThrottleUnavailable
 
 # Burst capacity: a bucket holds this many seconds' worth of tokens. Small on purpose: a provider
 # that counts per second would answer 429 to a full second's burst on top of a steady stream.
@@ -96,7 +98,10 @@ class RedisRateLimiter:
                 args += [rate, max(1.0, rate * BURST_SECONDS)]
         if not keys or count <= 0:
             return [0.0] * max(count, 0)
-        granted, *available = self._script(keys=keys, args=args)
+        try:
+            granted, *available = self._script(keys=keys, args=args)
+        except RedisError as exc:
+            raise ThrottleUnavailable(f"rate limiter unavailable ({type(exc).__name__})") from None
         balances = [float(a) for a in available]
         return [
             max(0.0, *((k - balance) / rate for balance, rate in zip(balances, rates, strict=True)))

@@ -162,6 +162,10 @@ class OutcomeKind(enum.StrEnum):
     # The provider refused our credentials (401/403): an account problem, not the message's. Nothing
     # was sent; the reminder waits (pending) until the key works again (the gateway circuit breaker).
     REJECTED_KEY = "rejected_key"
+    # Nothing was sent because a part of ours was unavailable before the request could start (the rate
+    # limiter's Redis, the database that records the start): not the message's fault, so the attempt
+    # does not count; the reminder waits unpublished for the recovery tick.
+    DEFERRED = "deferred"
 
 
 class AccessCheck(enum.StrEnum):

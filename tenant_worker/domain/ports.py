@@ -72,6 +72,11 @@ class SendThrottle(Protocol):
         ...
 
 
+class ThrottleUnavailable(RuntimeError):
+    """The shared rate limiter cannot be asked (its Redis is down): nothing may be sent, as sending
+    without it could exceed the provider's limit."""
+
+
 class NoThrottle:
     """No rate limit (tests of sending logic, the console backend)."""
 

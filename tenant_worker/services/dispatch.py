@@ -104,9 +104,8 @@ def publish_batches(
             rest = reminder_ids[start:]
             report.not_published = len(rest)
             report.backlog += len(rest)
-            report.error = f"{len(rest)} pending reminders not enqueued ({exc}); the next sweep retries"
-            with sessions.begin() as session:
-                TenantRepository(session, tenant_id).mark_enqueued(rest, enqueued=False)
+            report.error = f"{len(rest)} pending reminders not enqueued ({exc}); the recovery tick retries"
+            mark_unpublished(sessions, tenant_id, rest)
             return
         report.published.extend(batch)
 
@@ -116,3 +115,10 @@ def count_fresh(published: Collection[int], fresh: Collection[int]) -> tuple[int
     fresh_set = set(fresh)
     new = sum(1 for reminder_id in published if reminder_id in fresh_set)
     return new, len(published) - new
+
+
+def mark_unpublished(sessions: sessionmaker[Session], tenant_id: int, reminder_ids: list[int]) -> None:
+    """The broker refused their task: clear ``enqueued_at`` so the next recovery tick publishes them
+    (rather than waiting ``REQUEUE_AFTER_SECONDS`` for a task that does not exist)."""
+    with sessions.begin() as session:
+        TenantRepository(session, tenant_id).mark_enqueued(reminder_ids, enqueued=False)

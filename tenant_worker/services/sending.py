@@ -30,7 +30,14 @@ from tenant_worker.adapters.repository import SendJob, TenantRepository
 from tenant_worker.config import Settings
 from tenant_worker.domain.backoff import retry_delay
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, ReminderStatus, SendOutcome, SkipReason
-from tenant_worker.domain.ports import AlertSink, GatewayBreaker, NoThrottle, SendThrottle, SmsGateway
+from tenant_worker.domain.ports import (
+    AlertSink,
+    GatewayBreaker,
+    NoThrottle,
+    SendThrottle,
+    SmsGateway,
+    ThrottleUnavailable,
+)
 from tenant_worker.domain.sms_limits import over_segment_limit
 from tenant_worker.domain.templates import RenderedSms, TemplateError
 from tenant_worker.services import dispatch
@@ -110,8 +117,13 @@ def send_reminders(
     prepared = [_prepare(tenant, choose, job, today) for job in jobs]
     sms_list = [p.sms for p in prepared if p.sms is not None]
     tenant_rate = tenant.rate_per_second or settings.tenant_rate_per_second
-    waits = (throttle or NoThrottle()).reserve_batch(tenant_id, tenant_rate, len(sms_list)) if sms_list else []
-    outcomes = _send_marked(sessions, tenant_id, claimed_at, sms_list, waits, gateway, executor)
+    try:
+        waits = (throttle or NoThrottle()).reserve_batch(tenant_id, tenant_rate, len(sms_list)) if sms_list else []
+    except ThrottleUnavailable as exc:
+        waits, not_sent = [], SendOutcome(OutcomeKind.DEFERRED, error=f"not sent: {exc}")
+    else:
+        not_sent = SendOutcome(OutcomeKind.RETRY, error="send rate limit reached; retrying later")
+    outcomes = _send_marked(sessions, tenant_id, claimed_at, sms_list, waits, not_sent, gateway, executor)
     report = SendReport()
     batch_alerts = BatchAlerts()
     finished = [_record(item, outcomes.get(item.job.reminder_id), settings, report, batch_alerts) for item in prepared]
@@ -122,7 +134,9 @@ def send_reminders(
             # The dispatch lock before any row lock, in the same order as sweeps take them.
             repo.lock_for_dispatch()
         repo.finish_many(finished, claimed_at)
-        if top_up and not report.paused:
+        # Nothing more for a tenant whose batch could not send for reasons of ours: the tick publishes
+        # its waiting reminders once the breaker closes or the part is back.
+        if top_up and not (report.paused or report.deferred):
             return dispatch.stamp_next_batches(repo, settings, dt.datetime.now(dt.UTC))
         return []
 
@@ -145,13 +159,14 @@ def _send_marked(
     claimed_at: dt.datetime | None,
     sms_list: Sequence[OutboundSms],
     waits: Sequence[float],
+    no_slot: SendOutcome,
     gateway: SmsGateway,
     executor: Executor,
 ) -> dict[int, SendOutcome]:
     """Send each SMS at its rate-limit slot, marking each group of slots started (committed) first.
 
-    An SMS without a slot, or whose row this claim no longer holds, is not sent. After MessageBird
-    rejects the access key once, the rest of the batch is not sent either."""
+    An SMS without a slot (its outcome is ``no_slot``), or whose row this claim no longer holds, is not
+    sent. After MessageBird rejects the access key once, the rest of the batch is not sent either."""
     outcomes: dict[int, SendOutcome] = {}
     futures: dict[int, Future[SendOutcome]] = {}
     key_rejected = threading.Event()
@@ -178,14 +193,13 @@ def _send_marked(
                 started = TenantRepository(session, tenant_id).mark_started(ids, claimed_at) if claimed_at else set()
         except SQLAlchemyError as exc:
             error = f"not sent: database unavailable ({type(exc).__name__})"
-            outcomes.update({reminder_id: SendOutcome(OutcomeKind.RETRY, error=error) for reminder_id in ids})
+            outcomes.update({reminder_id: SendOutcome(OutcomeKind.DEFERRED, error=error) for reminder_id in ids})
             continue
         for index in group:
             reminder_id = int(sms_list[index].reference)
             if reminder_id in started:
                 futures[reminder_id] = executor.submit(send, sms_list[index], waits[index])
-    for sms in sms_list[len(waits) :]:
-        outcomes[int(sms.reference)] = SendOutcome(OutcomeKind.RETRY, error="send rate limit reached; retrying later")
+    outcomes.update({int(sms.reference): no_slot for sms in sms_list[len(waits) :]})
     outcomes.update({reminder_id: future.result() for reminder_id, future in futures.items()})
     return outcomes
 
@@ -250,10 +264,13 @@ def _record(
             ReminderStatus.SENT,
             {"provider_message_id": outcome.provider_id, "last_error": None, **rendered},
         )
-    if outcome.kind == OutcomeKind.REJECTED_KEY:
+    if outcome.kind in (OutcomeKind.REJECTED_KEY, OutcomeKind.DEFERRED):
         # Not the message's fault and nothing was sent: the attempt does not count, and the row waits
-        # unpublished until the breaker closes.
-        report.paused += 1
+        # unpublished for the recovery tick (which, for a rejected key, waits for the breaker to close).
+        if outcome.kind == OutcomeKind.REJECTED_KEY:
+            report.paused += 1
+        else:
+            report.deferred += 1
         values = {"last_error": outcome.error, "enqueued_at": None, "attempts": job.attempts - 1}
         return job.reminder_id, ReminderStatus.PENDING, values
     if outcome.kind == OutcomeKind.RETRY and job.attempts < settings.send_max_attempts:

@@ -338,3 +338,32 @@ def test_beat_exits_non_zero_with_one_line_when_redis_comes_back_with_another_pa
     assert beat.process.returncode == 2
     assert "rejected the credentials" in beat.text().splitlines()[-1]
     assert REDIS_PASSWORD not in beat.text() and "rotated-elsewhere" not in beat.text()
+
+
+def test_tasks_lost_with_redis_data_are_published_again_at_the_next_recovery_tick(
+    sessions, make_tenant, redis_server, start_worker, start_beat
+):
+    server = redis_server(False)
+    tenant = with_due(sessions, make_tenant(), shard=10, count=120)
+    with MessageBirdEmulator(access_key=ACCESS_KEY) as gateway:
+        # The default REQUEUE_AFTER_SECONDS: only noticing the loss can bring the lost tasks back soon.
+        env = {"REDIS_URL": server.url, "MESSAGEBIRD_ENDPOINT": gateway.url, **FAST, "REQUEUE_AFTER_SECONDS": "600"}
+        # Only the control queue for now, so the tenant's tasks wait in Redis as in a busy shard.
+        control = start_worker("--queues", constants.CONTROL_QUEUE, **env)
+        start_beat(**env)
+        wait_until(lambda: server.client.exists(constants.BROKER_MARKER_KEY), 30, "the first recovery tick")
+        queue = CeleryReminderQueue(create_app(control.settings))
+        assert sweep_tenant(sessions, tenant.slug, queue, control.settings).enqueued > 0
+        assert server.client.llen(constants.shard_queue(10)) > 0
+
+        server.stop(signal.SIGKILL)  # back empty: the queued tasks are gone
+        back = server.start()
+        start_worker("--shards", "10", **env)
+        took = first_times(
+            {"all sent": lambda: {row.status for row in rows(sessions, tenant.id)} == {"sent"}}, back, 60
+        )
+        references = accepted_for(gateway, sessions, tenant.id)
+
+    print(f"\nRedis lost its queued tasks: all 120 reminders sent {took['all sent']:.1f} s after it answered again")
+    assert len(references) == len(set(references)) == 120
+    assert "Redis lost its queued tasks" in control.text()
