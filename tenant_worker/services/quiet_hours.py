@@ -2,7 +2,8 @@
 
 Sweeps and send tasks never schedule a send for later: outside the window they leave the reminder
 ``pending`` and unpublished (a countdown of hours would exceed the Redis visibility timeout and be
-redelivered in a loop). A beat task runs :func:`release_deferred` every minute and publishes them
+redelivered in a loop). The recovery tick (:mod:`tenant_worker.services.recovery`) runs
+:func:`release_deferred` every ``RECOVERY_INTERVAL_SECONDS`` and publishes them
 for every tenant whose window is open, which is also how reminders the broker refused, or whose
 task was lost, get published again without waiting for the next daily sweep.
 """

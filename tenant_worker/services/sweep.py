@@ -41,8 +41,8 @@ class SweepReport:
     not_enqueued: int = 0
     # Pending reminders left in the ledger for the tenant's finished batches to publish (fairness).
     backlog: int = 0
-    # Pending reminders held back because the tenant's sending window is closed; the beat task
-    # ``release_deferred`` publishes them when it opens.
+    # Pending reminders held back because the tenant's sending window is closed; the recovery
+    # tick publishes them when it opens.
     deferred: int = 0
     error: str | None = None
 
