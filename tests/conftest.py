@@ -28,6 +28,7 @@ import pytest
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from tenant_worker import constants
 from tenant_worker.adapters.catalog import CustomerRecord, TenantCatalog
 from tenant_worker.adapters.db import session_factory, upgrade_database
 from tenant_worker.adapters.orm import TenantRow
@@ -346,3 +347,47 @@ def put_on_queue(sessions: sessionmaker[Session], tenant: TenantRow, queue_name:
     with sessions.begin() as session:
         session.execute(update(TenantRow).where(TenantRow.id == tenant.id).values(queue=queue_name))
     tenant.queue = queue_name
+
+
+BEAT_LOCK_KEY = constants.REDBEAT_KEY_PREFIX + ":lock"
+
+
+class Beat:
+    """A running ``tenant-worker beat`` and its log."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.process, self.log = process, log
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def holds(self, server: Any) -> bool:
+        """The beat lock in ``server.client``'s Redis holds this process's token (``host:pid:random``)."""
+        try:
+            token = server.client.get(BEAT_LOCK_KEY)
+        except redis.RedisError:
+            return False
+        return token is not None and token.split(":")[1] == str(self.process.pid)
+
+
+@pytest.fixture
+def start_beat(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Beat]]:
+    """Start real ``tenant-worker beat`` processes with extra environment; all killed afterwards."""
+    started: list[Beat] = []
+
+    def start(**env: str) -> Beat:
+        log = tmp_path / f"beat-{len(started)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [str(BIN / "tenant-worker"), "beat", "--loglevel", "INFO"],
+                env={**worker_env, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+            )  # fmt: skip
+        beat = Beat(process, log)
+        started.append(beat)
+        return beat
+
+    yield start
+    for beat in started:
+        if beat.process.poll() is None:
+            beat.process.kill()
+            beat.process.wait(10)

@@ -14,6 +14,7 @@ It extends the consumer that sets malformed messages aside (``adapters/celery_co
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from tenant_worker.adapters.celery_consumer import Consumer as ScreeningConsumer
 RECONNECT_INTERVALS = {"interval_start": 1.0, "interval_step": 1.0, "interval_max": 2.0}
 
 Errback = Callable[[Exception, float], None]
+log = logging.getLogger(__name__)
 
 
 class Consumer(ScreeningConsumer):
@@ -44,6 +46,29 @@ class Consumer(ScreeningConsumer):
             return super().ensure_connected(conn)
         finally:
             del conn.ensure_connection
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        """Celery's handling of a lost broker, with the old connection closed safely.
+
+        Celery closes the broken connection through ``ignore_errors``, which lets only connection
+        errors pass. With a message delivered but not yet acknowledged (a task running when Redis
+        died), kombu 5.7's Redis channel restores it while closing, through a transport whose client
+        is already gone, and raises ``AttributeError``: Celery calls that an unrecoverable error and
+        stops the worker (seen when Redis restarted while a recovery tick ran). Redis has those
+        messages in its own unacked set anyway (restored after the visibility timeout), so a failed
+        restore on the way out loses nothing: log it and go on reconnecting."""
+        connection = self.connection
+        if connection is not None:
+            close = connection.close
+
+            def close_safely() -> None:
+                try:
+                    close()
+                except AttributeError as error:
+                    log.warning("closing the lost broker connection failed (%r); reconnecting anyway", error)
+
+            connection.close = close_safely
+        super().on_connection_error_after_connected(exc)
 
 
 def sparse(errback: Errback | None) -> Errback | None:

@@ -33,7 +33,16 @@ from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
-from tests.conftest import ACCESS_KEY, BIN, REDIS_PASSWORD, add_customers, customer, free_port, put_on_queue, wait_until
+from tests.conftest import (
+    ACCESS_KEY,
+    REDIS_PASSWORD,
+    Beat,
+    add_customers,
+    customer,
+    free_port,
+    put_on_queue,
+    wait_until,
+)
 
 LOCK_TIMEOUT = 6
 LOCK_KEY = constants.REDBEAT_KEY_PREFIX + ":lock"
@@ -104,46 +113,6 @@ def redis_server(tmp_path: Path) -> Iterator[Callable[[bool], RedisServer]]:
     yield make
     for server in servers:
         server.stop(signal.SIGKILL)
-
-
-class Beat:
-    """A running ``tenant-worker beat`` and its log."""
-
-    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.process, self.log = process, log
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def holds(self, server: RedisServer) -> bool:
-        """The lock holds this process's token (``host:pid:random``)."""
-        try:
-            token = server.client.get(LOCK_KEY)
-        except redis.RedisError:
-            return False
-        return token is not None and token.split(":")[1] == str(self.process.pid)
-
-
-@pytest.fixture
-def start_beat(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Beat]]:
-    started: list[Beat] = []
-
-    def start(**env: str) -> Beat:
-        log = tmp_path / f"beat-{len(started)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [str(BIN / "tenant-worker"), "beat", "--loglevel", "INFO"],
-                env={**worker_env, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
-            )  # fmt: skip
-        beat = Beat(process, log)
-        started.append(beat)
-        return beat
-
-    yield start
-    for beat in started:
-        if beat.process.poll() is None:
-            beat.process.kill()
-            beat.process.wait(10)
 
 
 def recover_ran_after(server: RedisServer, moment: dt.datetime) -> bool:

@@ -14,11 +14,8 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import psycopg
-import pytest
 import redis
 from sqlalchemy import select
 
@@ -71,28 +68,6 @@ def tenant_with_due(sessions, tenant: TenantRow, shard: int, count: int, days: i
     due = local_today(tenant.timezone) + dt.timedelta(days=days)
     add_customers(sessions, tenant, [customer(f"c{i}", due) for i in range(count)])
     return tenant
-
-
-@pytest.fixture
-def start_beat(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start real ``tenant-worker beat`` processes; all killed afterwards."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(**env: str) -> subprocess.Popen[bytes]:
-        log = tmp_path / f"beat-{len(started)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [str(BIN / "tenant-worker"), "beat", "--loglevel", "INFO"],
-                env={**worker_env, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
-            )  # fmt: skip
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
 
 
 def isolated(redis_url: str, db: int, emulator: MessageBirdEmulator, **extra: str) -> dict[str, str]:
