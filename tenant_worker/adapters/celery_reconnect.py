@@ -14,9 +14,11 @@ It extends the consumer that sets malformed messages aside (``adapters/celery_co
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
+
+from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tenant_worker.adapters.celery_consumer import Consumer as ScreeningConsumer
 
@@ -26,7 +28,23 @@ from tenant_worker.adapters.celery_consumer import Consumer as ScreeningConsumer
 RECONNECT_INTERVALS = {"interval_start": 1.0, "interval_step": 1.0, "interval_max": 2.0}
 
 Errback = Callable[[Exception, float], None]
-log = logging.getLogger(__name__)
+_connparams: Callable[..., Any] = kombu_redis.Channel._connparams
+
+
+def _closed_channel_is_a_connection_error(channel: Any, asynchronous: bool = False) -> Any:
+    """kombu 5.7's Redis channel, used after its connection was closed, fails with ``AttributeError``
+    (the transport's client is gone) where it means "not connected". That happens whenever Redis dies
+    while a task runs: closing the lost connection restores the task's unacked message, and the task's
+    ack arrives after the close. Celery tolerates connection errors there (it logs them and
+    reconnects; the message stays in Redis's unacked set, redelivered after the visibility timeout)
+    but takes ``AttributeError`` for an unrecoverable error and stops the worker. Raising the
+    connection error it means keeps the worker up; seen in the Redis restart tests."""
+    if channel.connection.client is None:
+        raise RedisConnectionError("the broker connection was closed")
+    return _connparams(channel, asynchronous)
+
+
+setattr(kombu_redis.Channel, "_connparams", _closed_channel_is_a_connection_error)  # noqa: B010
 
 
 class Consumer(ScreeningConsumer):
@@ -46,29 +64,6 @@ class Consumer(ScreeningConsumer):
             return super().ensure_connected(conn)
         finally:
             del conn.ensure_connection
-
-    def on_connection_error_after_connected(self, exc: Exception) -> None:
-        """Celery's handling of a lost broker, with the old connection closed safely.
-
-        Celery closes the broken connection through ``ignore_errors``, which lets only connection
-        errors pass. With a message delivered but not yet acknowledged (a task running when Redis
-        died), kombu 5.7's Redis channel restores it while closing, through a transport whose client
-        is already gone, and raises ``AttributeError``: Celery calls that an unrecoverable error and
-        stops the worker (seen when Redis restarted while a recovery tick ran). Redis has those
-        messages in its own unacked set anyway (restored after the visibility timeout), so a failed
-        restore on the way out loses nothing: log it and go on reconnecting."""
-        connection = self.connection
-        if connection is not None:
-            close = connection.close
-
-            def close_safely() -> None:
-                try:
-                    close()
-                except AttributeError as error:
-                    log.warning("closing the lost broker connection failed (%r); reconnecting anyway", error)
-
-            connection.close = close_safely
-        super().on_connection_error_after_connected(exc)
 
 
 def sparse(errback: Errback | None) -> Errback | None:

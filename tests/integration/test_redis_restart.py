@@ -336,3 +336,28 @@ def test_tasks_lost_with_redis_data_are_published_again_at_the_next_recovery_tic
     print(f"\nRedis lost its queued tasks: all 120 reminders sent {took['all sent']:.1f} s after it answered again")
     assert len(references) == len(set(references)) == 120
     assert "Redis lost its queued tasks" in control.text()
+
+
+def test_a_task_finishing_after_redis_died_under_it_does_not_stop_the_worker(
+    sessions, make_tenant, redis_server, start_worker
+):
+    server = redis_server(False)
+    first = with_due(sessions, make_tenant(), shard=11, count=5)
+    second = with_due(sessions, make_tenant(), shard=11, count=1)
+    with MessageBirdEmulator(access_key=ACCESS_KEY, latency=3.0) as gateway:
+        env = {
+            "REDIS_URL": server.url, "MESSAGEBIRD_ENDPOINT": gateway.url, **FAST,
+            "MESSAGEBIRD_READ_TIMEOUT": "10", "STALE_SENDING_SECONDS": "60",
+        }  # fmt: skip
+        worker = start_worker("--shards", "11", **env)
+        sweep_tenant(sessions, first.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+        wait_until(lambda: all(r.send_started_at for r in rows(sessions, first.id)), 30, "the batch to be sending")
+
+        server.stop(signal.SIGKILL)  # the task is running; its ack will find the connection gone
+        server.start()
+        wait_until(lambda: {r.status for r in rows(sessions, first.id)} == {"sent"}, 30, "the batch to finish")
+        sweep_tenant(sessions, second.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+        wait_until(lambda: accepted_for(gateway, sessions, second.id), 30, "the next reminder to be sent")
+
+    assert worker.process.poll() is None, "the worker stopped"
+    assert "Unrecoverable error" not in worker.text()
