@@ -23,26 +23,21 @@ from pathlib import Path
 import pytest
 import redis
 from redbeat.schedulers import RedBeatSchedulerEntry
-from sqlalchemy import select
 
 from tenant_worker import constants
-from tenant_worker.adapters.orm import ReminderRow, TenantRow
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import build_redis_url
 from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
-from tenant_worker.services.tenants import local_today
 from tests.conftest import (
     ACCESS_KEY,
     REDIS_PASSWORD,
     Beat,
-    add_customers,
-    customer,
     free_port,
-    put_on_queue,
     wait_until,
 )
+from tests.integration.test_self_healing import accepted_for, rows, tenant_with_due
 
 LOCK_TIMEOUT = 6
 LOCK_KEY = constants.REDBEAT_KEY_PREFIX + ":lock"
@@ -125,24 +120,6 @@ def recover_ran_after(server: RedisServer, moment: dt.datetime) -> bool:
     return last is not None and last > moment
 
 
-def rows(sessions, tenant_id: int) -> list[ReminderRow]:
-    with sessions() as session:
-        return list(session.scalars(select(ReminderRow).where(ReminderRow.tenant_id == tenant_id)))
-
-
-def accepted_for(emulator: MessageBirdEmulator, sessions, tenant_id: int) -> list[str]:
-    """References of the tenant's SMS the emulator accepted (the recovery tick serves every tenant)."""
-    ids = {str(row.id) for row in rows(sessions, tenant_id)}
-    return [r.reference for r in emulator.accepted() if r.reference in ids]
-
-
-def with_due(sessions, tenant: TenantRow, shard: int, count: int) -> TenantRow:
-    put_on_queue(sessions, tenant, constants.shard_queue(shard))
-    due = local_today(tenant.timezone) + dt.timedelta(days=1)
-    add_customers(sessions, tenant, [customer(f"c{i}", due) for i in range(count)])
-    return tenant
-
-
 def first_times(conditions: dict[str, Callable[[], object]], since: float, timeout: float) -> dict[str, float]:
     """Seconds from ``since`` until each condition first held, watching all of them at once."""
     found: dict[str, float] = {}
@@ -166,8 +143,8 @@ def test_worker_and_beat_carry_on_by_themselves_when_redis_restarts(
     append_only, stop_with, sessions, make_tenant, redis_server, start_worker, start_beat
 ):
     server = redis_server(append_only)
-    busy = with_due(sessions, make_tenant(), shard=8, count=60)
-    later = with_due(sessions, make_tenant(), shard=9, count=1)
+    busy = tenant_with_due(sessions, make_tenant(), shard=8, count=60)
+    later = tenant_with_due(sessions, make_tenant(), shard=9, count=1)
     with MessageBirdEmulator(access_key=ACCESS_KEY, latency=0.4) as gateway:
         env = {
             "REDIS_URL": server.url, "MESSAGEBIRD_ENDPOINT": gateway.url, **FAST,
@@ -313,7 +290,7 @@ def test_tasks_lost_with_redis_data_are_published_again_at_the_next_recovery_tic
     sessions, make_tenant, redis_server, start_worker, start_beat
 ):
     server = redis_server(False)
-    tenant = with_due(sessions, make_tenant(), shard=10, count=120)
+    tenant = tenant_with_due(sessions, make_tenant(), shard=10, count=120)
     with MessageBirdEmulator(access_key=ACCESS_KEY) as gateway:
         # The default REQUEUE_AFTER_SECONDS: only noticing the loss can bring the lost tasks back soon.
         env = {"REDIS_URL": server.url, "MESSAGEBIRD_ENDPOINT": gateway.url, **FAST, "REQUEUE_AFTER_SECONDS": "600"}
@@ -342,8 +319,8 @@ def test_a_task_finishing_after_redis_died_under_it_does_not_stop_the_worker(
     sessions, make_tenant, redis_server, start_worker
 ):
     server = redis_server(False)
-    first = with_due(sessions, make_tenant(), shard=11, count=5)
-    second = with_due(sessions, make_tenant(), shard=11, count=1)
+    first = tenant_with_due(sessions, make_tenant(), shard=11, count=5)
+    second = tenant_with_due(sessions, make_tenant(), shard=11, count=1)
     with MessageBirdEmulator(access_key=ACCESS_KEY, latency=3.0) as gateway:
         env = {
             "REDIS_URL": server.url, "MESSAGEBIRD_ENDPOINT": gateway.url, **FAST,
