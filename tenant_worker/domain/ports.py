@@ -99,6 +99,11 @@ class AlertSink(Protocol):
         """Report once that sending is paused for every tenant (the breaker opened)."""
         ...
 
+    def flush_due(self) -> int:
+        """Report what a per-incident window held back once it has passed (the recovery tick calls
+        it); returns how many reports were sent."""
+        ...
+
 
 class NoAlerts:
     """Alerts go nowhere (no ``SENTRY_DSN``, the CLI, unit tests)."""
@@ -110,6 +115,10 @@ class NoAlerts:
 
     def gateway_paused(self, reason: str) -> None:
         """Drop the report."""
+
+    def flush_due(self) -> int:
+        """Nothing is held back."""
+        return 0
 
 
 class EnqueueError(RuntimeError):

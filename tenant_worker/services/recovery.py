@@ -93,9 +93,7 @@ def recover(
             report.breaker = "open"
     if report.breaker != "open":
         report.released = quiet_hours.release_deferred(sessions, queue, settings, now)
-    flush = getattr(alerts, "flush_due", None)
-    if callable(flush):
-        flush()
+    alerts.flush_due()
     return report
 
 
