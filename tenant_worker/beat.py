@@ -10,10 +10,9 @@ import datetime as dt
 import logging
 from typing import Any
 
-from tenant_worker import runtime
-from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.adapters.redbeat_scheduler import TenantRedBeatScheduler
-from tenant_worker.services.schedules import ScheduleService
+from tenant_worker.bootstrap import Services, bootstrap
+from tenant_worker.celery_app import settings_of
 
 log = logging.getLogger("celery.beat")
 
@@ -30,6 +29,13 @@ class Scheduler(TenantRedBeatScheduler):
 
     _synced = True
     _sync_since: dt.datetime | None = None
+    _services: Services | None = None
+
+    def services(self) -> Services:
+        """Beat's ports, bootstrapped on first use on beat's own app."""
+        if self._services is None:
+            self._services = bootstrap(settings_of(self.app), self.app)
+        return self._services
 
     def on_leadership(self, down_since: dt.datetime | None) -> None:
         """Sync on the next tick (after the due entries are sent)."""
@@ -42,7 +48,7 @@ class Scheduler(TenantRedBeatScheduler):
             return interval
         self._synced = True
         try:
-            report = ScheduleService(runtime.sessions(), RedBeatStore(self.app)).sync(now=self._sync_since)
+            report = self.services().schedules().sync(now=self._sync_since)
         except Exception as exc:  # beat must keep sending what it has
             log.error("beat: schedule sync failed: %s", type(exc).__name__)
         else:

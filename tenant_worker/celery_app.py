@@ -1,7 +1,8 @@
 """The Celery application and its configuration; each setting says why it is what it is.
 
-Importing this module reads settings but opens no connection: prefork children fork after import,
-and Sentry, database pools and the MessageBird session are created lazily in each process.
+Importing this module reads settings and builds the app, as ``celery -A`` requires, but opens no
+connection: prefork children fork after import, and each process's ports (database pool, MessageBird
+session, Redis clients, Sentry) are built by ``bootstrap`` on first use, after the fork.
 """
 
 from __future__ import annotations
@@ -134,7 +135,15 @@ def create_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=True,
         worker_send_task_events=False,
     )
+    # The settings the app was built from: the tasks bootstrap their process's ports from the same ones.
+    celery.tenant_worker_settings = settings
     return celery
+
+
+def settings_of(celery: Celery) -> Settings:
+    """The settings ``celery`` was built from (see :func:`create_app`)."""
+    settings: Settings = celery.tenant_worker_settings
+    return settings
 
 
 class RedactingFilter(logging.Filter):

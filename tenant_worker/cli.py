@@ -9,18 +9,17 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tenant_worker import cli_errors, cli_onboard, cli_reminders, cli_schedule, cli_tenant, runtime
-from tenant_worker.adapters import catalog, csv_files
+from tenant_worker import cli_errors, cli_onboard, cli_reminders, cli_schedule, cli_tenant
+from tenant_worker.adapters import csv_files
 from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
-from tenant_worker.adapters.ledger_admin import LedgerAdmin
 from tenant_worker.adapters.redis_check import check_redis
 from tenant_worker.adapters.redis_queues import discarded_counts, queue_depths, reserved_count
+from tenant_worker.bootstrap import Services, build_gateway
 from tenant_worker.cli_common import print_result as _print
 from tenant_worker.cli_common import run_celery
-from tenant_worker.domain.model import TenantStatus
 from tenant_worker.services import customers, gateway_access, sharding, sweep
 
-Handler = Callable[[argparse.Namespace], int]
+Handler = Callable[[argparse.Namespace, Services], int]
 
 
 def _date(text: str) -> dt.date:
@@ -30,19 +29,18 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-12-31") from None
 
 
-def cmd_db_upgrade(_: argparse.Namespace) -> int:
+def cmd_db_upgrade(_: argparse.Namespace, services: Services) -> int:
     """Apply database migrations."""
-    upgrade_database(runtime.settings().database_url, shard_count=runtime.settings().shard_count)
+    upgrade_database(services.settings.database_url, shard_count=services.settings.shard_count)
     print("database is up to date")
     return 0
 
 
-def cmd_queues(args: argparse.Namespace) -> int:
+def cmd_queues(args: argparse.Namespace, services: Services) -> int:
     """Print the depth of every shard, dedicated, control and default queue."""
-    settings = runtime.settings()
-    with runtime.sessions()() as session:
-        infos = sharding.known_queues(session, settings.shard_count)
-    client = runtime.redis_client()
+    with services.uow() as tx:
+        infos = sharding.known_queues(tx, services.settings.shard_count)
+    client = services.redis
     depths = queue_depths(client, [info.name for info in infos])
     rows = [{"queue": i.name, "kind": i.kind, "depth": depths[i.name], "tenants": len(i.tenants)} for i in infos]
     discarded = discarded_counts(client)
@@ -62,11 +60,11 @@ def cmd_queues(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_customers_import(args: argparse.Namespace) -> int:
+def cmd_customers_import(args: argparse.Namespace, services: Services) -> int:
     """Import a customers CSV: all rows or none."""
     text = csv_files.read_csv_text(Path(args.file))
-    with runtime.sessions().begin() as session:
-        counts = customers.import_customers(session, args.slug, text, args.region)
+    with services.uow() as tx:
+        counts = customers.import_customers(tx, args.slug, text, args.region)
     print(
         f"imported into {args.slug}: {counts.created} created, {counts.updated} updated "
         f"({counts.renewed} renewed), {counts.unchanged} unchanged"
@@ -74,21 +72,12 @@ def cmd_customers_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def cmd_sweep(args: argparse.Namespace, services: Services) -> int:
     """Sweep one tenant or all active ones."""
-    sessions = runtime.sessions()
-    if args.tenant:
-        slugs = [args.tenant]
-    else:
-        with sessions() as session:
-            slugs = [t.slug for t in catalog.list_tenants(session, TenantStatus.ACTIVE)]
+    slugs = [args.tenant] if args.tenant else sweep.tenants_to_sweep(services.uow)
     if args.dry_run:
-        return _dry_run(slugs, args)
-    settings = runtime.settings()
-    from tenant_worker.celery_app import app
-
-    queue = runtime.CeleryReminderQueue(app)
-    reports = [sweep.sweep_tenant(sessions, slug, queue, settings, args.date) for slug in slugs]
+        return _dry_run(slugs, args, services)
+    reports = [sweep.sweep_tenant(services.uow, slug, services.queue, services.settings, args.date) for slug in slugs]
     data = [r.as_dict() for r in reports]
 
     def table() -> None:
@@ -102,10 +91,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if any(r.not_enqueued for r in reports) else 0
 
 
-def _dry_run(slugs: Sequence[str], args: argparse.Namespace) -> int:
+def _dry_run(slugs: Sequence[str], args: argparse.Namespace, services: Services) -> int:
     out = []
     for slug in slugs:
-        tenant, day, lines = sweep.preview_sweep(runtime.sessions(), slug, args.date)
+        tenant, day, lines = sweep.preview_sweep(services.uow, slug, args.date)
         out.append({"tenant": slug, "local_date": day.isoformat(), "reminders": [vars(line) for line in lines]})
         if not args.json:
             print(f"{slug} {day}: {len(lines)} reminders would be created (dry run, nothing written)")
@@ -117,11 +106,10 @@ def _dry_run(slugs: Sequence[str], args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_reminders_list(args: argparse.Namespace) -> int:
+def cmd_reminders_list(args: argparse.Namespace, services: Services) -> int:
     """List a tenant's ledger."""
-    with runtime.sessions()() as session:
-        tenant = catalog.find_tenant(session, args.tenant)
-        rows = LedgerAdmin(session, tenant.id).list_reminders(args.status, args.limit)
+    with services.uow() as tx:
+        rows = tx.ledger(tx.catalog.find_tenant(args.tenant).id).list_reminders(args.status, args.limit)
     fields = ("id", "subscription_id", "expires_on", "window_days", "local_date", "status", "skip_reason")
     more = ("segments", "provider_message_id", "attempts", "last_error", "sent_at", "created_at")
     data = [{name: getattr(r, name) for name in fields + more} for r in rows]
@@ -145,23 +133,21 @@ def worker_selection(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]
     return parser.parse_known_args(list(argv))
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
+def cmd_worker(args: argparse.Namespace, services: Services) -> int:
     """Start a Celery worker consuming the selected queues (other options go to ``celery worker``)."""
-    settings = runtime.settings()
+    settings = services.settings
     settings.require_credentials()
     check_redis(settings.redis_url)
     check_database(settings.database_url, migrated=True)
     if settings.sms_backend == "messagebird":
-        gateway = runtime.build_gateway(settings)
-        line = gateway_access.check_key_at_start(settings, gateway, runtime.breaker())
+        gateway = build_gateway(settings)
+        line = gateway_access.check_key_at_start(settings, gateway, services.breaker)
         gateway.close()
         if line:
             print(line, file=sys.stderr)
     selection, extra = worker_selection(args.celery_args)
-    with runtime.sessions()() as session:
-        queues = sharding.worker_queues(
-            session, settings.shard_count, selection.shards, selection.queues, selection.tenant
-        )
+    with services.uow() as tx:
+        queues = sharding.worker_queues(tx, settings.shard_count, selection.shards, selection.queues, selection.tenant)
     # Engines must not cross the fork of a prefork pool (an operator may choose --pool prefork).
     get_engine(settings.database_url).dispose()
     # Celery's own status: 0 after a warm shutdown (SIGTERM), 1 when the worker stopped on an error
@@ -169,9 +155,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_celery("tenant_worker.celery_app:app", ["worker", "--queues", ",".join(queues), *extra])
 
 
-def cmd_beat(args: argparse.Namespace) -> int:
+def cmd_beat(args: argparse.Namespace, services: Services) -> int:
     """Start Celery beat for this app (extra arguments go to ``celery beat``)."""
-    settings = runtime.settings()
+    settings = services.settings
     settings.require_credentials()
     check_redis(settings.redis_url)
     check_database(settings.database_url, migrated=True)

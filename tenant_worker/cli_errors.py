@@ -18,12 +18,13 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from tenant_worker import runtime
 from tenant_worker.adapters.db import check_database
 from tenant_worker.adapters.redis_check import check_redis, describe_redis
-from tenant_worker.config import ConfigurationError, Settings, redact_text, redact_url, secrets_of
+from tenant_worker.bootstrap import Services, bootstrap
+from tenant_worker.config import ConfigurationError, Settings, load_settings, redact_text, redact_url, secrets_of
 from tenant_worker.domain.model import ValidationError
 from tenant_worker.domain.ports import EnqueueError
+from tenant_worker.domain.storage import StorageUnavailable
 from tenant_worker.domain.templates import TemplateError
 from tenant_worker.domain.windows import WindowsError
 from tenant_worker.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_UNAVAILABLE
@@ -63,13 +64,16 @@ def preflight(args: argparse.Namespace, settings: Settings) -> None:
         check_redis(settings.redis_url)
 
 
-def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace, debug: bool = False) -> int:
-    """Run a command after its pre-flight checks; any error becomes one line on stderr and its status."""
+def run(handler: Callable[[argparse.Namespace, Services], int], args: argparse.Namespace, debug: bool = False) -> int:
+    """Run a command after its pre-flight checks, on ports from the bootstrap; any error becomes one
+    line on stderr and its status."""
     settings: Settings | None = None
+    services: Services | None = None
     try:
-        settings = runtime.settings()
+        settings = load_settings()
         preflight(args, settings)
-        return handler(args)
+        services = bootstrap(settings)
+        return handler(args, services)
     except (Exception, KeyboardInterrupt) as exc:
         status, line = explain(exc, settings)
         secrets = secrets_of(settings) if settings else []
@@ -77,6 +81,9 @@ def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace, 
             print(redact_text("".join(traceback.format_exception(exc)), secrets), file=sys.stderr, end="")
         print(redact_text(line, secrets), file=sys.stderr)
         return status
+    finally:
+        if services is not None:
+            services.close()
 
 
 def explain(exc: BaseException, settings: Settings | None) -> tuple[int, str]:
@@ -84,6 +91,9 @@ def explain(exc: BaseException, settings: Settings | None) -> tuple[int, str]:
     if isinstance(exc, ValidationError | TemplateError | WindowsError):
         problems = getattr(exc, "problems", None) or [str(exc)]
         return EXIT_INVALID, "error: " + "\n  ".join(["invalid input:", *problems])
+    if isinstance(exc, StorageUnavailable) and exc.__cause__ is not None:
+        # The storage adapter's translation of a driver error: diagnose the driver's own error.
+        return explain(exc.__cause__, settings)
     if isinstance(exc, ConfigurationError):
         return getattr(exc, "exit_status", EXIT_INVALID), f"error: {exc}"
     if isinstance(exc, KeyboardInterrupt):

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tenant_worker import runtime
-from tenant_worker.adapters.redbeat import RedBeatStore
+from tenant_worker.bootstrap import Services
 from tenant_worker.services import onboarding
 from tenant_worker.services.definitions import parse_definition, read_definition_file
 
@@ -36,21 +35,16 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _store() -> RedBeatStore:
-    from tenant_worker.celery_app import create_app
-
-    return RedBeatStore(create_app(runtime.settings()))
-
-
-def cmd_onboard(args: argparse.Namespace) -> int:
+def cmd_onboard(args: argparse.Namespace, services: Services) -> int:
     """Validate a definition (and customers CSV), then create/update the tenant and its schedule."""
     definition = parse_definition(read_definition_file(Path(args.file)))
     report = onboarding.onboard(
-        runtime.sessions(),
-        _store(),
+        services.uow,
+        services.schedule_store,
         definition,
         Path(args.customers) if args.customers else None,
         args.region,
+        shard_count=services.settings.shard_count,
         dry_run=args.dry_run,
         allow_rejects=args.allow_rejects,
         progress=ProgressBar("customers"),
@@ -72,10 +66,10 @@ def cmd_onboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_offboard(args: argparse.Namespace) -> int:
+def cmd_offboard(args: argparse.Namespace, services: Services) -> int:
     """Pause, drain and remove a tenant's schedule (data kept unless --purge)."""
     report = onboarding.offboard(
-        runtime.sessions(), _store(), args.slug, purge=args.purge, drain_timeout=args.drain_timeout
+        services.uow, services.schedule_store, args.slug, purge=args.purge, drain_timeout=args.drain_timeout
     )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))

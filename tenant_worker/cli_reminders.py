@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 import sys
 
-from tenant_worker import runtime
+from tenant_worker.bootstrap import Services
 from tenant_worker.cli_common import print_result
 from tenant_worker.config import ConfigurationError
 from tenant_worker.services import resend
@@ -23,15 +23,14 @@ def _instant(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def cmd_reminders_retry(args: argparse.Namespace) -> int:
+def cmd_reminders_retry(args: argparse.Namespace, services: Services) -> int:
     """Show the count, ask (unless --yes), reopen the reminders and publish them."""
     if args.status == "unknown" and not args.allow_duplicates:
         raise ConfigurationError(
             "unknown reminders may already have been delivered; resending them can text a customer twice. "
             "Check them first, then pass --allow-duplicates"
         )
-    sessions = runtime.sessions()
-    count = resend.count_resendable(sessions, args.tenant, args.status, args.since)
+    count = resend.count_resendable(services.uow, args.tenant, args.status, args.since)
     since = f" since {args.since.isoformat()}" if args.since else ""
     what = f"{count} {args.status} reminders of {args.tenant}{since}"
     if args.dry_run or count == 0:
@@ -48,10 +47,7 @@ def cmd_reminders_retry(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing changed")
             return 1
-    from tenant_worker.celery_app import app
-
-    queue = runtime.CeleryReminderQueue(app)
-    report = resend.resend(sessions, args.tenant, args.status, args.since, queue, runtime.settings())
+    report = resend.resend(services.uow, args.tenant, args.status, args.since, services.queue, services.settings)
     summary = f"{report.reopened} reminders of {args.tenant} back to pending, {report.published} published now"
     summary += f"; {report.error}" if report.error else "; the rest follow as batches finish"
     print_result(report.as_dict(), args.json, lambda: print(summary))

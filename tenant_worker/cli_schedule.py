@@ -7,12 +7,8 @@ import datetime as dt
 import json
 from typing import Any
 
-from tenant_worker import runtime, schedules
+from tenant_worker.bootstrap import Services
 from tenant_worker.domain.localtime import parse_hhmm
-
-
-def _service() -> schedules.ScheduleService:
-    return schedules.connect(runtime.settings())
 
 
 def _out(data: Any, as_json: bool, text: str) -> int:
@@ -44,16 +40,16 @@ def _time(text: str) -> dt.time:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace, services: Services) -> int:
     """List every tenant's schedule."""
-    rows = _service().list_all()
+    rows = services.schedules().list_all()
     header = f"{'TENANT':<24} {'STATE':<8} TIME  {'TIMEZONE':<24} NEXT RUN (LOCAL)"
     return _out(rows, args.json, "\n".join([header, *map(_line, rows)]))
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+def cmd_show(args: argparse.Namespace, services: Services) -> int:
     """Show one schedule, or its next N runs after an instant."""
-    service = _service()
+    service = services.schedules()
     if args.start is not None:
         runs = service.upcoming(args.slug, args.start, args.count)
         return _out(runs, args.json, "\n".join(f"{r['utc']}  local {r['local']}" for r in runs))
@@ -61,30 +57,30 @@ def cmd_show(args: argparse.Namespace) -> int:
     return _out(data, args.json, _detail(data))
 
 
-def cmd_set(args: argparse.Namespace) -> int:
+def cmd_set(args: argparse.Namespace, services: Services) -> int:
     """Change a tenant's send time (and zone)."""
-    data = _service().set_time(args.slug, args.time, args.timezone)
+    data = services.schedules().set_time(args.slug, args.time, args.timezone)
     return _out(data, args.json, _detail(data))
 
 
 def _state_command(action: str) -> Any:
-    def handler(args: argparse.Namespace) -> int:
-        data = getattr(_service(), action)(args.slug)
+    def handler(args: argparse.Namespace, services: Services) -> int:
+        data = getattr(services.schedules(), action)(args.slug)
         return _out(data, args.json, _detail(data))
 
     handler.__doc__ = f"{action.capitalize()} a tenant's schedule."
     return handler
 
 
-def cmd_run_now(args: argparse.Namespace) -> int:
+def cmd_run_now(args: argparse.Namespace, services: Services) -> int:
     """Publish the tenant's sweep now."""
-    task_id = _service().run_now(args.slug)
+    task_id = services.schedules().run_now(args.slug)
     return _out({"tenant": args.slug, "task_id": task_id}, args.json, f"sweep of {args.slug} published ({task_id})")
 
 
-def cmd_sync(args: argparse.Namespace) -> int:
+def cmd_sync(args: argparse.Namespace, services: Services) -> int:
     """Reconcile the tenants table with RedBeat."""
-    report = _service().sync()
+    report = services.schedules().sync()
     text = (
         f"{len(report.created)} created, {len(report.updated)} updated, "
         f"{len(report.removed)} removed, {report.unchanged} unchanged"

@@ -9,9 +9,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from tenant_worker import runtime
-from tenant_worker.adapters import catalog
-from tenant_worker.adapters.redbeat import RedBeatStore
+from tenant_worker.bootstrap import Services
 from tenant_worker.cli_common import parsed as _parsed
 from tenant_worker.cli_common import print_result as _print
 from tenant_worker.domain.localtime import SendingWindow, parse_hhmm, parse_window
@@ -19,10 +17,9 @@ from tenant_worker.domain.model import DEFAULT_SEND_TIME, TenantSpec
 from tenant_worker.domain.sms_limits import DEFAULT_MAX_SEGMENTS
 from tenant_worker.domain.windows import DEFAULT_WINDOWS, parse_windows
 from tenant_worker.services import sharding, tenants
-from tenant_worker.services.schedules import ScheduleService
 
 
-def cmd_tenant_create(args: argparse.Namespace) -> int:
+def cmd_tenant_create(args: argparse.Namespace, services: Services) -> int:
     """Create a tenant and its default template."""
     windows = parse_windows(args.windows) if args.windows else DEFAULT_WINDOWS
     spec = TenantSpec(
@@ -30,13 +27,11 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
         send_time=args.send_time, sending_window=args.sending_window,
         dedicated=args.dedicated, rate_per_second=args.rate, max_segments=args.max_segments,
     )  # fmt: skip
-    with runtime.sessions().begin() as session:
-        row = tenants.create_tenant(session, spec, args.template, runtime.settings().shard_count)
-        description = tenants.describe_tenant(session, row)
-    from tenant_worker.celery_app import app
-
+    with services.uow() as tx:
+        row = tenants.create_tenant(tx, spec, args.template, services.settings.shard_count)
+        description = tenants.describe_tenant(tx, row)
     try:
-        description["schedule"] = ScheduleService(runtime.sessions(), RedBeatStore(app)).apply(row)
+        description["schedule"] = services.schedules().apply(row)
     except (RedisError, OSError) as exc:
         # The tenant exists; beat's schedule sync creates the entry once Redis is back.
         description["schedule"] = "pending sync"
@@ -51,21 +46,18 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tenant_move(args: argparse.Namespace) -> int:
+def cmd_tenant_move(args: argparse.Namespace, services: Services) -> int:
     """Move a tenant to another shard or to its dedicated queue; queued work still runs exactly once."""
-    settings = runtime.settings()
+    settings = services.settings
     target = sharding.target_queue(args.slug, args.shard, args.dedicated, settings.shard_count)
-    from tenant_worker.celery_app import app
-
-    def announce() -> None:
-        runtime.announce_route_change(app, runtime.redis_client())
-
-    queue = runtime.CeleryReminderQueue(app)
     try:
-        report = sharding.move_tenant(runtime.sessions(), args.slug, target, queue, settings, announce)
+        report = sharding.move_tenant(
+            services.uow, args.slug, target, services.queue, settings, services.announce_route_change
+        )
         # The tenant's daily sweep follows it to the new queue now, not at the next schedule sync.
-        with runtime.sessions()() as session:
-            ScheduleService(runtime.sessions(), RedBeatStore(app)).apply(catalog.find_tenant(session, args.slug))
+        with services.uow() as tx:
+            moved = tx.catalog.find_tenant(args.slug)
+        services.schedules().apply(moved)
     except (RedisError, OSError) as exc:
         print(
             f"error: moved {args.slug} to {target}, but Redis is unreachable ({type(exc).__name__}): other "
@@ -85,10 +77,10 @@ def cmd_tenant_move(args: argparse.Namespace) -> int:
     return 1 if report.error else 0
 
 
-def cmd_tenant_list(args: argparse.Namespace) -> int:
+def cmd_tenant_list(args: argparse.Namespace, services: Services) -> int:
     """List tenants."""
-    with runtime.sessions()() as session:
-        rows = [tenants.describe_tenant(session, t) for t in catalog.list_tenants(session)]
+    with services.uow() as tx:
+        rows = [tenants.describe_tenant(tx, t) for t in tx.catalog.list_tenants()]
 
     def table() -> None:
         print(f"{'SLUG':<24} {'STATUS':<8} {'TIMEZONE':<24} {'WINDOWS':<10} NAME")
@@ -100,18 +92,18 @@ def cmd_tenant_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tenant_show(args: argparse.Namespace) -> int:
+def cmd_tenant_show(args: argparse.Namespace, services: Services) -> int:
     """Show one tenant with its templates."""
-    with runtime.sessions()() as session:
-        data = tenants.describe_tenant(session, catalog.find_tenant(session, args.slug))
+    with services.uow() as tx:
+        data = tenants.describe_tenant(tx, tx.catalog.find_tenant(args.slug))
     _print(data, args.json, lambda: print(json.dumps(data, indent=2)))
     return 0
 
 
-def cmd_tenant_template(args: argparse.Namespace) -> int:
+def cmd_tenant_template(args: argparse.Namespace, services: Services) -> int:
     """Save a template (validated now, not when an SMS is sent)."""
-    with runtime.sessions().begin() as session:
-        tenants.save_template(session, args.slug, args.text, args.window, args.locale)
+    with services.uow() as tx:
+        tenants.save_template(tx, args.slug, args.text, args.window, args.locale)
     print(f"template saved for {args.slug} (window {args.window or 'any'}, locale {args.locale or 'any'})")
     return 0
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit, urlunsplit
+
+from tenant_worker.domain.backoff import DATABASE_RECONNECT, RetryPolicy
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenant_worker"
 MESSAGEBIRD_REST_ENDPOINT = "https://rest.messagebird.com"
@@ -121,6 +123,16 @@ class Settings:
             raise ConfigurationError("BEAT_LOCK_TIMEOUT must be at least twice BEAT_MAX_INTERVAL (and both >= 1)")
         if self.broker_connection_max_retries < 0:
             raise ConfigurationError("BROKER_CONNECTION_MAX_RETRIES must be >= 0 (0 = retry forever)")
+
+    @property
+    def send_retry(self) -> RetryPolicy:
+        """Backoff of a send task's retry after a transient gateway error (counted in attempts)."""
+        return RetryPolicy(self.retry_base_seconds, self.retry_cap_seconds)
+
+    @property
+    def record_retry(self) -> RetryPolicy:
+        """How a send task waits out a database that dropped it while recording outcomes."""
+        return replace(DATABASE_RECONNECT, give_up_after=self.record_retry_seconds)
 
     @property
     def production(self) -> bool:

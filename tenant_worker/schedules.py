@@ -13,9 +13,8 @@ Connections are opened on first use, not by :func:`connect`.
 
 from __future__ import annotations
 
-from tenant_worker.adapters.db import session_factory
-from tenant_worker.adapters.redbeat import RedBeatStore
-from tenant_worker.config import Settings, load_settings
+from tenant_worker.bootstrap import bootstrap
+from tenant_worker.config import Settings
 from tenant_worker.services.schedules import ScheduleService, SyncReport, queue_for_tenant
 
 __all__ = ["ScheduleService", "SyncReport", "connect", "queue_for_tenant"]
@@ -23,7 +22,4 @@ __all__ = ["ScheduleService", "SyncReport", "connect", "queue_for_tenant"]
 
 def connect(settings: Settings | None = None) -> ScheduleService:
     """A :class:`ScheduleService` on the configured PostgreSQL and RedBeat Redis."""
-    from tenant_worker.celery_app import create_app
-
-    settings = settings or load_settings()
-    return ScheduleService(session_factory(settings.database_url), RedBeatStore(create_app(settings)))
+    return bootstrap(settings).schedules()

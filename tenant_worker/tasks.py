@@ -1,28 +1,40 @@
-"""Thin Celery tasks: parse arguments, build adapters, call one service."""
+"""Thin Celery tasks: parse arguments, take the process's ports from the bootstrap, call one service."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from typing import Any
 
 from celery import signals
 
-from tenant_worker import constants, runtime
+from tenant_worker import constants
 from tenant_worker.adapters import sentry
-from tenant_worker.adapters.redbeat import RedBeatStore
-from tenant_worker.celery_app import app
+from tenant_worker.bootstrap import Services, bootstrap
+from tenant_worker.celery_app import app, settings_of
 from tenant_worker.domain.ports import EnqueueError
 from tenant_worker.services import dispatch, recovery, sending, sweep
-from tenant_worker.services.schedules import ScheduleService
 
 log = logging.getLogger(__name__)
+
+# This worker process's composition root, bootstrapped by its first task (after the fork).
+_process: list[Services] = []
+_process_lock = threading.Lock()
+
+
+def services() -> Services:
+    """The worker process's ports: one bootstrap per process, on the worker's own app."""
+    with _process_lock:
+        if not _process:
+            _process.append(bootstrap(settings_of(app), app))
+        return _process[0]
 
 
 @signals.task_prerun.connect
 def _init_sentry(**_: Any) -> None:
     """Sentry starts on a process's first task: after the fork, whatever the pool type."""
-    sentry.init_sentry(runtime.settings())
+    sentry.init_sentry(services().settings)
 
 
 @signals.worker_process_shutdown.connect
@@ -35,25 +47,27 @@ def _flush_sentry(**_: Any) -> None:
 def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
     """Send a batch of one tenant's reminders, re-enqueue the transient failures with backoff, then
     publish the tenant's next batch from the ledger (the continuation that keeps shards fair)."""
+    ports = services()
     report = sending.send_reminders(
-        runtime.sessions(),
+        ports.uow,
         tenant_id,
         reminder_ids,
-        runtime.gateway(),
-        runtime.send_executor(),
-        runtime.settings(),
-        runtime.alerts(),
-        throttle=runtime.throttle(),
+        ports.gateway,
+        ports.executor,
+        ports.settings,
+        ports.alerts,
+        throttle=ports.throttle,
         top_up=True,
-        breaker=runtime.breaker(),
+        breaker=ports.breaker,
+        clock=ports.clock,
     )
-    queue = runtime.CeleryReminderQueue(app)
+    queue = ports.queue
     if report.retry_ids:
         try:
             # Routed like every send task, so the retry stays on the tenant's queue.
             queue.enqueue(tenant_id, report.retry_ids, countdown=report.retry_in)
         except EnqueueError as exc:
-            dispatch.mark_unpublished(runtime.sessions(), tenant_id, report.retry_ids)
+            dispatch.mark_unpublished(ports.uow, tenant_id, report.retry_ids)
             log.warning("retry of %d reminders left for the recovery tick: %s", len(report.retry_ids), exc)
     if report.deferred or report.paused:
         # Quiet hours began, or MessageBird rejects the key: the rest waits in the ledger for the
@@ -61,9 +75,7 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
         return {"deferred": report.deferred, "paused": report.paused}
     # The tenant's next batches were stamped in the transaction that recorded this batch's outcomes.
     following = dispatch.PublishReport(published=[])
-    dispatch.publish_batches(
-        runtime.sessions(), tenant_id, report.next_ids, queue, runtime.settings().send_batch_size, following
-    )
+    dispatch.publish_batches(ports.uow, tenant_id, report.next_ids, queue, ports.settings.send_batch_size, following)
     if following.error:
         log.warning("tenant %s: %s", tenant_id, following.error)
     return {
@@ -80,14 +92,14 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
 def sweep_tenant(slug: str, local_date: str | None = None) -> dict[str, Any]:
     """Claim and enqueue one tenant's due reminders."""
     day = dt.date.fromisoformat(local_date) if local_date else None
-    queue = runtime.CeleryReminderQueue(app)
-    return sweep.sweep_tenant(runtime.sessions(), slug, queue, runtime.settings(), day).as_dict()
+    ports = services()
+    return sweep.sweep_tenant(ports.uow, slug, ports.queue, ports.settings, day, ports.clock.now()).as_dict()
 
 
 @app.task(name=constants.TASK_SWEEP_ALL)
 def sweep_all_tenants() -> list[str]:
     """Fan out one sweep task per active tenant (manual catch-up; beat sweeps each tenant daily)."""
-    slugs = sweep.tenants_to_sweep(runtime.sessions())
+    slugs = sweep.tenants_to_sweep(services().uow)
     for slug in slugs:
         sweep_tenant.apply_async(args=[slug])  # the router puts it on the control queue
     return slugs
@@ -97,14 +109,16 @@ def sweep_all_tenants() -> list[str]:
 def recover() -> dict[str, Any]:
     """The recovery tick (beat, every RECOVERY_INTERVAL_SECONDS): settle reminders of lost workers,
     probe a paused gateway, publish what no live task carries, deliver held-back alert counts."""
+    ports = services()
     report = recovery.recover(
-        runtime.sessions(),
-        runtime.CeleryReminderQueue(app),
-        runtime.settings(),
-        runtime.alerts(),
-        runtime.gateway(),
-        runtime.breaker(),
-        runtime.broker_marker(),
+        ports.uow,
+        ports.queue,
+        ports.settings,
+        ports.alerts,
+        ports.gateway,
+        ports.breaker,
+        ports.broker_marker,
+        ports.clock.now(),
     )
     return report.as_dict()
 
@@ -119,4 +133,4 @@ def release_deferred() -> dict[str, Any]:
 @app.task(name=constants.TASK_SYNC_SCHEDULES)
 def sync_schedules() -> dict[str, Any]:
     """Reconcile the tenants table with RedBeat (run by beat every 15 minutes)."""
-    return ScheduleService(runtime.sessions(), RedBeatStore(app)).sync().as_dict()
+    return services().schedules().sync().as_dict()

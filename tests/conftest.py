@@ -29,16 +29,18 @@ import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenant_worker import constants
-from tenant_worker.adapters.catalog import CustomerRecord, TenantCatalog
+from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.db import session_factory, upgrade_database
 from tenant_worker.adapters.orm import TenantRow
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import Settings, build_redis_url, load_settings
 from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, SendOutcome, TenantSpec
+from tenant_worker.domain.records import CustomerRecord, Tenant
+from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.emulators.sentry import SentryRecorder
-from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.tenants import create_tenant
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -174,6 +176,12 @@ def sessions(database_url: str) -> sessionmaker[Session]:
 
 
 @pytest.fixture(scope="session")
+def uow(sessions: sessionmaker[Session]) -> UnitOfWorkFactory:
+    """Units of work on the test database (what the services take)."""
+    return sql_unit_of_work(sessions)
+
+
+@pytest.fixture(scope="session")
 def queue(settings: Settings) -> CeleryReminderQueue:
     """Publishes send tasks to the test Redis."""
     return CeleryReminderQueue(create_app(settings))
@@ -219,17 +227,17 @@ def unique_slug(prefix: str = "t") -> str:
 
 
 @pytest.fixture
-def make_tenant(sessions: sessionmaker[Session]) -> Callable[..., TenantRow]:
+def make_tenant(uow: UnitOfWorkFactory) -> Callable[..., Tenant]:
     """Create a tenant with a unique slug (each test makes its own)."""
 
     def make(
         timezone: str = "Europe/Amsterdam", windows: tuple[int, ...] = (5, 3, 1), template: str | None = None
-    ) -> TenantRow:
+    ) -> Tenant:
         # No quiet hours: these tenants are texted by a real worker at whatever time the suite runs.
         # Quiet hours have their own tests, with a clock they control.
         spec = TenantSpec(unique_slug(), "Acme Fiber", timezone, "AcmeFiber", "en", windows, sending_window=ALWAYS_OPEN)
-        with sessions.begin() as session:
-            return create_tenant(session, spec, template)
+        with uow() as tx:
+            return create_tenant(tx, spec, template, 16)
 
     return make
 
@@ -244,10 +252,10 @@ def customer(
     return replace(record, **extra)
 
 
-def add_customers(sessions: sessionmaker[Session], tenant: TenantRow, records: list[CustomerRecord]) -> None:
+def add_customers(sessions: sessionmaker[Session], tenant: Tenant, records: list[CustomerRecord]) -> None:
     """Insert customers and subscriptions for a tenant."""
-    with sessions.begin() as session:
-        TenantCatalog(session, tenant.id).upsert_customers(records)
+    with sql_unit_of_work(sessions)() as tx:
+        tx.catalog.upsert_customers(tenant.id, records)
 
 
 class RecordingGateway:
@@ -340,13 +348,13 @@ def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callabl
         worker.stop()
 
 
-def put_on_queue(sessions: sessionmaker[Session], tenant: TenantRow, queue_name: str) -> None:
-    """Assign a tenant's queue directly (before any process cached its route)."""
+def put_on_queue(sessions: sessionmaker[Session], tenant: Tenant, queue_name: str) -> Tenant:
+    """Assign a tenant's queue directly (before any process cached its route); the tenant as it is now."""
     from sqlalchemy import update
 
     with sessions.begin() as session:
         session.execute(update(TenantRow).where(TenantRow.id == tenant.id).values(queue=queue_name))
-    tenant.queue = queue_name
+    return replace(tenant, queue=queue_name)
 
 
 BEAT_LOCK_KEY = constants.REDBEAT_KEY_PREFIX + ":lock"

@@ -1,154 +1,177 @@
-"""Tenants, SMS templates, customers and subscriptions in PostgreSQL.
+"""Tenants, SMS templates, customers and subscriptions in PostgreSQL: the SQL catalog.
 
-Tenant administration (create, look up, list) is the one place that spans tenants; everything about a
-tenant's own customers and templates goes through :class:`TenantCatalog`, bound to one tenant id.
+:class:`SqlCatalog` implements ``domain.storage.Catalog`` inside one unit of work's session and hands
+out :class:`~tenant_worker.domain.records.Tenant` records, never rows, so no service holds an ORM
+object. Per-tenant methods take the tenant id and filter on it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tenant_worker.adapters import ledger_repair
 from tenant_worker.adapters.orm import CustomerRow, SmsTemplateRow, SubscriptionRow, TenantRow
-from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
+from tenant_worker.domain.records import TENANT_MUTABLE_FIELDS, CustomerRecord, ImportCounts, Template, Tenant
 from tenant_worker.domain.shards import queue_for_new_tenant
 
 
-def create_tenant(session: Session, spec: TenantSpec, shard_count: int = DEFAULT_SHARD_COUNT) -> TenantRow:
-    """Insert a validated tenant with its queue; a taken slug is a :class:`ValidationError`, not a crash.
-
-    The id is drawn from the sequence first because the shard queue is a function of it and the
-    column is NOT NULL: the row is complete from its first write.
-    """
-    tenant_id = int(session.execute(text("SELECT nextval(pg_get_serial_sequence('tenants', 'id'))")).scalar_one())
-    row = TenantRow(
-        id=tenant_id,
-        queue=queue_for_new_tenant(tenant_id, spec.slug, shard_count, dedicated=spec.dedicated),
-        rate_per_second=spec.rate_per_second,
-        max_segments=spec.max_segments,
-        slug=spec.slug,
-        name=spec.name,
-        timezone=spec.timezone,
-        locale=spec.locale,
-        originator=spec.originator,
-        windows=list(spec.windows),
-        status=spec.status.value,
-        send_time=spec.send_time,
-        window_start=spec.sending_window.start,
-        window_end=spec.sending_window.end,
+def tenant_record(row: TenantRow) -> Tenant:
+    """The domain record of a tenant row."""
+    return Tenant(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        timezone=row.timezone,
+        locale=row.locale,
+        originator=row.originator,
+        windows=tuple(row.windows),
+        status=row.status,
+        queue=row.queue,
+        rate_per_second=row.rate_per_second,
+        max_segments=row.max_segments,
+        send_time=row.send_time,
+        window_start=row.window_start,
+        window_end=row.window_end,
+        scheduled=row.scheduled,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        raise ValidationError([f"a tenant with slug {spec.slug!r} already exists"]) from None
-    return row
 
 
-def find_tenant(session: Session, slug: str) -> TenantRow:
-    """The tenant with ``slug``, or a clear error naming it."""
-    row = session.scalars(select(TenantRow).where(TenantRow.slug == slug)).first()
-    if row is None:
-        raise ValidationError([f"unknown tenant {slug!r} (see `tenant-worker tenant list`)"])
-    return row
+class SqlCatalog:
+    """``domain.storage.Catalog`` on PostgreSQL, in the caller's session (one unit of work)."""
 
-
-def get_tenant(session: Session, tenant_id: int) -> TenantRow:
-    """The tenant with primary key ``tenant_id`` (tasks carry ids, not slugs, so renames are safe)."""
-    row = session.get(TenantRow, tenant_id)
-    if row is None:
-        raise ValidationError([f"unknown tenant id {tenant_id}"])
-    return row
-
-
-def tenant_queues(session: Session) -> dict[str, list[str]]:
-    """Every queue some tenant is assigned to, with the slugs on it."""
-    queues: dict[str, list[str]] = {}
-    for queue, slug in session.execute(select(TenantRow.queue, TenantRow.slug).order_by(TenantRow.slug)):
-        queues.setdefault(queue, []).append(slug)
-    return queues
-
-
-def list_tenants(session: Session, status: TenantStatus | None = None) -> list[TenantRow]:
-    """Tenants ordered by slug, optionally only those with ``status``."""
-    query = select(TenantRow).order_by(TenantRow.slug)
-    if status is not None:
-        query = query.where(TenantRow.status == status.value)
-    return list(session.scalars(query))
-
-
-@dataclass(frozen=True)
-class CustomerRecord:
-    """One validated import row: a customer and their (single) subscription."""
-
-    external_ref: str
-    name: str
-    phone: str
-    plan: str
-    amount: Decimal
-    currency: str
-    expires_on: dt.date
-    opted_out: bool = False
-    status: str = "active"
-
-
-@dataclass(frozen=True)
-class ImportCounts:
-    """What an import changed."""
-
-    created: int = 0
-    updated: int = 0
-    renewed: int = 0
-    unchanged: int = 0
-
-
-class TenantCatalog:
-    """Templates and customers of one tenant."""
-
-    def __init__(self, session: Session, tenant_id: int) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
-        self.tenant_id = tenant_id
 
-    def save_template(self, body: str, window_days: int | None = None, locale: str | None = None) -> None:
-        """Create or replace the template for (window, locale); validate it before calling this."""
-        existing = self.session.scalars(
+    def create_tenant(self, spec: TenantSpec, shard_count: int) -> Tenant:
+        """Insert a validated tenant with its queue; a taken slug is a :class:`ValidationError`.
+
+        The id is drawn from the sequence first because the shard queue is a function of it and the
+        column is NOT NULL: the row is complete from its first write.
+        """
+        session = self.session
+        tenant_id = int(session.execute(text("SELECT nextval(pg_get_serial_sequence('tenants', 'id'))")).scalar_one())
+        row = TenantRow(
+            id=tenant_id,
+            queue=queue_for_new_tenant(tenant_id, spec.slug, shard_count, dedicated=spec.dedicated),
+            rate_per_second=spec.rate_per_second,
+            max_segments=spec.max_segments,
+            slug=spec.slug,
+            name=spec.name,
+            timezone=spec.timezone,
+            locale=spec.locale,
+            originator=spec.originator,
+            windows=list(spec.windows),
+            status=spec.status.value,
+            send_time=spec.send_time,
+            window_start=spec.sending_window.start,
+            window_end=spec.sending_window.end,
+            scheduled=True,
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            raise ValidationError([f"a tenant with slug {spec.slug!r} already exists"]) from None
+        return tenant_record(row)
+
+    def _row(self, slug: str, lock: bool = False) -> TenantRow:
+        query = select(TenantRow).where(TenantRow.slug == slug)
+        row = self.session.scalars(query.with_for_update() if lock else query).first()
+        if row is None:
+            raise ValidationError([f"unknown tenant {slug!r} (see `tenant-worker tenant list`)"])
+        return row
+
+    def find_tenant(self, slug: str, *, lock: bool = False) -> Tenant:
+        """The tenant with ``slug``, or a clear error naming it."""
+        return tenant_record(self._row(slug, lock))
+
+    def get_tenant(self, tenant_id: int) -> Tenant:
+        """The tenant with primary key ``tenant_id``."""
+        row = self.session.get(TenantRow, tenant_id)
+        if row is None:
+            raise ValidationError([f"unknown tenant id {tenant_id}"])
+        return tenant_record(row)
+
+    def list_tenants(self, status: TenantStatus | None = None, ids: Sequence[int] | None = None) -> list[Tenant]:
+        """Tenants ordered by slug, optionally only those with ``status`` or among ``ids``."""
+        query = select(TenantRow).order_by(TenantRow.slug)
+        if status is not None:
+            query = query.where(TenantRow.status == status.value)
+        if ids is not None:
+            query = query.where(TenantRow.id.in_(list(ids)))
+        return [tenant_record(row) for row in self.session.scalars(query)]
+
+    def save_tenant(self, tenant: Tenant) -> None:
+        """Write the changeable fields that differ (and ``updated_at`` if any did)."""
+        row = self.session.get(TenantRow, tenant.id)
+        if row is None:
+            raise ValidationError([f"unknown tenant id {tenant.id}"])
+        values = {name: getattr(tenant, name) for name in TENANT_MUTABLE_FIELDS}
+        values["windows"] = list(tenant.windows)
+        if _assign(row, **values):
+            row.updated_at = dt.datetime.now(dt.UTC)
+        self.session.flush()
+
+    def purge_tenant(self, tenant_id: int) -> None:
+        """Delete the tenant; the schema's cascades take customers, subscriptions and the ledger."""
+        self.session.execute(delete(SmsTemplateRow).where(SmsTemplateRow.tenant_id == tenant_id))
+        self.session.execute(delete(TenantRow).where(TenantRow.id == tenant_id))
+
+    def tenant_queues(self) -> dict[str, list[str]]:
+        """Every queue some tenant is assigned to, with the slugs on it."""
+        queues: dict[str, list[str]] = {}
+        for queue, slug in self.session.execute(select(TenantRow.queue, TenantRow.slug).order_by(TenantRow.slug)):
+            queues.setdefault(queue, []).append(slug)
+        return queues
+
+    def _template_row(self, tenant_id: int, window_days: int | None, locale: str | None) -> SmsTemplateRow | None:
+        return self.session.scalars(
             select(SmsTemplateRow).where(
-                SmsTemplateRow.tenant_id == self.tenant_id,
+                SmsTemplateRow.tenant_id == tenant_id,
                 SmsTemplateRow.window_days.is_(None)
                 if window_days is None
                 else SmsTemplateRow.window_days == window_days,
                 SmsTemplateRow.locale.is_(None) if locale is None else SmsTemplateRow.locale == locale,
             )
         ).first()
+
+    def save_template(self, tenant_id: int, template: Template) -> None:
+        """Create or replace the template for (window, locale); validate it before calling this."""
+        existing = self._template_row(tenant_id, template.window_days, template.locale)
         if existing is None:
             self.session.add(
-                SmsTemplateRow(tenant_id=self.tenant_id, window_days=window_days, locale=locale, body=body)
+                SmsTemplateRow(
+                    tenant_id=tenant_id, window_days=template.window_days, locale=template.locale, body=template.body
+                )
             )
-        else:
-            existing.body = body
+        elif existing.body != template.body:
+            existing.body = template.body
             existing.updated_at = dt.datetime.now(dt.UTC)
         self.session.flush()
 
-    def templates(self) -> list[SmsTemplateRow]:
+    def delete_template(self, tenant_id: int, window_days: int | None, locale: str | None) -> None:
+        """Delete the template of (window, locale), if any."""
+        existing = self._template_row(tenant_id, window_days, locale)
+        if existing is not None:
+            self.session.delete(existing)
+            self.session.flush()
+
+    def templates(self, tenant_id: int) -> list[Template]:
         """All templates of the tenant."""
-        return list(
-            self.session.scalars(
-                select(SmsTemplateRow)
-                .where(SmsTemplateRow.tenant_id == self.tenant_id)
-                .order_by(SmsTemplateRow.window_days, SmsTemplateRow.locale)
-            )
+        rows = self.session.scalars(
+            select(SmsTemplateRow)
+            .where(SmsTemplateRow.tenant_id == tenant_id)
+            .order_by(SmsTemplateRow.window_days, SmsTemplateRow.locale)
         )
+        return [Template(row.window_days, row.locale, row.body) for row in rows]
 
     def upsert_customers(
-        self, records: Sequence[CustomerRecord], progress: Callable[[int], None] | None = None
+        self, tenant_id: int, records: Sequence[CustomerRecord], progress: Callable[[int], None] | None = None
     ) -> ImportCounts:
         """Create or update customers and their subscription; a new ``expires_on`` is a renewal.
         ``progress`` is called with the number of records done so far, every 200 records and at the end."""
@@ -157,7 +180,7 @@ class TenantCatalog:
             for customer, subscription in self.session.execute(
                 select(CustomerRow, SubscriptionRow)
                 .join(SubscriptionRow, SubscriptionRow.customer_id == CustomerRow.id, isouter=True)
-                .where(CustomerRow.tenant_id == self.tenant_id)
+                .where(CustomerRow.tenant_id == tenant_id)
             )
         }
         created = updated = renewed = unchanged = 0
@@ -165,13 +188,13 @@ class TenantCatalog:
         for record in records:
             customer, subscription = existing.get(record.external_ref, (None, None))
             if customer is None:
-                customer = CustomerRow(tenant_id=self.tenant_id, external_ref=record.external_ref)
+                customer = CustomerRow(tenant_id=tenant_id, external_ref=record.external_ref)
                 self.session.add(customer)
                 created += 1
             customer_changed = _assign(customer, name=record.name, phone=record.phone, opted_out=record.opted_out)
             self.session.flush()
             if subscription is None:
-                subscription = SubscriptionRow(tenant_id=self.tenant_id, customer_id=customer.id)
+                subscription = SubscriptionRow(tenant_id=tenant_id, customer_id=customer.id)
                 self.session.add(subscription)
             elif subscription.expires_on != record.expires_on:
                 renewed += 1
@@ -208,14 +231,3 @@ def _assign(row: object, **values: object) -> bool:
             setattr(row, name, value)
             changed = True
     return changed
-
-
-def tenants_with_waiting_reminders(session: Session, published_before: dt.datetime) -> list[TenantRow]:
-    """Tenants with pending reminders that no queued task carries: held back by quiet hours or a
-    paused gateway, refused by the broker, or published so long ago that the task must be lost.
-    Both look-ups are index probes (see ``ledger_repair``), never a walk through the backlog."""
-    ids = set(ledger_repair.tenants_with_unpublished(session))
-    ids.update(ledger_repair.tenants_with_lost_tasks(session, published_before))
-    if not ids:
-        return []
-    return list(session.scalars(select(TenantRow).where(TenantRow.id.in_(ids)).order_by(TenantRow.slug)))

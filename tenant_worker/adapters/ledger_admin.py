@@ -1,23 +1,29 @@
-"""Operator-facing reads and changes of one tenant's ledger: the listing, one row, and reopening
-ended reminders for a resend. Kept apart from :class:`TenantRepository`'s dispatch statements, which
-run on every batch; these run when a person asks.
+"""The SQL ledger of one tenant: the dispatch statements plus the operator-facing ones (the listing,
+counts, reopening ended reminders for a resend). Kept apart from :class:`SqlLedgerCore`'s dispatch
+statements, which run on every batch; these run when a person asks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from tenant_worker.adapters.orm import ReminderRow
-from tenant_worker.adapters.repository import _CLOSED, _IN_FLIGHT, _WAITING, TenantRepository
+from tenant_worker.adapters.repository import _CLOSED, _IN_FLIGHT, _WAITING, SqlLedgerCore
+from tenant_worker.domain.records import ReminderView
 
 # Put in front of the previous error of a reopened row (once, however often it is reopened).
 _RESENT = "sent again by an operator after: "
 
 
-class LedgerAdmin(TenantRepository):
-    """One tenant's ledger as an operator sees it; every statement filters on ``tenant_id``."""
+class SqlLedger(SqlLedgerCore):
+    """``domain.storage.Ledger`` on PostgreSQL for one tenant; every statement filters on ``tenant_id``."""
+
+    def count_status(self, status: str) -> int:
+        """How many of the tenant's reminders have ``status``."""
+        query = select(func.count()).where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.status == status)
+        return int(self.session.scalar(query) or 0)
 
     def count_ended(self, status: str, since: dt.datetime | None) -> int:
         """Reminders with ``status`` (a closed one) that ended at or after ``since``."""
@@ -51,7 +57,7 @@ class LedgerAdmin(TenantRepository):
             )
         )
 
-    def list_reminders(self, status: str | None = None, limit: int = 1000) -> list[ReminderRow]:
+    def list_reminders(self, status: str | None = None, limit: int = 1000) -> list[ReminderView]:
         """The tenant's ledger (or the rows with ``status``), newest first: the newest ``limit`` of each
         partial index, merged, so a quiet tenant's rows are found without reading anyone else's."""
         ids = self.session.scalars(
@@ -72,10 +78,8 @@ class LedgerAdmin(TenantRepository):
         rows = self.session.scalars(
             select(ReminderRow).where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id.in_(ids))
         )
-        return sorted(rows, key=lambda row: row.id, reverse=True)
+        return [_view(row) for row in sorted(rows, key=lambda row: row.id, reverse=True)]
 
-    def get_reminder(self, reminder_id: int) -> ReminderRow | None:
-        """One ledger row of this tenant, or None (also when the id belongs to another tenant)."""
-        return self.session.scalars(
-            select(ReminderRow).where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id == reminder_id)
-        ).first()
+
+def _view(row: ReminderRow) -> ReminderView:
+    return ReminderView(**{field: getattr(row, field) for field in ReminderView.__dataclass_fields__})

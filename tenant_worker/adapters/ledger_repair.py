@@ -10,10 +10,11 @@ caller reports and republishes per tenant, through the tenant-scoped repository.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from tenant_worker.domain.records import RepairedRow
 
 # What a stale ``sending`` row becomes: its request never started -> back to pending (unpublished,
 # so the tenant's next top-up publishes it) unless it already lost its worker SEND_MAX_ATTEMPTS
@@ -37,66 +38,60 @@ _REPAIR_SQL = """
 """
 
 
-@dataclass(frozen=True)
-class RepairedRow:
-    """One row the tick settled, and what it became."""
+class SqlLedgerMaintenance:
+    """``domain.storage.LedgerMaintenance`` on PostgreSQL, in the caller's session."""
 
-    tenant_id: int
-    reminder_id: int
-    status: str
+    def __init__(self, session: Session) -> None:
+        self.session = session
 
+    def repair_stale_sending(self, claimed_before: dt.datetime, max_attempts: int, limit: int) -> list[RepairedRow]:
+        """Settle up to ``limit`` rows claimed before ``claimed_before`` and still ``sending``.
 
-def repair_stale_sending(
-    session: Session, claimed_before: dt.datetime, max_attempts: int, limit: int
-) -> list[RepairedRow]:
-    """Settle up to ``limit`` rows claimed before ``claimed_before`` and still ``sending``.
-
-    Atomic against the claim's own ``mark_started`` (row locks, re-checked after a wait), so a row is
-    either marked started by its live task or put back to pending here, never both."""
-    rows = session.execute(text(_REPAIR_SQL), {"before": claimed_before, "max_attempts": max_attempts, "limit": limit})
-    return [RepairedRow(row.tenant_id, row.id, row.status) for row in rows]
-
-
-def forget_publications(session: Session) -> int:
-    """Mark every published ``pending`` reminder unpublished: the broker lost their tasks (it lost its
-    data), so waiting ``REQUEUE_AFTER_SECONDS`` for them would only delay the tenants. Reads the
-    published rows' own index; a duplicate task for a row whose task did survive is harmless."""
-    result = session.execute(
-        text("UPDATE reminders SET enqueued_at = NULL WHERE status = 'pending' AND enqueued_at IS NOT NULL")
-    )
-    return int(getattr(result, "rowcount", 0))
-
-
-def tenants_with_lost_tasks(session: Session, published_before: dt.datetime) -> list[int]:
-    """Tenants with reminders published before ``published_before`` and still pending: their task
-    was lost (Redis restarted without its data, a worker killed between stamp and publish)."""
-    return list(
-        session.scalars(
-            text("""
-                SELECT DISTINCT tenant_id FROM reminders
-                 WHERE status = 'pending' AND enqueued_at IS NOT NULL AND enqueued_at < :before
-            """),
-            {"before": published_before},
+        Atomic against the claim's own ``mark_started`` (row locks, re-checked after a wait), so a row is
+        either marked started by its live task or put back to pending here, never both."""
+        rows = self.session.execute(
+            text(_REPAIR_SQL), {"before": claimed_before, "max_attempts": max_attempts, "limit": limit}
         )
-    )
+        return [RepairedRow(row.tenant_id, row.id, row.status) for row in rows]
 
-
-def tenants_with_unpublished(session: Session) -> list[int]:
-    """Tenants with pending reminders never published (quiet hours, a paused gateway, a refused
-    publish, a repaired row): a loose index scan of ``reminders_waiting_idx``, one probe per tenant,
-    however large their backlogs."""
-    return list(
-        session.scalars(
-            text("""
-                WITH RECURSIVE waiting(tenant_id) AS (
-                    (SELECT tenant_id FROM reminders WHERE status = 'pending' AND enqueued_at IS NULL
-                      ORDER BY tenant_id, id LIMIT 1)
-                    UNION ALL
-                    SELECT (SELECT r.tenant_id FROM reminders r
-                             WHERE r.status = 'pending' AND r.enqueued_at IS NULL AND r.tenant_id > w.tenant_id
-                             ORDER BY r.tenant_id, r.id LIMIT 1)
-                      FROM waiting w WHERE w.tenant_id IS NOT NULL)
-                SELECT tenant_id FROM waiting WHERE tenant_id IS NOT NULL
-            """)
+    def forget_publications(self) -> int:
+        """Mark every published ``pending`` reminder unpublished: the broker lost their tasks (it lost its
+        data), so waiting ``REQUEUE_AFTER_SECONDS`` for them would only delay the tenants. Reads the
+        published rows' own index; a duplicate task for a row whose task did survive is harmless."""
+        result = self.session.execute(
+            text("UPDATE reminders SET enqueued_at = NULL WHERE status = 'pending' AND enqueued_at IS NOT NULL")
         )
-    )
+        return int(getattr(result, "rowcount", 0))
+
+    def tenants_with_lost_tasks(self, published_before: dt.datetime) -> list[int]:
+        """Tenants with reminders published before ``published_before`` and still pending: their task
+        was lost (Redis restarted without its data, a worker killed between stamp and publish)."""
+        return list(
+            self.session.scalars(
+                text("""
+                    SELECT DISTINCT tenant_id FROM reminders
+                     WHERE status = 'pending' AND enqueued_at IS NOT NULL AND enqueued_at < :before
+                """),
+                {"before": published_before},
+            )
+        )
+
+    def tenants_with_unpublished(self) -> list[int]:
+        """Tenants with pending reminders never published (quiet hours, a paused gateway, a refused
+        publish, a repaired row): a loose index scan of ``reminders_waiting_idx``, one probe per tenant,
+        however large their backlogs."""
+        return list(
+            self.session.scalars(
+                text("""
+                    WITH RECURSIVE waiting(tenant_id) AS (
+                        (SELECT tenant_id FROM reminders WHERE status = 'pending' AND enqueued_at IS NULL
+                          ORDER BY tenant_id, id LIMIT 1)
+                        UNION ALL
+                        SELECT (SELECT r.tenant_id FROM reminders r
+                                 WHERE r.status = 'pending' AND r.enqueued_at IS NULL AND r.tenant_id > w.tenant_id
+                                 ORDER BY r.tenant_id, r.id LIMIT 1)
+                          FROM waiting w WHERE w.tenant_id IS NOT NULL)
+                    SELECT tenant_id FROM waiting WHERE tenant_id IS NOT NULL
+                """)
+            )
+        )

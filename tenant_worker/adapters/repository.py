@@ -1,7 +1,8 @@
 """Tenant-scoped data access on PostgreSQL.
 
-:class:`TenantRepository` is bound to one tenant id at construction and every statement it runs
-filters on that id, so a service holding tenant A's repository cannot read or change tenant B's rows
+The ledger (``SqlLedgerCore`` and its subclass ``SqlLedger``) is bound to one tenant id at
+construction and every statement it runs filters on that id, so a service holding tenant A's ledger
+cannot read or change tenant B's rows
 (the composite foreign keys in ``orm`` make cross-tenant rows impossible to create as well).
 The reminder claim is one set-based ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``
 implementing :func:`tenant_worker.domain.windows.due_window`, so a sweep's cost follows the number of
@@ -12,8 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Row, select, text, update
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.domain.model import ReminderStatus
+from tenant_worker.domain.records import OUTCOME_COLUMNS, DueReminder, LedgerWrite, SendJob
 
 # Subscriptions due on :today, with the window the rule picks and the reason to skip, if any.
 _DUE_SQL = """
@@ -64,35 +64,9 @@ _PREVIEW_SQL = f"""
 """
 
 
-@dataclass(frozen=True)
-class SendJob:
-    """Everything needed to render and send one reminder (or to show it in a dry run)."""
-
-    reminder_id: int
-    window_days: int
-    expires_on: dt.date
-    customer_name: str
-    phone: str | None
-    plan: str
-    amount: Decimal
-    currency: str
-    attempts: int = 0
-    # The claim's token (see TenantRepository.start_sending); None outside a claim (dry runs).
-    claimed_at: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class DueReminder:
-    """A reminder a sweep would create, for ``--dry-run``."""
-
-    subscription_id: int
-    expires_on: dt.date
-    window_days: int
-    skip_reason: str | None
-
-
-class TenantRepository:
-    """All reminder-ledger statements for one tenant; every query filters on ``tenant_id``."""
+class SqlLedgerCore:
+    """The dispatch statements of one tenant's ledger (run on every batch); every query filters on
+    ``tenant_id``. :class:`~tenant_worker.adapters.ledger_admin.SqlLedger` adds the operator's."""
 
     def __init__(self, session: Session, tenant_id: int) -> None:
         self.session = session
@@ -297,9 +271,7 @@ class TenantRepository:
         )
         return set(rows)
 
-    def finish_many(
-        self, outcomes: Sequence[tuple[int, ReminderStatus, dict[str, Any]]], claimed_at: dt.datetime | None
-    ) -> None:
+    def finish_many(self, outcomes: Sequence[LedgerWrite], claimed_at: dt.datetime | None) -> None:
         """Record the outcomes of a batch of send attempts (rows this claim holds in ``sending``).
 
         Rows setting the same columns share one ``UPDATE ... FROM unnest(arrays)``, so a batch of 50
@@ -317,7 +289,7 @@ class TenantRepository:
                 # The caller publishes the retry next; if that fails the row is re-published by a sweep.
                 values.setdefault("enqueued_at", now)
             columns = tuple(sorted(values))
-            unknown = set(columns) - _FINISH_COLUMNS.keys()
+            unknown = set(columns) - OUTCOME_COLUMNS - {"status", "updated_at"}
             if unknown:
                 raise ValueError(f"not a reminder outcome column: {sorted(unknown)}")
             groups.setdefault(columns, []).append({**values, "id": reminder_id})
@@ -343,8 +315,8 @@ _WAITING = "status = 'pending' AND enqueued_at IS NULL"
 _IN_FLIGHT = "(status = 'sending' OR (status = 'pending' AND enqueued_at IS NOT NULL))"
 _CLOSED = "status NOT IN ('pending', 'sending')"
 
-# The columns recording an outcome may set (interpolated into finish_many's UPDATE), with their SQL
-# types (the outcome arrays are cast to them).
+# The SQL types of the columns recording an outcome may set (records.OUTCOME_COLUMNS, interpolated
+# into finish_many's UPDATE; the outcome arrays are cast to them).
 _FINISH_COLUMNS = {
     "status": "text",
     "updated_at": "timestamptz",

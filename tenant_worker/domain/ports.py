@@ -1,13 +1,53 @@
-"""Interfaces the services depend on; adapters implement them (MessageBird, console, in-memory)."""
+"""Interfaces the services depend on besides storage (``domain.storage``): the SMS gateway, the task
+publisher, the schedule store, the clock, alerts and the shared breaker and rate limiter. Adapters
+implement them (MessageBird, Celery, RedBeat, Redis, Sentry); the unit tests' fakes implement them too."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from tenant_worker.domain.model import AccessCheck, OutboundSms, SendOutcome
+
+
+class Clock(Protocol):
+    """Time as the services see it: the wall clock for the ledger, a monotonic one for deadlines,
+    and sleeping (a fake clock in unit tests advances instead of waiting)."""
+
+    def now(self) -> dt.datetime:
+        """The current instant, aware, in UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back, for deadlines."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (threads of a batch sleep until their rate-limit slot)."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> dt.datetime:
+        """``datetime.now(UTC)``."""
+        return dt.datetime.now(dt.UTC)
+
+    def monotonic(self) -> float:
+        """``time.monotonic()``."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """``time.sleep``."""
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+SYSTEM_CLOCK = SystemClock()
 
 
 class SmsGateway(Protocol):
@@ -52,7 +92,7 @@ class BrokerMarker(Protocol):
 
 
 class ReminderQueue(Protocol):
-    """Puts send work on the broker."""
+    """The task publisher: puts send work on the broker (Celery in production)."""
 
     def enqueue(
         self, tenant_id: int, reminder_ids: list[int], countdown: float = 0.0, queue: str | None = None

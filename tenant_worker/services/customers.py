@@ -17,13 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy.orm import Session
-
-from tenant_worker.adapters import catalog, csv_files
-from tenant_worker.adapters.catalog import CustomerRecord, ImportCounts
+from tenant_worker.adapters import csv_files
 from tenant_worker.adapters.phones import InvalidPhoneError, normalize_phone
 from tenant_worker.domain.model import SubscriptionStatus, ValidationError
+from tenant_worker.domain.records import CustomerRecord, ImportCounts
 from tenant_worker.domain.sms_limits import MAX_AMOUNT, MAX_CUSTOMER_NAME_CHARS, MAX_EXTERNAL_REF_CHARS, MAX_PLAN_CHARS
+from tenant_worker.domain.storage import UnitOfWork
 
 REQUIRED_COLUMNS = ("external_ref", "name", "phone", "plan", "amount", "currency", "expires_on")
 OPTIONAL_COLUMNS = ("opted_out", "status")
@@ -149,10 +148,10 @@ def _shown(value: str) -> str:
 
 
 def import_customers(
-    session: Session, slug: str, lines: Iterable[str] | str, default_region: str | None = None
+    uow: UnitOfWork, slug: str, lines: Iterable[str] | str, default_region: str | None = None
 ) -> ImportCounts:
     """Validate the whole file, then upsert it in the caller's transaction (all rows or none)."""
     text = lines if isinstance(lines, str) else "".join(lines)
-    tenant = catalog.find_tenant(session, slug)
+    tenant = uow.catalog.find_tenant(slug)
     records = parse_customers_csv(text, default_region)
-    return catalog.TenantCatalog(session, tenant.id).upsert_customers(records)
+    return uow.catalog.upsert_customers(tenant.id, records)

@@ -22,11 +22,9 @@ import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.config import Settings
 from tenant_worker.domain.ports import EnqueueError, ReminderQueue
+from tenant_worker.domain.storage import Ledger, UnitOfWorkFactory
 
 
 @dataclass
@@ -47,7 +45,7 @@ def batches_allowed(outstanding_rows: int, batch_size: int, max_batches: int) ->
 
 
 def publish_next_batches(
-    sessions: sessionmaker[Session],
+    uow: UnitOfWorkFactory,
     tenant_id: int,
     queue: ReminderQueue,
     settings: Settings,
@@ -55,13 +53,13 @@ def publish_next_batches(
 ) -> PublishReport:
     """Publish the tenant's oldest unpublished pending reminders, up to its bound of batches."""
     now = now or dt.datetime.now(dt.UTC)
-    with sessions.begin() as session:
-        repo = TenantRepository(session, tenant_id)
+    with uow() as tx:
+        repo = tx.ledger(tenant_id)
         repo.lock_for_dispatch()
         ids = stamp_next_batches(repo, settings, now)
         backlog = count_backlog(repo, settings, now)
     report = PublishReport(published=[], backlog=backlog)
-    publish_batches(sessions, tenant_id, ids, queue, settings.send_batch_size, report)
+    publish_batches(uow, tenant_id, ids, queue, settings.send_batch_size, report)
     return report
 
 
@@ -70,12 +68,12 @@ def published_before(settings: Settings, now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(seconds=settings.requeue_after_seconds)
 
 
-def count_backlog(repo: TenantRepository, settings: Settings, now: dt.datetime) -> int:
+def count_backlog(repo: Ledger, settings: Settings, now: dt.datetime) -> int:
     """Pending reminders waiting in the ledger for a task (for reports; dispatching never counts)."""
     return repo.count_unpublished(published_before(settings, now))
 
 
-def stamp_next_batches(repo: TenantRepository, settings: Settings, now: dt.datetime) -> list[int]:
+def stamp_next_batches(repo: Ledger, settings: Settings, now: dt.datetime) -> list[int]:
     """Inside the caller's transaction, holding the tenant's dispatch lock: stamp the reminders the
     tenant may publish now (up to its bound of batches) and return their ids. Its cost depends on
     the batches in flight, not on the backlog, as every finished batch runs it."""
@@ -86,7 +84,7 @@ def stamp_next_batches(repo: TenantRepository, settings: Settings, now: dt.datet
 
 
 def publish_batches(
-    sessions: sessionmaker[Session],
+    uow: UnitOfWorkFactory,
     tenant_id: int,
     reminder_ids: list[int],
     queue: ReminderQueue,
@@ -105,7 +103,7 @@ def publish_batches(
             report.not_published = len(rest)
             report.backlog += len(rest)
             report.error = f"{len(rest)} pending reminders not enqueued ({exc}); the recovery tick retries"
-            mark_unpublished(sessions, tenant_id, rest)
+            mark_unpublished(uow, tenant_id, rest)
             return
         report.published.extend(batch)
 
@@ -117,8 +115,8 @@ def count_fresh(published: Collection[int], fresh: Collection[int]) -> tuple[int
     return new, len(published) - new
 
 
-def mark_unpublished(sessions: sessionmaker[Session], tenant_id: int, reminder_ids: list[int]) -> None:
+def mark_unpublished(uow: UnitOfWorkFactory, tenant_id: int, reminder_ids: list[int]) -> None:
     """The broker refused their task: clear ``enqueued_at`` so the next recovery tick publishes them
     (rather than waiting ``REQUEUE_AFTER_SECONDS`` for a task that does not exist)."""
-    with sessions.begin() as session:
-        TenantRepository(session, tenant_id).mark_enqueued(reminder_ids, enqueued=False)
+    with uow() as tx:
+        tx.ledger(tenant_id).mark_enqueued(reminder_ids, enqueued=False)

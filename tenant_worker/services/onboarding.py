@@ -11,26 +11,19 @@ nothing; a changed one updates the tenant, and templates no longer in the file a
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 import zoneinfo
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, sessionmaker
-
-from tenant_worker.adapters import catalog, csv_files
-from tenant_worker.adapters.catalog import CustomerRecord
-from tenant_worker.adapters.orm import ReminderRow, SmsTemplateRow, TenantRow
-from tenant_worker.adapters.repository import TenantRepository
+from tenant_worker.adapters import csv_files
 from tenant_worker.domain.localtime import next_local_run
 from tenant_worker.domain.model import ReminderStatus, TenantStatus, ValidationError
-from tenant_worker.domain.ports import ScheduleStore
+from tenant_worker.domain.ports import SYSTEM_CLOCK, Clock, ScheduleStore
+from tenant_worker.domain.records import CustomerRecord, Template, Tenant
 from tenant_worker.domain.shards import is_dedicated_queue
+from tenant_worker.domain.storage import UnitOfWork, UnitOfWorkFactory
 from tenant_worker.services.customers import RejectedRow, parse_customers_rows
 from tenant_worker.services.definitions import TenantDefinition
 from tenant_worker.services.schedules import Desired, ScheduleService
@@ -86,63 +79,62 @@ def read_customers(customers_csv: Path, region: str | None) -> tuple[list[Custom
 _TENANT_FIELDS = ("name", "timezone", "locale", "originator", "send_time", "max_segments")
 
 
-def _apply_tenant(session: Session, definition: TenantDefinition, report: OnboardReport) -> TenantRow:
+def _apply_tenant(tx: UnitOfWork, definition: TenantDefinition, report: OnboardReport, shard_count: int) -> Tenant:
     spec = definition.spec
-    tenant = session.scalars(select(TenantRow).where(TenantRow.slug == spec.slug)).first()
-    if tenant is None:
-        tenant = catalog.create_tenant(session, spec)
-        session.flush()
+    catalog = tx.catalog
+    try:
+        tenant = catalog.find_tenant(spec.slug)
+    except ValidationError:
+        tenant = catalog.create_tenant(spec, shard_count)
         report.created = True
         report.changes.append(f"create tenant {spec.slug}")
-    elif is_dedicated_queue(tenant.queue) != spec.dedicated:
+    if not report.created and is_dedicated_queue(tenant.queue) != spec.dedicated:
         # A move re-publishes queued work and tells every router cache: it has its own command.
         raise ValidationError(
             [f"tenant {spec.slug} is on queue {tenant.queue}; change its queue with `tenant-worker tenant move`"]
         )
     wanted: dict[str, Any] = {name: getattr(spec, name) for name in _TENANT_FIELDS}
     wanted |= {
-        "windows": list(spec.windows),
+        "windows": tuple(spec.windows),
         "window_start": spec.sending_window.start,
         "window_end": spec.sending_window.end,
         "status": TenantStatus.ACTIVE.value,
         "scheduled": True,
     }
-    for name, value in wanted.items():
-        if getattr(tenant, name) != value:
-            if not report.created:
-                report.changes.append(f"{name}: {getattr(tenant, name)!s} -> {value!s}")
-            setattr(tenant, name, value)
-            tenant.updated_at = dt.datetime.now(dt.UTC)
-    templates = catalog.TenantCatalog(session, tenant.id)
-    current = {} if report.created else {(t.window_days, t.locale): t for t in templates.templates()}
+    changed = {name: value for name, value in wanted.items() if getattr(tenant, name) != value}
+    if changed:
+        if not report.created:
+            report.changes += [f"{name}: {getattr(tenant, name)!s} -> {value!s}" for name, value in changed.items()]
+        tenant = replace(tenant, **changed)
+        catalog.save_tenant(tenant)
+    current = {(t.window_days, t.locale): t for t in catalog.templates(tenant.id)}
     for item in definition.templates:
         scope = (item.window, item.locale)
         existing = current.pop(scope, None)
-        if report.created:
-            session.add(
-                SmsTemplateRow(tenant_id=tenant.id, window_days=item.window, locale=item.locale, body=item.body)
-            )
-        elif existing is None or existing.body != item.body:
-            templates.save_template(item.body, item.window, item.locale)
-            verb = "add" if existing is None else "change"
-            report.changes.append(f"{verb} template (window {item.window or 'any'}, locale {item.locale or 'any'})")
-    for (window, locale), row in current.items():
-        session.delete(row)
-        report.changes.append(f"delete template (window {window or 'any'}, locale {locale or 'any'})")
-    session.flush()
+        if existing is None or existing.body != item.body:
+            catalog.save_template(tenant.id, Template(item.window, item.locale, item.body))
+            if not report.created:
+                verb = "add" if existing is None else "change"
+                report.changes.append(f"{verb} template (window {item.window or 'any'}, locale {item.locale or 'any'})")
+    for window, locale in current:
+        catalog.delete_template(tenant.id, window, locale)
+        if not report.created:
+            report.changes.append(f"delete template (window {window or 'any'}, locale {locale or 'any'})")
     return tenant
 
 
 def onboard(
-    sessions: sessionmaker[Session],
+    uow: UnitOfWorkFactory,
     store: ScheduleStore,
     definition: TenantDefinition,
     customers_csv: Path | None = None,
     region: str | None = None,
     *,
+    shard_count: int,
     dry_run: bool = False,
     allow_rejects: bool = False,
     progress: Progress | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> OnboardReport:
     """Validate everything, then create/update tenant, templates and customers, then the schedule."""
     report = OnboardReport(definition.spec.slug, dry_run=dry_run)
@@ -157,29 +149,28 @@ def onboard(
             raise ValidationError([*problems, f"rejected rows written to {report.rejects_file}; nothing was imported"])
     stored = store.get(definition.spec.slug)  # also: Redis must answer before the database is touched
     try:
-        with sessions.begin() as session:
-            tenant = _apply_tenant(session, definition, report)
+        with uow() as tx:
+            tenant = _apply_tenant(tx, definition, report, shard_count)
             if records:
-                counts = catalog.TenantCatalog(session, tenant.id).upsert_customers(
-                    records, None if progress is None else lambda done: progress(done, len(records))
+                counts = tx.catalog.upsert_customers(
+                    tenant.id, records, None if progress is None else lambda done: progress(done, len(records))
                 )
                 report.customers = asdict(counts)
-            # Read before a dry run's rollback expires the row.
-            desired, zone_name, send_time = Desired.of(tenant), tenant.timezone, tenant.send_time
             if dry_run:
                 raise _DryRun
     except _DryRun:
         pass
+    desired = Desired.of(tenant)
     if dry_run:
         unchanged = stored is not None and desired is not None and desired.matches(stored)
         report.schedule = "unchanged" if unchanged else ("create" if stored is None else "update")
     else:
-        report.schedule = ScheduleService(sessions, store).apply(tenant, known=(stored,))
+        report.schedule = ScheduleService(uow, store).apply(tenant, known=(stored,))
     # A new entry first runs at the next send time; otherwise ask the store (it knows the last run).
     after = None if dry_run or report.schedule == "created" else store.get(report.tenant)
-    zone = zoneinfo.ZoneInfo(zone_name)
+    zone = zoneinfo.ZoneInfo(tenant.timezone)
     run = after.due_at if after is not None and after.due_at is not None else None
-    run = run or next_local_run(dt.datetime.now(dt.UTC), zone_name, send_time)
+    run = run or next_local_run(clock.now(), tenant.timezone, tenant.send_time)
     report.next_run_utc, report.next_run_local = run.isoformat(), run.astimezone(zone).isoformat()
     return report
 
@@ -200,13 +191,14 @@ class OffboardReport:
         return asdict(self)
 
 
-def _count(session: Session, tenant_id: int, status: ReminderStatus) -> int:
-    query = select(func.count()).where(ReminderRow.tenant_id == tenant_id, ReminderRow.status == status)
-    return int(session.scalar(query) or 0)
-
-
 def offboard(
-    sessions: sessionmaker[Session], store: ScheduleStore, slug: str, *, purge: bool = False, drain_timeout: float = 60
+    uow: UnitOfWorkFactory,
+    store: ScheduleStore,
+    slug: str,
+    *,
+    purge: bool = False,
+    drain_timeout: float = 60,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> OffboardReport:
     """Pause, cancel pending reminders, wait for the sends in flight, remove the schedule; purge on
     request, and only once nothing is sending any more (``still_sending`` says what the wait left).
@@ -218,42 +210,33 @@ def offboard(
     publishing the next ones. A send that ends in a retry puts its reminder back to ``pending``, so
     the cancel runs again after the wait.
     """
-    service = ScheduleService(sessions, store)
+    service = ScheduleService(uow, store)
     service.pause(slug)
     report = OffboardReport(slug)
-    with sessions() as session:
-        tenant_id = catalog.find_tenant(session, slug).id
-    report.cancelled_pending = _cancel_pending(sessions, tenant_id)
-    with sessions() as session:
-        report.waited_for_sending = _count(session, tenant_id, ReminderStatus.SENDING)
-    deadline = time.monotonic() + drain_timeout
-    while True:
-        with sessions() as session:
-            report.still_sending = _count(session, tenant_id, ReminderStatus.SENDING)
-        if report.still_sending == 0 or time.monotonic() >= deadline:
-            break
-        time.sleep(0.2)
-    report.cancelled_pending += _cancel_pending(sessions, tenant_id)
+    with uow() as tx:
+        tenant_id = tx.catalog.find_tenant(slug).id
+    report.cancelled_pending = _cancel_pending(uow, tenant_id)
+    report.waited_for_sending = report.still_sending = _count_sending(uow, tenant_id)
+    deadline = clock.monotonic() + drain_timeout
+    while report.still_sending and clock.monotonic() < deadline:
+        clock.sleep(0.2)
+        report.still_sending = _count_sending(uow, tenant_id)
+    report.cancelled_pending += _cancel_pending(uow, tenant_id)
     service.remove(slug)
     report.schedule_removed = store.get(slug) is None
     # Purging under a send would lose its outcome (the SMS went out, the ledger row is gone).
     if purge and report.still_sending == 0:
-        with sessions.begin() as session:
-            session.execute(delete(SmsTemplateRow).where(SmsTemplateRow.tenant_id == tenant_id))
-            session.execute(delete(TenantRow).where(TenantRow.id == tenant_id))
+        with uow() as tx:
+            tx.catalog.purge_tenant(tenant_id)
         report.purged = True
     return report
 
 
-def _cancel_pending(sessions: sessionmaker[Session], tenant_id: int) -> int:
-    with sessions.begin() as session:
-        return TenantRepository(session, tenant_id).cancel_pending("tenant_offboarded")
+def _count_sending(uow: UnitOfWorkFactory, tenant_id: int) -> int:
+    with uow() as tx:
+        return tx.ledger(tenant_id).count_status(ReminderStatus.SENDING)
 
 
-def onboard_many(
-    sessions: sessionmaker[Session], store: ScheduleStore, definitions: list[TenantDefinition], workers: int = 8
-) -> list[OnboardReport]:
-    """Onboard many tenants concurrently (each on its own, as :func:`onboard`): the work is round
-    trips to PostgreSQL and Redis, so a few threads multiply the throughput."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="onboard") as pool:
-        return list(pool.map(lambda definition: onboard(sessions, store, definition), definitions))
+def _cancel_pending(uow: UnitOfWorkFactory, tenant_id: int) -> int:
+    with uow() as tx:
+        return tx.ledger(tenant_id).cancel_pending("tenant_offboarded")

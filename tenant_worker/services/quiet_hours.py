@@ -12,29 +12,30 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from tenant_worker.adapters import catalog
 from tenant_worker.config import Settings
 from tenant_worker.domain.ports import ReminderQueue
+from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.services import dispatch
 from tenant_worker.services.tenants import sending_window
 
 
 def release_deferred(
-    sessions: sessionmaker[Session], queue: ReminderQueue, settings: Settings, now: dt.datetime | None = None
+    uow: UnitOfWorkFactory, queue: ReminderQueue, settings: Settings, now: dt.datetime | None = None
 ) -> dict[str, int]:
     """Publish waiting pending reminders of tenants inside their window; returns counts by slug."""
     now = now or dt.datetime.now(dt.UTC)
     published_before = dispatch.published_before(settings, now)
-    with sessions() as session:
-        tenants = catalog.tenants_with_waiting_reminders(session, published_before)
+    with uow() as tx:
+        # Both look-ups are index probes (see LedgerMaintenance), never a walk through the backlog.
+        ids = set(tx.maintenance.tenants_with_unpublished())
+        ids.update(tx.maintenance.tenants_with_lost_tasks(published_before))
+        tenants = tx.catalog.list_tenants(ids=sorted(ids)) if ids else []
     released: dict[str, int] = {}
     for tenant in tenants:
         if not sending_window(tenant).is_open(now, tenant.timezone):
             continue
         # The same bounded top-up as a sweep: the tenant's finished batches publish the rest.
-        report = dispatch.publish_next_batches(sessions, tenant.id, queue, settings, now)
+        report = dispatch.publish_next_batches(uow, tenant.id, queue, settings, now)
         released[tenant.slug] = len(report.published)
         if report.error:
             break  # the broker is down: the next run retries every tenant

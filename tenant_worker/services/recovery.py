@@ -26,14 +26,10 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
-from tenant_worker.adapters import ledger_repair
-from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.config import Settings
 from tenant_worker.domain.model import AccessCheck, ReminderStatus
 from tenant_worker.domain.ports import AlertSink, BrokerMarker, GatewayBreaker, ReminderQueue, SmsGateway
+from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.services import quiet_hours
 from tenant_worker.services.alerting import BatchAlerts
 
@@ -62,7 +58,7 @@ class RecoveryReport:
 
 
 def recover(
-    sessions: sessionmaker[Session],
+    uow: UnitOfWorkFactory,
     queue: ReminderQueue,
     settings: Settings,
     alerts: AlertSink,
@@ -75,15 +71,15 @@ def recover(
     now = now or dt.datetime.now(dt.UTC)
     report = RecoveryReport()
     if broker.lost_since_last_check():
-        with sessions.begin() as session:
-            report.republished = ledger_repair.forget_publications(session)
+        with uow() as tx:
+            report.republished = tx.maintenance.forget_publications()
         if report.republished:
             log.warning(
                 "recovery: Redis lost its queued tasks (restarted without persistence?): %d pending reminders "
                 "are published again",
                 report.republished,
             )
-    repair_stale(sessions, settings, alerts, now, report)
+    repair_stale(uow, settings, alerts, now, report)
     if breaker.is_open():
         if gateway.check_access() == AccessCheck.OK:
             breaker.reset()
@@ -92,20 +88,20 @@ def recover(
         else:
             report.breaker = "open"
     if report.breaker != "open":
-        report.released = quiet_hours.release_deferred(sessions, queue, settings, now)
+        report.released = quiet_hours.release_deferred(uow, queue, settings, now)
     alerts.flush_due()
     return report
 
 
 def repair_stale(
-    sessions: sessionmaker[Session], settings: Settings, alerts: AlertSink, now: dt.datetime, report: RecoveryReport
+    uow: UnitOfWorkFactory, settings: Settings, alerts: AlertSink, now: dt.datetime, report: RecoveryReport
 ) -> None:
     """Step 1: settle stale ``sending`` rows, log one line, and alert the final ones per tenant."""
     before = now - dt.timedelta(seconds=settings.stale_sending_seconds)
     by_tenant: dict[int, BatchAlerts] = defaultdict(BatchAlerts)
     for _ in range(MAX_REPAIR_ROUNDS):
-        with sessions.begin() as session:
-            rows = ledger_repair.repair_stale_sending(session, before, settings.send_max_attempts, REPAIR_LIMIT)
+        with uow() as tx:
+            rows = tx.maintenance.repair_stale_sending(before, settings.send_max_attempts, REPAIR_LIMIT)
         for row in rows:
             if row.status == ReminderStatus.PENDING:
                 report.requeued += 1
@@ -128,9 +124,7 @@ def repair_stale(
             settings.send_max_attempts,
         )
     if by_tenant:
-        with sessions() as session:
-            slugs = dict(
-                session.execute(select(TenantRow.id, TenantRow.slug).where(TenantRow.id.in_(by_tenant))).tuples()
-            )
+        with uow() as tx:
+            slugs = {tenant.id: tenant.slug for tenant in tx.catalog.list_tenants(ids=list(by_tenant))}
         for tenant_id, batch in by_tenant.items():
             batch.send(alerts, slugs.get(tenant_id, str(tenant_id)))

@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 
-from tenant_worker.adapters.orm import SmsTemplateRow, TenantRow
-from tenant_worker.adapters.repository import SendJob
+from tenant_worker.domain.records import SendJob, Template, Tenant
 from tenant_worker.domain.templates import RenderedSms, render_template
 
 
-def template_chooser(tenant: TenantRow, templates: Sequence[SmsTemplateRow]) -> Callable[[int], str]:
+def template_chooser(tenant: Tenant, templates: Sequence[Template]) -> Callable[[int], str]:
     """Return ``window -> template body``, most specific first: (window, locale), (window, any),
     (any, locale), (any, any); the tenant always has the last one (created with the tenant)."""
     by_scope = {(t.window_days, t.locale): t.body for t in templates}
@@ -24,7 +23,7 @@ def template_chooser(tenant: TenantRow, templates: Sequence[SmsTemplateRow]) -> 
     return choose
 
 
-def build_sms(tenant: TenantRow, template: str, job: SendJob, today: dt.date) -> RenderedSms:
+def build_sms(tenant: Tenant, template: str, job: SendJob, today: dt.date) -> RenderedSms:
     """Render ``template`` for one reminder; ``days_left`` is counted from ``today`` (tenant-local)."""
     values = {
         "customer_name": job.customer_name,

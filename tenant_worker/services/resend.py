@@ -13,13 +13,10 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from tenant_worker.adapters import catalog
-from tenant_worker.adapters.ledger_admin import LedgerAdmin
 from tenant_worker.config import Settings
 from tenant_worker.domain.model import ReminderStatus
 from tenant_worker.domain.ports import ReminderQueue
+from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.services import dispatch
 
 RESENDABLE = (ReminderStatus.FAILED, ReminderStatus.UNKNOWN)
@@ -40,16 +37,16 @@ class ResendReport:
         return asdict(self)
 
 
-def count_resendable(sessions: sessionmaker[Session], slug: str, status: str, since: dt.datetime | None) -> int:
+def count_resendable(uow: UnitOfWorkFactory, slug: str, status: str, since: dt.datetime | None) -> int:
     """How many of the tenant's reminders a resend with these filters would reopen."""
     _check(status)
-    with sessions() as session:
-        tenant = catalog.find_tenant(session, slug)
-        return LedgerAdmin(session, tenant.id).count_ended(status, since)
+    with uow() as tx:
+        tenant = tx.catalog.find_tenant(slug)
+        return tx.ledger(tenant.id).count_ended(status, since)
 
 
 def resend(
-    sessions: sessionmaker[Session],
+    uow: UnitOfWorkFactory,
     slug: str,
     status: str,
     since: dt.datetime | None,
@@ -59,11 +56,11 @@ def resend(
     """Reopen the tenant's ``status`` reminders (ended at or after ``since``) and publish them."""
     _check(status)
     report = ResendReport(slug, status)
-    with sessions.begin() as session:
-        tenant = catalog.find_tenant(session, slug)
-        report.reopened = len(LedgerAdmin(session, tenant.id).reopen(status, since))
+    with uow() as tx:
+        tenant = tx.catalog.find_tenant(slug)
+        report.reopened = len(tx.ledger(tenant.id).reopen(status, since))
     if report.reopened:
-        published = dispatch.publish_next_batches(sessions, tenant.id, queue, settings)
+        published = dispatch.publish_next_batches(uow, tenant.id, queue, settings)
         report.published = len(published.published)
         report.error = published.error
     return report

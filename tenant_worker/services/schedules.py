@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from tenant_worker.adapters import catalog
-from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.domain.localtime import format_hhmm, next_local_runs
 from tenant_worker.domain.model import TenantStatus, ValidationError, is_valid_timezone
 from tenant_worker.domain.ports import ScheduleStore, StoredSchedule
+from tenant_worker.domain.records import Tenant
+from tenant_worker.domain.storage import UnitOfWorkFactory
 
 
-def queue_for_tenant(tenant: TenantRow) -> str:
+def queue_for_tenant(tenant: Tenant) -> str:
     """The queue a tenant's sweep task goes to: the one place that decides it.
 
     The tenant's own (shard or dedicated) queue, so a tenant's sweep runs on the pool that sends
@@ -41,7 +39,7 @@ class Desired:
     enabled: bool
 
     @classmethod
-    def of(cls, tenant: TenantRow) -> Desired | None:
+    def of(cls, tenant: Tenant) -> Desired | None:
         """None when the tenant's schedule was removed on purpose."""
         if not tenant.scheduled:
             return None
@@ -80,15 +78,16 @@ def _iso(value: dt.datetime | None, tz: str | None = None) -> str | None:
 class ScheduleService:
     """List, show, change, pause, resume, remove, run and reconcile tenants' daily sweeps."""
 
-    def __init__(self, sessions: sessionmaker[Session], store: ScheduleStore) -> None:
-        self.sessions = sessions
+    def __init__(self, uow: UnitOfWorkFactory, store: ScheduleStore) -> None:
+        self.uow = uow
         self.store = store
 
-    def _tenant(self, session: Session, slug: str) -> TenantRow:
-        return catalog.find_tenant(session, slug)
+    def _tenant(self, slug: str) -> Tenant:
+        with self.uow() as tx:
+            return tx.catalog.find_tenant(slug)
 
     def apply(
-        self, tenant: TenantRow, now: dt.datetime | None = None, known: tuple[StoredSchedule | None] | None = None
+        self, tenant: Tenant, now: dt.datetime | None = None, known: tuple[StoredSchedule | None] | None = None
     ) -> str:
         """Make the store match one tenant row; returns created/updated/removed/unchanged.
         ``known`` is the stored entry when the caller just read it (saves a round trip)."""
@@ -104,8 +103,8 @@ class ScheduleService:
 
     def sync(self, now: dt.datetime | None = None) -> SyncReport:
         """Create missing entries, fix drifted ones, delete orphans (entries with no tenant)."""
-        with self.sessions() as session:
-            tenants = catalog.list_tenants(session)
+        with self.uow() as tx:
+            tenants = tx.catalog.list_tenants()
         stored = self.store.all()
         report = SyncReport()
         now = now or dt.datetime.now(dt.UTC)
@@ -127,7 +126,7 @@ class ScheduleService:
             report.removed.append(orphan)
         return report
 
-    def describe(self, tenant: TenantRow, stored: StoredSchedule | None) -> dict[str, Any]:
+    def describe(self, tenant: Tenant, stored: StoredSchedule | None) -> dict[str, Any]:
         """JSON-ready view of one schedule: next run in UTC and local time, last run, state."""
         desired = Desired.of(tenant)
         state = "removed" if desired is None else ("active" if desired.enabled else "paused")
@@ -148,21 +147,18 @@ class ScheduleService:
 
     def list_all(self) -> list[dict[str, Any]]:
         """Every tenant's schedule."""
-        with self.sessions() as session:
-            tenants = catalog.list_tenants(session)
+        with self.uow() as tx:
+            tenants = tx.catalog.list_tenants()
         stored = self.store.all()
         return [self.describe(t, stored.get(t.slug)) for t in tenants]
 
     def show(self, slug: str) -> dict[str, Any]:
         """One tenant's schedule."""
-        with self.sessions() as session:
-            tenant = self._tenant(session, slug)
-        return self.describe(tenant, self.store.get(slug))
+        return self.describe(self._tenant(slug), self.store.get(slug))
 
     def upcoming(self, slug: str, start: dt.datetime, count: int) -> list[dict[str, str]]:
         """The next ``count`` runs after ``start`` (naive means tenant-local), in UTC and local time."""
-        with self.sessions() as session:
-            tenant = self._tenant(session, slug)
+        tenant = self._tenant(slug)
         if start.tzinfo is None:
             start = start.replace(tzinfo=zoneinfo.ZoneInfo(tenant.timezone))
         runs = next_local_runs(start, tenant.timezone, tenant.send_time, count)
@@ -172,19 +168,18 @@ class ScheduleService:
         """Change the local send time (and optionally the zone); re-creates a removed schedule."""
         if timezone is not None and not is_valid_timezone(timezone):
             raise ValidationError([f"time zone {timezone!r} is not an IANA time zone (e.g. Europe/Amsterdam)"])
-        with self.sessions.begin() as session:
-            tenant = self._tenant(session, slug)
-            tenant.send_time, tenant.scheduled = send_time, True
-            tenant.timezone = timezone or tenant.timezone
-            tenant.updated_at = dt.datetime.now(dt.UTC)
+        with self.uow() as tx:
+            tenant = tx.catalog.find_tenant(slug)
+            tenant = replace(tenant, send_time=send_time, scheduled=True, timezone=timezone or tenant.timezone)
+            tx.catalog.save_tenant(tenant)
         self.apply(tenant)
         return self.show(slug)
 
-    def _set_state(self, slug: str, status: TenantStatus, scheduled: bool) -> TenantRow:
-        with self.sessions.begin() as session:
-            tenant = self._tenant(session, slug)
-            tenant.status, tenant.scheduled = status.value, scheduled
-            tenant.updated_at = dt.datetime.now(dt.UTC)
+    def _set_state(self, slug: str, status: TenantStatus | None, scheduled: bool) -> Tenant:
+        with self.uow() as tx:
+            tenant = tx.catalog.find_tenant(slug)
+            tenant = replace(tenant, status=status.value if status else tenant.status, scheduled=scheduled)
+            tx.catalog.save_tenant(tenant)
         self.apply(tenant)
         return tenant
 
@@ -200,13 +195,9 @@ class ScheduleService:
 
     def remove(self, slug: str) -> dict[str, Any]:
         """Delete the entry (no key left behind) and keep it deleted until ``set``/``resume``."""
-        with self.sessions() as session:
-            status = TenantStatus(self._tenant(session, slug).status)
-        self._set_state(slug, status, False)
+        self._set_state(slug, None, False)
         return self.show(slug)
 
     def run_now(self, slug: str) -> str:
         """Publish the tenant's sweep at once; quiet hours still hold its SMS back at night."""
-        with self.sessions() as session:
-            tenant = self._tenant(session, slug)
-        return self.store.publish_sweep(slug, queue_for_tenant(tenant))
+        return self.store.publish_sweep(slug, queue_for_tenant(self._tenant(slug)))

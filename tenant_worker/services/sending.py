@@ -13,36 +13,32 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
-
-from tenant_worker.adapters import catalog
-from tenant_worker.adapters.db import run_with_retry
-from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.adapters.phones import is_valid_e164
-from tenant_worker.adapters.repository import SendJob, TenantRepository
 from tenant_worker.config import Settings
-from tenant_worker.domain.backoff import retry_delay
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, ReminderStatus, SendOutcome, SkipReason
 from tenant_worker.domain.ports import (
+    SYSTEM_CLOCK,
     AlertSink,
+    Clock,
     GatewayBreaker,
     NoThrottle,
     SendThrottle,
     SmsGateway,
     ThrottleUnavailable,
 )
+from tenant_worker.domain.records import LedgerWrite, SendJob, Tenant
 from tenant_worker.domain.sms_limits import over_segment_limit
+from tenant_worker.domain.storage import StorageUnavailable, UnitOfWork, UnitOfWorkFactory
 from tenant_worker.domain.templates import RenderedSms, TemplateError
 from tenant_worker.services import dispatch
 from tenant_worker.services.alerting import BatchAlerts
 from tenant_worker.services.rendering import build_sms, template_chooser
+from tenant_worker.services.retrying import run_with_retry
 from tenant_worker.services.tenants import local_today, sending_window
 
 # Requests whose rate-limit slots lie within this span share one "started" mark (one UPDATE): a
@@ -77,7 +73,7 @@ class _Prepared:
 
 
 def send_reminders(
-    sessions: sessionmaker[Session],
+    uow: UnitOfWorkFactory,
     tenant_id: int,
     reminder_ids: Sequence[int],
     gateway: SmsGateway,
@@ -88,6 +84,7 @@ def send_reminders(
     throttle: SendThrottle | None = None,
     top_up: bool = False,
     breaker: GatewayBreaker | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> SendReport:
     """Send the still-pending reminders among ``reminder_ids`` of one tenant and record the outcomes.
 
@@ -100,16 +97,16 @@ def send_reminders(
     (:func:`tenant_worker.services.dispatch.stamp_next_batches`, the continuation that keeps shards
     fair) and returns them in ``next_ids`` for the caller to publish: one transaction, not two.
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or clock.now()
     # Asked before the transaction opens: a Redis that hangs must not hold a database transaction open.
     paused = breaker is not None and breaker.is_open()
-    with sessions.begin() as session:
-        tenant = catalog.get_tenant(session, tenant_id)
-        repo = TenantRepository(session, tenant_id)
+    with uow() as tx:
+        tenant = tx.catalog.get_tenant(tenant_id)
+        repo = tx.ledger(tenant_id)
         if paused or not sending_window(tenant).is_open(now, tenant.timezone):
             return SendReport(deferred=repo.defer_pending(reminder_ids))
         jobs = repo.start_sending(reminder_ids)
-        choose = template_chooser(tenant, catalog.TenantCatalog(session, tenant_id).templates())
+        choose = template_chooser(tenant, tx.catalog.templates(tenant_id))
     if not jobs:
         return SendReport()
     claimed_at = jobs[0].claimed_at
@@ -123,13 +120,13 @@ def send_reminders(
         waits, not_sent = [], SendOutcome(OutcomeKind.DEFERRED, error=f"not sent: {exc}")
     else:
         not_sent = SendOutcome(OutcomeKind.RETRY, error="send rate limit reached; retrying later")
-    outcomes = _send_marked(sessions, tenant_id, claimed_at, sms_list, waits, not_sent, gateway, executor)
+    outcomes = _send_marked(uow, tenant_id, claimed_at, sms_list, waits, not_sent, gateway, executor, clock)
     report = SendReport()
     batch_alerts = BatchAlerts()
     finished = [_record(item, outcomes.get(item.job.reminder_id), settings, report, batch_alerts) for item in prepared]
 
-    def record(session: Session) -> list[int]:
-        repo = TenantRepository(session, tenant_id)
+    def record(tx: UnitOfWork) -> list[int]:
+        repo = tx.ledger(tenant_id)
         if top_up:
             # The dispatch lock before any row lock, in the same order as sweeps take them.
             repo.lock_for_dispatch()
@@ -137,24 +134,24 @@ def send_reminders(
         # Nothing more for a tenant whose batch could not send for reasons of ours: the tick publishes
         # its waiting reminders once the breaker closes or the part is back.
         if top_up and not (report.paused or report.deferred):
-            return dispatch.stamp_next_batches(repo, settings, dt.datetime.now(dt.UTC))
+            return dispatch.stamp_next_batches(repo, settings, clock.now())
         return []
 
     # Idempotent, so a dropped connection (a failover) is retried; if it never comes back, the rows
     # stay ``sending`` and the recovery tick settles them (marked ones as ``unknown``, never resent).
-    report.next_ids = run_with_retry(sessions, record, settings.record_retry_seconds, "recording outcomes")
+    report.next_ids = run_with_retry(uow, record, settings.record_retry, clock, "recording outcomes")
     batch_alerts.send(alerts, tenant.slug)
     rejection = next((o.error or "" for o in outcomes.values() if o.kind == OutcomeKind.REJECTED_KEY), None)
     if rejection is not None and breaker is not None and breaker.trip(rejection):
         alerts.gateway_paused(rejection)
     if report.retry_ids:
         worst = max(job.attempts for job in jobs if job.reminder_id in report.retry_ids)
-        report.retry_in = retry_delay(worst, settings.retry_base_seconds, settings.retry_cap_seconds)
+        report.retry_in = settings.send_retry.delay(worst)
     return report
 
 
 def _send_marked(
-    sessions: sessionmaker[Session],
+    uow: UnitOfWorkFactory,
     tenant_id: int,
     claimed_at: dt.datetime | None,
     sms_list: Sequence[OutboundSms],
@@ -162,6 +159,7 @@ def _send_marked(
     no_slot: SendOutcome,
     gateway: SmsGateway,
     executor: Executor,
+    clock: Clock,
 ) -> dict[int, SendOutcome]:
     """Send each SMS at its rate-limit slot, marking each group of slots started (committed) first.
 
@@ -170,12 +168,10 @@ def _send_marked(
     outcomes: dict[int, SendOutcome] = {}
     futures: dict[int, Future[SendOutcome]] = {}
     key_rejected = threading.Event()
-    reserved_at = time.monotonic()
+    reserved_at = clock.monotonic()
 
     def send(sms: OutboundSms, wait: float) -> SendOutcome:
-        delay = reserved_at + wait - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        clock.sleep(reserved_at + wait - clock.monotonic())
         if key_rejected.is_set():
             return SendOutcome(OutcomeKind.REJECTED_KEY, error="not sent: MessageBird rejected the access key")
         outcome = gateway.send(sms)
@@ -185,14 +181,12 @@ def _send_marked(
 
     for group in slot_groups(waits, MARK_SPAN_SECONDS):
         ids = [int(sms_list[i].reference) for i in group]
-        delay = reserved_at + waits[group[0]] - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        clock.sleep(reserved_at + waits[group[0]] - clock.monotonic())
         try:
-            with sessions.begin() as session:
-                started = TenantRepository(session, tenant_id).mark_started(ids, claimed_at) if claimed_at else set()
-        except SQLAlchemyError as exc:
-            error = f"not sent: database unavailable ({type(exc).__name__})"
+            with uow() as tx:
+                started = tx.ledger(tenant_id).mark_started(ids, claimed_at) if claimed_at else set()
+        except StorageUnavailable as exc:
+            error = f"not sent: {exc}"
             outcomes.update({reminder_id: SendOutcome(OutcomeKind.DEFERRED, error=error) for reminder_id in ids})
             continue
         for index in group:
@@ -215,7 +209,7 @@ def slot_groups(waits: Sequence[float], span: float) -> list[list[int]]:
     return groups
 
 
-def _prepare(tenant: TenantRow, choose: Callable[[int], str], job: SendJob, today: dt.date) -> _Prepared:
+def _prepare(tenant: Tenant, choose: Callable[[int], str], job: SendJob, today: dt.date) -> _Prepared:
     if job.expires_on <= today:
         return _Prepared(job, None, None, skip=SkipReason.EXPIRED)
     if not job.phone or not is_valid_e164(job.phone):
@@ -233,12 +227,9 @@ def _prepare(tenant: TenantRow, choose: Callable[[int], str], job: SendJob, toda
     return _Prepared(job, sms, rendered)
 
 
-_Finish = tuple[int, ReminderStatus, dict[str, Any]]
-
-
 def _record(
     item: _Prepared, outcome: SendOutcome | None, settings: Settings, report: SendReport, alerts: BatchAlerts
-) -> _Finish:
+) -> LedgerWrite:
     """The ledger write for one outcome: sent, back to pending (a retry, or the key was rejected), or
     a final failed/unknown (alerted). Written for the whole batch at once by the caller."""
     job = item.job

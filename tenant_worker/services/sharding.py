@@ -12,16 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
 from tenant_worker import constants
-from tenant_worker.adapters import catalog
-from tenant_worker.adapters.orm import TenantRow
-from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.config import Settings
 from tenant_worker.domain.model import ValidationError
 from tenant_worker.domain.ports import ReminderQueue
@@ -34,6 +28,7 @@ from tenant_worker.domain.shards import (
     shard_queue,
     validate_queue_name,
 )
+from tenant_worker.domain.storage import UnitOfWork, UnitOfWorkFactory
 from tenant_worker.services import dispatch
 
 
@@ -65,7 +60,7 @@ def target_queue(slug: str, shard: int | None, dedicated: bool, shard_count: int
 
 
 def move_tenant(
-    sessions: sessionmaker[Session],
+    uow: UnitOfWorkFactory,
     slug: str,
     new_queue: str,
     publisher: ReminderQueue,
@@ -76,23 +71,21 @@ def move_tenant(
     """Point ``slug`` at ``new_queue`` and hand its live pending work to that queue (see module doc)."""
     now = now or dt.datetime.now(dt.UTC)
     live_after = now - dt.timedelta(seconds=settings.requeue_after_seconds)
-    with sessions.begin() as session:
-        tenant = session.scalars(select(TenantRow).where(TenantRow.slug == slug).with_for_update()).first()
-        if tenant is None:
-            raise ValidationError([f"unknown tenant {slug!r} (see `tenant-worker tenant list`)"])
+    with uow() as tx:
+        tenant = tx.catalog.find_tenant(slug, lock=True)
         report = MoveReport(slug, tenant.queue, new_queue)
-        tenant.queue, tenant.updated_at = new_queue, now
-        repo = TenantRepository(session, tenant.id)
+        tx.catalog.save_tenant(replace(tenant, queue=new_queue))
+        repo = tx.ledger(tenant.id)
         repo.lock_for_dispatch()
         live = repo.published_pending(live_after)
         repo.mark_enqueued(live)
         tenant_id = tenant.id
     announce()
     republished = dispatch.PublishReport(published=[])
-    dispatch.publish_batches(sessions, tenant_id, live, publisher, settings.send_batch_size, republished)
+    dispatch.publish_batches(uow, tenant_id, live, publisher, settings.send_batch_size, republished)
     report.republished, report.error = len(republished.published), republished.error
     if republished.error is None:
-        more = dispatch.publish_next_batches(sessions, tenant_id, publisher, settings, now)
+        more = dispatch.publish_next_batches(uow, tenant_id, publisher, settings, now)
         report.published, report.backlog, report.error = len(more.published), more.backlog, more.error
     return report
 
@@ -106,10 +99,10 @@ class QueueInfo:
     tenants: tuple[str, ...] = ()
 
 
-def known_queues(session: Session, shard_count: int) -> list[QueueInfo]:
+def known_queues(tx: UnitOfWork, shard_count: int) -> list[QueueInfo]:
     """Every shard (up to ``shard_count`` and any beyond it still assigned), every dedicated queue, the
     control queue and the default queue: the list ``tenant-worker queues`` reports on."""
-    assigned = catalog.tenant_queues(session)
+    assigned = tx.catalog.tenant_queues()
     names = set(all_shard_queues(shard_count)) | set(assigned)
     infos = []
     for name in sorted(names, key=lambda n: (shard_of_queue(n) is None, shard_of_queue(n) or 0, n)):
@@ -121,7 +114,7 @@ def known_queues(session: Session, shard_count: int) -> list[QueueInfo]:
 
 
 def worker_queues(
-    session: Session, shard_count: int, shards: str | None, queues: list[str], tenants: list[str]
+    tx: UnitOfWork, shard_count: int, shards: str | None, queues: list[str], tenants: list[str]
 ) -> list[str]:
     """The queues a worker started with ``--shards``/``--queues``/``--tenant`` consumes; with none of
     them, every known queue (a single development worker)."""
@@ -133,7 +126,7 @@ def worker_queues(
     except ShardError as exc:
         raise ValidationError([str(exc)]) from None
     for slug in tenants:
-        tenant = catalog.find_tenant(session, slug)
+        tenant = tx.catalog.find_tenant(slug)
         if not is_dedicated_queue(tenant.queue):
             raise ValidationError(
                 [f"tenant {slug!r} is on the shared queue {tenant.queue}, consumed by its shard's pool; "
@@ -141,5 +134,5 @@ def worker_queues(
             )  # fmt: skip
         chosen.append(tenant.queue)
     if not (shards or queues or tenants):
-        chosen = [info.name for info in known_queues(session, shard_count)]
+        chosen = [info.name for info in known_queues(tx, shard_count)]
     return list(dict.fromkeys(chosen))

@@ -14,15 +14,12 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from tenant_worker.adapters import catalog
-from tenant_worker.adapters.orm import TenantRow
-from tenant_worker.adapters.repository import TenantRepository
 from tenant_worker.config import Settings
 from tenant_worker.domain.model import ReminderStatus, SkipReason, TenantStatus
 from tenant_worker.domain.ports import ReminderQueue
+from tenant_worker.domain.records import Tenant
 from tenant_worker.domain.sms_limits import over_segment_limit
+from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.services import dispatch
 from tenant_worker.services.rendering import build_sms, template_chooser
 from tenant_worker.services.tenants import local_today, sending_window, tenant_windows
@@ -64,7 +61,7 @@ class PreviewLine:
 
 
 def sweep_tenant(
-    sessions: sessionmaker[Session],
+    uow: UnitOfWorkFactory,
     slug: str,
     queue: ReminderQueue,
     settings: Settings,
@@ -73,14 +70,14 @@ def sweep_tenant(
 ) -> SweepReport:
     """Claim and enqueue everything due for ``slug`` on ``local_date`` (default: its local today)."""
     now = now or dt.datetime.now(dt.UTC)
-    with sessions.begin() as session:
-        tenant = catalog.find_tenant(session, slug)
+    with uow() as tx:
+        tenant = tx.catalog.find_tenant(slug)
         day = local_date or local_today(tenant.timezone, now)
         report = SweepReport(slug, day.isoformat())
         if tenant.status != TenantStatus.ACTIVE:
             report.error = f"tenant is {tenant.status}; nothing swept"
             return report
-        repo = TenantRepository(session, tenant.id)
+        repo = tx.ledger(tenant.id)
         # One transaction, few round trips: both locks, the claim and the stamping of the first
         # batches (a sweep of 100 tenants is dominated by per-tenant round trips).
         repo.lock_for_sweep_and_dispatch()
@@ -99,7 +96,7 @@ def sweep_tenant(
     # The claim and the stamps are committed first: whatever happens next, the reminders are in the
     # ledger. Only the tenant's first batches are published now; finished batches publish the rest.
     published = dispatch.PublishReport(published=[], backlog=backlog)
-    dispatch.publish_batches(sessions, tenant_id, ids, queue, settings.send_batch_size, published, tenant_queue)
+    dispatch.publish_batches(uow, tenant_id, ids, queue, settings.send_batch_size, published, tenant_queue)
     report.enqueued, report.re_enqueued = dispatch.count_fresh(published.published, fresh)
     report.backlog = published.backlog
     report.not_enqueued = published.not_published
@@ -108,16 +105,16 @@ def sweep_tenant(
 
 
 def preview_sweep(
-    sessions: sessionmaker[Session], slug: str, local_date: dt.date | None = None
-) -> tuple[TenantRow, dt.date, list[PreviewLine]]:
+    uow: UnitOfWorkFactory, slug: str, local_date: dt.date | None = None, now: dt.datetime | None = None
+) -> tuple[Tenant, dt.date, list[PreviewLine]]:
     """What a sweep would claim and send, rendered, without writing anything (``--dry-run``)."""
-    with sessions() as session:
-        tenant = catalog.find_tenant(session, slug)
-        day = local_date or local_today(tenant.timezone)
-        repo = TenantRepository(session, tenant.id)
+    with uow() as tx:
+        tenant = tx.catalog.find_tenant(slug)
+        day = local_date or local_today(tenant.timezone, now)
+        repo = tx.ledger(tenant.id)
         due = repo.preview_due_reminders(day, tenant_windows(tenant))
         jobs = repo.subscription_jobs([d.subscription_id for d in due])
-        choose = template_chooser(tenant, catalog.TenantCatalog(session, tenant.id).templates())
+        choose = template_chooser(tenant, tx.catalog.templates(tenant.id))
     lines = []
     for item in due:
         job = jobs[item.subscription_id]
@@ -132,7 +129,7 @@ def preview_sweep(
     return tenant, day, lines
 
 
-def tenants_to_sweep(sessions: sessionmaker[Session]) -> list[str]:
+def tenants_to_sweep(uow: UnitOfWorkFactory) -> list[str]:
     """Every active tenant (``sweep_all_tenants``); quiet hours decide when their SMS go out."""
-    with sessions() as session:
-        return [t.slug for t in catalog.list_tenants(session, TenantStatus.ACTIVE)]
+    with uow() as tx:
+        return [t.slug for t in tx.catalog.list_tenants(TenantStatus.ACTIVE)]

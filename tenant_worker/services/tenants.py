@@ -1,4 +1,4 @@
-"""Tenant onboarding: create a tenant with its templates, show and list tenants."""
+"""Creating a tenant with its default template, saving templates, and describing a tenant."""
 
 from __future__ import annotations
 
@@ -6,14 +6,11 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from tenant_worker.adapters import catalog
-from tenant_worker.adapters.orm import TenantRow
-from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.localtime import SendingWindow, format_hhmm
 from tenant_worker.domain.model import TenantSpec
+from tenant_worker.domain.records import Template, Tenant
 from tenant_worker.domain.sms_limits import check_template_fits
+from tenant_worker.domain.storage import UnitOfWork
 from tenant_worker.domain.templates import TemplateError, validate_template
 from tenant_worker.domain.windows import normalize_windows
 
@@ -23,32 +20,29 @@ DEFAULT_TEMPLATE = (
 )
 
 
-def create_tenant(
-    session: Session, spec: TenantSpec, template: str | None = None, shard_count: int = DEFAULT_SHARD_COUNT
-) -> TenantRow:
+def create_tenant(uow: UnitOfWork, spec: TenantSpec, template: str | None, shard_count: int) -> Tenant:
     """Validate everything first, then create the tenant (with its queue) and its default template in
     one transaction."""
     spec = spec.validated()
     body = template or DEFAULT_TEMPLATE
     validate_template(body)
     check_template_fits(body, spec.name, spec.max_segments, "template" if template else "the default template")
-    row = catalog.create_tenant(session, spec, shard_count)
-    session.flush()
-    catalog.TenantCatalog(session, row.id).save_template(body)
-    return row
+    tenant = uow.catalog.create_tenant(spec, shard_count)
+    uow.catalog.save_template(tenant.id, Template(None, None, body))
+    return tenant
 
 
 def save_template(
-    session: Session, slug: str, body: str, window_days: int | None = None, locale: str | None = None
+    uow: UnitOfWork, slug: str, body: str, window_days: int | None = None, locale: str | None = None
 ) -> None:
     """Validate a template when it is saved (never at send time), also against the tenant's
     ``max_segments`` with every placeholder at its worst case, and store it for the tenant."""
     validate_template(body)
-    tenant = catalog.find_tenant(session, slug)
+    tenant = uow.catalog.find_tenant(slug)
     if window_days is not None and window_days not in tenant.windows:
         raise TemplateError([f"window {window_days} is not one of the tenant's windows {tenant.windows}"])
     check_template_fits(body, tenant.name, tenant.max_segments)
-    catalog.TenantCatalog(session, tenant.id).save_template(body, window_days, locale)
+    uow.catalog.save_template(tenant.id, Template(window_days, locale, body))
 
 
 def local_today(timezone: str, now: dt.datetime | None = None) -> dt.date:
@@ -57,19 +51,19 @@ def local_today(timezone: str, now: dt.datetime | None = None) -> dt.date:
     return instant.astimezone(zoneinfo.ZoneInfo(timezone)).date()
 
 
-def sending_window(tenant: TenantRow) -> SendingWindow:
+def sending_window(tenant: Tenant) -> SendingWindow:
     """The tenant's allowed local sending hours (quiet hours are everything outside them)."""
-    return SendingWindow(tenant.window_start, tenant.window_end)
+    return tenant.sending_window
 
 
-def tenant_windows(tenant: TenantRow) -> tuple[int, ...]:
+def tenant_windows(tenant: Tenant) -> tuple[int, ...]:
     """The tenant's windows in canonical (descending) order."""
     return normalize_windows(tenant.windows)
 
 
-def describe_tenant(session: Session, tenant: TenantRow) -> dict[str, Any]:
+def describe_tenant(uow: UnitOfWork, tenant: Tenant, now: dt.datetime | None = None) -> dict[str, Any]:
     """A JSON-ready description of a tenant with its templates."""
-    templates = catalog.TenantCatalog(session, tenant.id).templates()
+    templates = uow.catalog.templates(tenant.id)
     return {
         "slug": tenant.slug,
         "name": tenant.name,
@@ -83,6 +77,6 @@ def describe_tenant(session: Session, tenant: TenantRow) -> dict[str, Any]:
         "queue": tenant.queue,
         "rate_per_second": tenant.rate_per_second,
         "max_segments": tenant.max_segments,
-        "local_today": local_today(tenant.timezone).isoformat(),
+        "local_today": local_today(tenant.timezone, now).isoformat(),
         "templates": [{"window": t.window_days, "locale": t.locale, "body": t.body} for t in templates],
     }

@@ -41,7 +41,7 @@ def test_small_tenants_are_served_while_a_large_tenant_on_the_same_shard_drains(
     big = make_tenant()
     smalls = [make_tenant() for _ in range(SMALL_TENANTS)]
     for tenant in [big, *smalls]:
-        put_on_queue(sessions, tenant, shard)
+        tenant = put_on_queue(sessions, tenant, shard)
     due = local_today(big.timezone) + dt.timedelta(days=2)
     big_phones = {new_phone().lstrip("+") for _ in range(BIG)}
     add_customers(sessions, big, [customer(f"b{i}", due, "+" + p) for i, p in enumerate(sorted(big_phones))])

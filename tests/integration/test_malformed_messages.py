@@ -133,7 +133,7 @@ def test_malformed_messages_are_logged_without_their_body_removed_counted_and_th
     url = redis_db_url(redis_url, DB)
     client = redis.Redis.from_url(url)
     tenant = make_tenant()
-    put_on_queue(sessions, tenant, constants.dedicated_queue(tenant.slug))
+    tenant = put_on_queue(sessions, tenant, constants.dedicated_queue(tenant.slug))
     good = envelope(create_app(load_settings({**worker_env, "REDIS_URL": url})), client, tenant.queue, [PHONE])
     worker = start_worker("--tenant", tenant.slug, REDIS_URL=url)
 
@@ -164,7 +164,7 @@ def test_a_malformed_message_arriving_mid_batch_neither_stops_the_worker_nor_tha
     url = redis_db_url(redis_url, DB)
     client = redis.Redis.from_url(url)
     tenant = make_tenant()
-    put_on_queue(sessions, tenant, constants.dedicated_queue(tenant.slug))
+    tenant = put_on_queue(sessions, tenant, constants.dedicated_queue(tenant.slug))
     due = local_today(tenant.timezone) + dt.timedelta(days=3)
     add_customers(sessions, tenant, [customer(f"c{i}", due) for i in range(3)])
     with MessageBirdEmulator(access_key=ACCESS_KEY, latency=1.5) as slow:

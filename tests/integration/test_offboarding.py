@@ -34,7 +34,7 @@ def statuses(sessions, tenant_id: int) -> dict[tuple[str, str | None], int]:
 
 def test_offboarding_lets_sends_in_flight_finish_and_starts_no_more(sessions, make_tenant, redis_url, start_worker):
     tenant = make_tenant()
-    put_on_queue(sessions, tenant, constants.shard_queue(13))
+    tenant = put_on_queue(sessions, tenant, constants.shard_queue(13))
     phones = {new_phone() for _ in range(DUE)}
     due = local_today(tenant.timezone) + dt.timedelta(days=2)
     add_customers(sessions, tenant, [customer(f"c{i}", due, phone) for i, phone in enumerate(sorted(phones))])

@@ -82,7 +82,7 @@ def send_through(sessions, tenant, start_worker, url, provider_rate, worker_env_
     today = local_today(tenant.timezone)
     phones = [new_phone() for _ in range(count)]
     add_customers(sessions, tenant, [customer(f"r{i}", today + dt.timedelta(days=3), p) for i, p in enumerate(phones)])
-    put_on_queue(sessions, tenant, constants.shard_queue(13))
+    tenant = put_on_queue(sessions, tenant, constants.shard_queue(13))
     with MessageBirdEmulator(access_key=ACCESS_KEY, rate_limit_per_second=provider_rate) as provider:
         worker = start_worker("--shards", "13", REDIS_URL=url, MESSAGEBIRD_ENDPOINT=provider.url, **worker_env_extra)
         sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)

@@ -50,7 +50,7 @@ def test_send_task_is_published_to_the_tenants_shard_queue_and_nowhere_else(
     url = redis_db_url(redis_url, 4)
     settings = load_settings({**worker_env, "REDIS_URL": url})
     tenant = make_tenant()
-    put_on_queue(sessions, tenant, constants.shard_queue(5))
+    tenant = put_on_queue(sessions, tenant, constants.shard_queue(5))
     add_customers(sessions, tenant, [customer("a", local_today(tenant.timezone) + dt.timedelta(days=3))])
     sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(create_app(settings)), settings)
     others = [constants.shard_queue(n) for n in range(16) if n != 5]
@@ -64,7 +64,7 @@ def test_retry_after_429_stays_on_the_tenants_queue_never_the_default_queue(
 ):
     url = redis_db_url(redis_url, 3)
     tenant = make_tenant()
-    put_on_queue(sessions, tenant, constants.dedicated_queue(tenant.slug))
+    tenant = put_on_queue(sessions, tenant, constants.dedicated_queue(tenant.slug))
     # This worker consumes the tenant's queue and nothing else: a retry published anywhere else
     # would never run and the reminder would never settle.
     worker = start_worker("--tenant", tenant.slug, REDIS_URL=url)
@@ -90,7 +90,7 @@ def test_moved_tenant_sends_everything_once_even_when_the_old_queue_is_drained_l
     app = create_app(settings)
     tenant = make_tenant()
     old, new = constants.shard_queue(2), constants.dedicated_queue(tenant.slug)
-    put_on_queue(sessions, tenant, old)
+    tenant = put_on_queue(sessions, tenant, old)
     phones = [new_phone() for _ in range(3)]
     today = local_today(tenant.timezone)
     add_customers(sessions, tenant, [customer(f"m{i}", today + dt.timedelta(days=1), p) for i, p in enumerate(phones)])
@@ -121,10 +121,10 @@ def test_route_caches_in_other_processes_follow_a_move(sessions, make_tenant, re
     url = redis_db_url(redis_url, 6)
     settings = load_settings({**worker_env, "REDIS_URL": url})
     tenant = make_tenant()
-    put_on_queue(sessions, tenant, constants.shard_queue(1))
+    tenant = put_on_queue(sessions, tenant, constants.shard_queue(1))
     elsewhere = TenantRouter(settings.database_url, url)  # another process's router and cache
     assert elsewhere("tenant_worker.send_reminders", [tenant.id, [1]], {}, {}) == {"queue": tenant.queue}
-    put_on_queue(sessions, tenant, constants.shard_queue(9))
+    tenant = put_on_queue(sessions, tenant, constants.shard_queue(9))
     # Cached: a move is only visible once announced.
     assert elsewhere("tenant_worker.send_reminders", [tenant.id, [1]], {}, {}) == {"queue": constants.shard_queue(1)}
     bump_routes_version(redis.Redis.from_url(url))
@@ -142,7 +142,7 @@ def test_queues_command_counts_every_shard_and_priority_sub_lists(sessions, make
     url = redis_db_url(redis_url, 7)
     settings = load_settings({**worker_env, "REDIS_URL": url})
     tenant = make_tenant()
-    put_on_queue(sessions, tenant, constants.dedicated_queue(tenant.slug))
+    tenant = put_on_queue(sessions, tenant, constants.dedicated_queue(tenant.slug))
     app = create_app(settings)
     app.send_task(constants.TASK_SEND_REMINDERS, args=[tenant.id, [1]], ignore_result=True)
     app.send_task(constants.TASK_SEND_REMINDERS, args=[tenant.id, [2]], ignore_result=True, priority=9)

@@ -64,7 +64,7 @@ def all_settled(sessions, tenant_id, count: int) -> bool:
 
 def tenant_with_due(sessions, tenant: TenantRow, shard: int, count: int, days: int = 1) -> TenantRow:
     """The tenant on its own shard with ``count`` customers due ``days`` from its local today."""
-    put_on_queue(sessions, tenant, constants.shard_queue(shard))
+    tenant = put_on_queue(sessions, tenant, constants.shard_queue(shard))
     due = local_today(tenant.timezone) + dt.timedelta(days=days)
     add_customers(sessions, tenant, [customer(f"c{i}", due) for i in range(count)])
     return tenant

@@ -1,0 +1,187 @@
+"""The records the storage ports hand to the services: plain frozen dataclasses, no ORM in sight.
+
+A service reads a :class:`Tenant`, changes it with :func:`dataclasses.replace` and gives it back to the
+catalog; it never holds a database row, so the same service runs on PostgreSQL and on the in-memory
+fakes of the unit tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tenant_worker.domain.localtime import SendingWindow
+from tenant_worker.domain.model import ReminderStatus, TenantStatus
+from tenant_worker.domain.windows import normalize_windows
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """An organisation whose customers receive reminders, as stored."""
+
+    id: int
+    slug: str
+    name: str
+    timezone: str
+    locale: str
+    originator: str
+    windows: tuple[int, ...]
+    status: str
+    # The Celery queue of the tenant's tasks, fixed when the tenant is created (see domain.shards).
+    queue: str
+    rate_per_second: float | None
+    max_segments: int
+    send_time: dt.time
+    window_start: dt.time
+    window_end: dt.time
+    # False once the schedule was removed on purpose, so `schedule sync` does not recreate it.
+    scheduled: bool = True
+
+    @property
+    def active(self) -> bool:
+        """Whether the tenant is swept and sent for."""
+        return self.status == TenantStatus.ACTIVE
+
+    @property
+    def sending_window(self) -> SendingWindow:
+        """The local hours SMS may go out (quiet hours are everything outside them)."""
+        return SendingWindow(self.window_start, self.window_end)
+
+    @property
+    def ordered_windows(self) -> tuple[int, ...]:
+        """The windows in canonical (descending) order."""
+        return normalize_windows(self.windows)
+
+
+# The tenant fields a service may change through ``Catalog.save_tenant`` (id and slug are identity).
+TENANT_MUTABLE_FIELDS = (
+    "name",
+    "timezone",
+    "locale",
+    "originator",
+    "windows",
+    "status",
+    "queue",
+    "rate_per_second",
+    "max_segments",
+    "send_time",
+    "window_start",
+    "window_end",
+    "scheduled",
+)
+
+
+@dataclass(frozen=True)
+class Template:
+    """One SMS template of a tenant; ``None`` window or locale means "any"."""
+
+    window_days: int | None
+    locale: str | None
+    body: str
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """One validated import row: a customer and their (single) subscription."""
+
+    external_ref: str
+    name: str
+    phone: str
+    plan: str
+    amount: Decimal
+    currency: str
+    expires_on: dt.date
+    opted_out: bool = False
+    status: str = "active"
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    """What an import changed."""
+
+    created: int = 0
+    updated: int = 0
+    renewed: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class SendJob:
+    """Everything needed to send one reminder (or to show it in a dry run)."""
+
+    reminder_id: int
+    window_days: int
+    expires_on: dt.date
+    customer_name: str
+    phone: str | None
+    plan: str
+    amount: Decimal
+    currency: str
+    attempts: int = 0
+    # The claim's token (see Ledger.start_sending); None outside a claim (dry runs).
+    claimed_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    """A reminder a sweep would create, for ``--dry-run``."""
+
+    subscription_id: int
+    expires_on: dt.date
+    window_days: int
+    skip_reason: str | None
+
+
+@dataclass(frozen=True)
+class RepairedRow:
+    """One ledger row the recovery tick settled, and what it became."""
+
+    tenant_id: int
+    reminder_id: int
+    status: str
+
+
+@dataclass(frozen=True)
+class ReminderView:
+    """One ledger row as an operator sees it (``reminders list``)."""
+
+    id: int
+    tenant_id: int
+    subscription_id: int
+    expires_on: dt.date
+    window_days: int
+    local_date: dt.date
+    status: str
+    skip_reason: str | None = None
+    body: str | None = None
+    encoding: str | None = None
+    segments: int | None = None
+    provider_message_id: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    enqueued_at: dt.datetime | None = None
+    sent_at: dt.datetime | None = None
+    send_started_at: dt.datetime | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+# One recorded send outcome: (reminder id, new status, the other columns it sets).
+LedgerWrite = tuple[int, ReminderStatus, dict[str, Any]]
+
+# The columns a recorded outcome may set (see Ledger.finish_many), besides ``status`` and ``updated_at``.
+OUTCOME_COLUMNS = frozenset(
+    {
+        "sent_at",
+        "enqueued_at",
+        "provider_message_id",
+        "last_error",
+        "skip_reason",
+        "body",
+        "encoding",
+        "segments",
+        "attempts",
+    }
+)
