@@ -22,7 +22,9 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from tenant_worker.adapters.sql_storage import SqlUnitOfWork
 from tenant_worker.config import build_redis_url
+from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import TenantSpec
 from tenant_worker.services.tenants import create_tenant
@@ -109,11 +111,12 @@ def emulator(url: str | None, latency: float, rate_limit: float, access_key: str
 def add_tenant(sessions: sessionmaker[Session], slug: str, subscriptions: int, due: int, horizon_days: int) -> int:
     """A tenant with ``subscriptions`` customers, of which ``due`` expire within the next 5 days and
     the rest spread over ``horizon_days``; loaded with set-based SQL, not the ORM."""
-    with sessions.begin() as session:
+    with SqlUnitOfWork(sessions) as tx:
+        session = tx.session
         # No quiet hours: a benchmark measures sending whatever the hour of the run.
         always = SendingWindow(dt.time(0, 0), dt.time(0, 0))
-        tenant = create_tenant(session, TenantSpec(slug, slug, "UTC", "BenchNet", sending_window=always))
-        tenant_id = tenant.id
+        spec = TenantSpec(slug, slug, "UTC", "BenchNet", sending_window=always)
+        tenant_id = create_tenant(tx, spec, shard_count=DEFAULT_SHARD_COUNT).id
         session.execute(
             text("""
                 WITH c AS (

@@ -31,10 +31,11 @@ from typing import Any
 from bench_common import BIN, add_tenant, database, emulator, percentile, redis_server
 from sqlalchemy import text
 
+from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.db import session_factory
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import load_settings
-from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
 
 ACCESS_KEY = "bench-access-key"
@@ -137,7 +138,12 @@ def run_sharded(args: argparse.Namespace, env: dict[str, str], settings: Any, se
     # The production fan-out: sweep_all_tenants publishes one sweep task per tenant and the control
     # pool runs them concurrently; here --sweep-threads threads of this process do the same sweeps.
     with ThreadPoolExecutor(args.sweep_threads) as pool:
-        list(pool.map(lambda tenant_id: sweep_tenant(sessions, slugs[tenant_id], queue, settings), [large, *smalls]))
+        list(
+            pool.map(
+                lambda tenant_id: sweep_tenant(sql_unit_of_work(sessions), slugs[tenant_id], queue, settings),
+                [large, *smalls],
+            )
+        )
     sweep_seconds = time.time() - t0
     tenant_ids = [large, *smalls]
     while open_rows(sessions, tenant_ids):
@@ -165,7 +171,7 @@ def run_naive(args: argparse.Namespace, env: dict[str, str], settings: Any, sess
         slugs = dict(session.execute(text("SELECT id, slug FROM tenants")).all())
     t0 = time.time()
     for tenant_id in [base_large, *base_smalls]:
-        sweep_tenant(sessions, slugs[tenant_id], naive_queue, naive)
+        sweep_tenant(sql_unit_of_work(sessions), slugs[tenant_id], naive_queue, naive)
     tenant_ids = [base_large, *base_smalls]
     deadline = time.monotonic() + args.baseline_timeout
     while open_rows(sessions, tenant_ids) and time.monotonic() < deadline:

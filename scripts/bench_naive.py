@@ -17,7 +17,7 @@ import messagebird
 from messagebird.client import ErrorException
 from messagebird.http_client import HttpClient
 
-from tenant_worker import runtime
+from tenant_worker.bootstrap import bootstrap
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import load_settings
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, SendOutcome
@@ -26,13 +26,14 @@ from tenant_worker.services import sending
 
 QUEUE = "bench.naive"
 app = create_app(load_settings())
+_services = bootstrap(load_settings(), app)
 
 
 class ShippedSdkGateway:
     """The SDK exactly as its README shows it, pointed at the emulator."""
 
     def send(self, sms: OutboundSms) -> SendOutcome:
-        config = runtime.settings()
+        config = _services.settings
         http = HttpClient(config.messagebird_endpoint, config.messagebird_access_key, "MessageBird/ApiClient")
         client = messagebird.Client(config.messagebird_access_key, http_client=http)
         try:
@@ -54,7 +55,6 @@ _inline = ThreadPoolExecutor(max_workers=1)
 def naive_send(tenant_id: int, reminder_id: int) -> dict[str, Any]:
     """Send one reminder (no retries: a failure stays pending and counts as lost)."""
     report = sending.send_reminders(
-        runtime.sessions(), tenant_id, [reminder_id], ShippedSdkGateway(), _inline, runtime.settings(),
-        NoAlerts(),
-    )  # fmt: skip
+        _services.uow, tenant_id, [reminder_id], ShippedSdkGateway(), _inline, _services.settings, NoAlerts()
+    )
     return {"sent": report.sent}

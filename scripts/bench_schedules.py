@@ -6,7 +6,7 @@ Starts its own password-protected redis-server on a free port and creates a thro
 the local PostgreSQL (TEST_PG_ADMIN_URL, default postgresql://postgres@127.0.0.1:5432/postgres), then:
 
 1. onboards N tenants (schedules only, no customers) through the onboarding service, each exactly as
-   `tenant-worker tenant onboard` does, 8 at a time (`onboard_many`: the work is round trips and
+   `tenant-worker tenant onboard` does, 8 at a time (:func:`onboard_many`: the work is round trips and
    commits, so a few threads multiply throughput);
 2. times RedBeat ticks with N entries when nothing is due (RedBeat asks its sorted set only for
    entries due now or within one beat interval);
@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from bench_common import database, redis_server
@@ -27,16 +28,28 @@ from tenant_worker import constants
 from tenant_worker.adapters.db import session_factory
 from tenant_worker.adapters.redbeat import RedBeatStore, TenantScheduleEntry
 from tenant_worker.adapters.redbeat_scheduler import TenantRedBeatScheduler
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import Settings, load_settings
 from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import TenantSpec
+from tenant_worker.domain.ports import ScheduleStore
+from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.services.definitions import TemplateDefinition, TenantDefinition
-from tenant_worker.services.onboarding import onboard_many
+from tenant_worker.services.onboarding import OnboardReport, onboard
 from tenant_worker.services.tenants import DEFAULT_TEMPLATE
 
 PASSWORD = "b3nch#@:/%pass"
 ZONES = ("Europe/Berlin", "Asia/Kolkata", "Australia/Adelaide", "America/Santiago", "America/New_York", "UTC")
+
+
+def onboard_many(
+    uow: UnitOfWorkFactory, store: ScheduleStore, definitions: list[TenantDefinition], shard_count: int, workers: int
+) -> list[OnboardReport]:
+    """Onboard many tenants concurrently, each as `tenant onboard` does: the work is round trips to
+    PostgreSQL and Redis, so a few threads multiply the throughput."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="onboard") as pool:
+        return list(pool.map(lambda item: onboard(uow, store, item, shard_count=shard_count), definitions))
 
 
 def main() -> None:
@@ -69,7 +82,7 @@ def run(settings: Settings, tenants: int, due: int) -> None:
         for i in range(tenants)
     ]
     started = time.perf_counter()
-    onboard_many(sessions, store, definitions, workers=8)
+    onboard_many(sql_unit_of_work(sessions), store, definitions, settings.shard_count, workers=8)
     onboarding = time.perf_counter() - started
     print(
         f"onboarded {tenants} tenants (schedules only, 8 threads) in {onboarding:.1f} s ({tenants / onboarding:.0f}/s)"

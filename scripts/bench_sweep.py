@@ -28,12 +28,14 @@ import redis
 from bench_common import bulk_load, database, redis_server
 from sqlalchemy import text
 
+from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.db import session_factory
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import Settings
+from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import TenantSpec
-from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import SweepReport, sweep_tenant
 from tenant_worker.services.tenants import create_tenant
 
@@ -44,8 +46,13 @@ def load(url: str, size: int, tenants: int, due_total: int) -> list[str]:
     always = SendingWindow()
     always = SendingWindow(always.start, always.start)
     slugs = [f"bench-{n:04d}" for n in range(tenants)]
-    with sessions.begin() as session:
-        ids = [create_tenant(session, TenantSpec(s, s, "UTC", "BenchNet", sending_window=always)).id for s in slugs]
+    with sql_unit_of_work(sessions)() as tx:
+        ids = [
+            create_tenant(
+                tx, TenantSpec(s, s, "UTC", "BenchNet", sending_window=always), shard_count=DEFAULT_SHARD_COUNT
+            ).id
+            for s in slugs
+        ]
     # The same number due at every size: only the table grows, so the time should not.
     bulk_load(url, ids, size // tenants, due_total // tenants, 365)
     return slugs
@@ -64,10 +71,12 @@ def sweep_all(url: str, redis_url: str, slugs: list[str], concurrency: int) -> t
         session.execute(text("SELECT 1"))
     started = time.perf_counter()
     if concurrency <= 1:
-        reports = [sweep_tenant(sessions, slug, queue, settings) for slug in slugs]
+        reports = [sweep_tenant(sql_unit_of_work(sessions), slug, queue, settings) for slug in slugs]
     else:
         with ThreadPoolExecutor(concurrency) as pool:
-            reports = list(pool.map(lambda slug: sweep_tenant(sessions, slug, queue, settings), slugs))
+            reports = list(
+                pool.map(lambda slug: sweep_tenant(sql_unit_of_work(sessions), slug, queue, settings), slugs)
+            )
     return time.perf_counter() - started, reports
 
 

@@ -24,14 +24,12 @@ import psycopg
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tenant_worker.adapters import catalog
 from tenant_worker.adapters.db import session_factory, upgrade_database
-from tenant_worker.adapters.orm import ReminderRow
-from tenant_worker.celery_app import create_app
+from tenant_worker.adapters.orm import ReminderRow, TenantRow
+from tenant_worker.bootstrap import Services, bootstrap
 from tenant_worker.config import load_settings, redact_url
 from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import TenantSpec, ValidationError
-from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services import customers, sweep, tenants
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -100,18 +98,18 @@ def customers_csv(slug: str, prefix: str, today: dt.date) -> str:
     return "\n".join(lines) + "\n"
 
 
-def setup(sessions: sessionmaker[Session]) -> None:
+def setup(services: Services) -> None:
     """Create the tenants, their templates and customers (idempotent)."""
     for spec, template, per_window, prefix in TENANTS:
-        with sessions.begin() as session:
+        with services.uow() as tx:
             try:
-                catalog.find_tenant(session, spec.slug)
+                tx.catalog.find_tenant(spec.slug)
             except ValidationError:
-                tenants.create_tenant(session, spec, template)
+                tenants.create_tenant(tx, spec, template, shard_count=services.settings.shard_count)
                 for window, body in per_window.items():
-                    tenants.save_template(session, spec.slug, body, window)
+                    tenants.save_template(tx, spec.slug, body, window)
             today = tenants.local_today(spec.timezone)
-            counts = customers.import_customers(session, spec.slug, customers_csv(spec.slug, prefix, today))
+            counts = customers.import_customers(tx, spec.slug, customers_csv(spec.slug, prefix, today))
         print(f"tenant {spec.slug} ({spec.timezone}, local date {today}): {counts}")
 
 
@@ -127,7 +125,7 @@ def summary(sessions: sessionmaker[Session], started: dt.datetime) -> None:
                 func.count().filter(ReminderRow.sent_at >= started),
             ).group_by(ReminderRow.tenant_id, ReminderRow.window_days, ReminderRow.status)
         ).all()
-        names = {t.id: t.slug for t in catalog.list_tenants(session)}
+        names = dict(session.execute(select(TenantRow.id, TenantRow.slug)).tuples())
     table: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for tenant_id, window, status, total, this_run in rows:
         cell = table[(names[tenant_id], window)]
@@ -148,7 +146,8 @@ def main() -> int:
     print(f"demo database {redact_url(database_url)}, Redis {settings.redacted_redis_url}")
     ensure_database(database_url)
     sessions = session_factory(database_url)
-    setup(sessions)
+    services = bootstrap(settings)
+    setup(services)
     started = dt.datetime.now(dt.UTC)
     worker_bin = Path(sys.executable).parent / "tenant-worker"
     worker = subprocess.Popen(
@@ -157,11 +156,8 @@ def main() -> int:
         env=env,
     )  # fmt: skip
     try:
-        queue = CeleryReminderQueue(create_app(settings))
-        with sessions() as session:
-            slugs = [t.slug for t in catalog.list_tenants(session)]
-        for slug in slugs:
-            report = sweep.sweep_tenant(sessions, slug, queue, settings)
+        for slug in sweep.tenants_to_sweep(services.uow):
+            report = sweep.sweep_tenant(services.uow, slug, services.queue, settings)
             print(f"sweep {slug} {report.local_date}: {report.claimed} claimed, {report.skipped} skipped, "
                   f"{report.enqueued + report.re_enqueued} enqueued")  # fmt: skip
         deadline = time.monotonic() + 60

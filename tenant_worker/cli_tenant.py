@@ -28,7 +28,7 @@ def cmd_tenant_create(args: argparse.Namespace, services: Services) -> int:
         dedicated=args.dedicated, rate_per_second=args.rate, max_segments=args.max_segments,
     )  # fmt: skip
     with services.uow() as tx:
-        row = tenants.create_tenant(tx, spec, args.template, services.settings.shard_count)
+        row = tenants.create_tenant(tx, spec, args.template, shard_count=services.settings.shard_count)
         description = tenants.describe_tenant(tx, row)
     try:
         description["schedule"] = services.schedules().apply(row)

@@ -35,6 +35,7 @@ from tenant_worker.adapters.orm import TenantRow
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import Settings, build_redis_url, load_settings
+from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, SendOutcome, TenantSpec
 from tenant_worker.domain.records import CustomerRecord, Tenant
@@ -237,7 +238,7 @@ def make_tenant(uow: UnitOfWorkFactory) -> Callable[..., Tenant]:
         # Quiet hours have their own tests, with a clock they control.
         spec = TenantSpec(unique_slug(), "Acme Fiber", timezone, "AcmeFiber", "en", windows, sending_window=ALWAYS_OPEN)
         with uow() as tx:
-            return create_tenant(tx, spec, template, 16)
+            return create_tenant(tx, spec, template, shard_count=DEFAULT_SHARD_COUNT)
 
     return make
 

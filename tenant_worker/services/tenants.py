@@ -20,7 +20,7 @@ DEFAULT_TEMPLATE = (
 )
 
 
-def create_tenant(uow: UnitOfWork, spec: TenantSpec, template: str | None, shard_count: int) -> Tenant:
+def create_tenant(uow: UnitOfWork, spec: TenantSpec, template: str | None = None, *, shard_count: int) -> Tenant:
     """Validate everything first, then create the tenant (with its queue) and its default template in
     one transaction."""
     spec = spec.validated()

@@ -23,7 +23,9 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenant_worker.adapters.orm import TenantRow
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.config import build_redis_url
+from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.model import TenantSpec
 from tenant_worker.services.tenants import create_tenant
 from tests.conftest import ACCESS_KEY, BIN, PG_ADMIN_URL, REDIS_PASSWORD, free_port, unique_slug
@@ -102,8 +104,10 @@ def empty_database() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def tenant(sessions: sessionmaker[Session]) -> TenantRow:
-    with sessions.begin() as session:
-        return create_tenant(session, TenantSpec(SLUG, "Faulty Net", "Europe/Amsterdam", "FaultyNet"))
+    with sql_unit_of_work(sessions)() as tx:
+        return create_tenant(
+            tx, TenantSpec(SLUG, "Faulty Net", "Europe/Amsterdam", "FaultyNet"), shard_count=DEFAULT_SHARD_COUNT
+        )
 
 
 @pytest.fixture(scope="module")

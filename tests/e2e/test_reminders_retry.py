@@ -11,6 +11,7 @@ import subprocess
 import pytest
 from sqlalchemy import text
 
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.emulators.messagebird import Fault
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
@@ -63,7 +64,7 @@ def ended_badly(sessions, settings, queue, make_tenant, emulator, celery_worker)
         emulator.add_faults(phone, [Fault.status(422)])
     add_customers(sessions, other, [customer(p, due, p) for p in other_phones])
     for swept in (tenant, other):
-        sweep_tenant(sessions, swept.slug, queue, settings)
+        sweep_tenant(sql_unit_of_work(sessions), swept.slug, queue, settings)
     rows = settled(sessions, tenant.id, 8)
     settled(sessions, other.id, 2)
     status_of = {row.id: row.status for row in rows}

@@ -23,15 +23,16 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.db import session_factory
 from tenant_worker.adapters.orm import ReminderRow, TenantRow
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import Settings, load_settings
-from tenant_worker.constants import GATEWAY_BREAKER_KEY
+from tenant_worker.constants import DEFAULT_SHARD_COUNT, GATEWAY_BREAKER_KEY
 from tenant_worker.domain.model import TenantSpec
 from tenant_worker.emulators.messagebird import Fault, MessageBirdEmulator
 from tenant_worker.emulators.sentry import SentryRecorder
-from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import create_tenant, local_today
 from tests.conftest import (
@@ -133,8 +134,8 @@ def pipeline(
 def new_tenant(pipeline: Pipeline) -> TenantRow:
     spec = TenantSpec(unique_slug("alert"), "Acme Fiber", "Europe/Amsterdam", "AcmeFiber", "en", (3,),
                       sending_window=ALWAYS_OPEN)  # fmt: skip
-    with pipeline.sessions.begin() as session:
-        return create_tenant(session, spec)
+    with sql_unit_of_work(pipeline.sessions)() as tx:
+        return create_tenant(tx, spec, shard_count=DEFAULT_SHARD_COUNT)
 
 
 def statuses(pipeline: Pipeline, tenant: TenantRow) -> list[str]:
@@ -158,7 +159,7 @@ def test_a_hundred_and_twenty_refused_reminders_are_a_few_events_whose_counts_ad
         pipeline.emulator.add_faults(record.phone, [Fault.status(422)])
     add_customers(pipeline.sessions, tenant, records)
 
-    sweep_tenant(pipeline.sessions, tenant.slug, pipeline.queue, pipeline.settings)
+    sweep_tenant(sql_unit_of_work(pipeline.sessions), tenant.slug, pipeline.queue, pipeline.settings)
     wait_until(lambda: statuses(pipeline, tenant).count("failed") == 120, 60, "120 reminders to fail")
     # The first batch's event arrives at once; the rest were counted in Redis and the recovery tick
     # reports them once the window has passed.
@@ -193,7 +194,7 @@ def test_a_rejected_access_key_is_one_gateway_paused_alert_however_many_batches_
     add_customers(pipeline.sessions, tenant, [customer(f"k{i}", due) for i in range(60)])
     pipeline.emulator.set_access_key("revoked-meanwhile")
     try:
-        sweep_tenant(pipeline.sessions, tenant.slug, pipeline.queue, pipeline.settings)
+        sweep_tenant(sql_unit_of_work(pipeline.sessions), tenant.slug, pipeline.queue, pipeline.settings)
         # Several batches of 10 are in flight when MessageBird starts answering 401.
         wait_until(lambda: pipeline.redis.exists(GATEWAY_BREAKER_KEY), 30, "the gateway breaker to open")
         probes = pipeline.emulator.balance_requests

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 
-from tenant_worker.adapters.ledger_admin import LedgerAdmin
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.domain.ports import NoAlerts
 from tenant_worker.services.sending import send_reminders
 from tenant_worker.services.sweep import sweep_tenant
@@ -42,21 +42,21 @@ def test_a_send_task_and_its_continuation_read_a_batch_not_the_backlog(sessions,
     older, tenant = make_tenant(), make_tenant()
     due = local_today(tenant.timezone) + dt.timedelta(days=3)
     add_customers(sessions, older, [customer(f"o{i}", due) for i in range(BACKLOG)])
-    sweep_tenant(sessions, older.slug, RecordingQueue(), config, due - dt.timedelta(days=3))
+    sweep_tenant(sql_unit_of_work(sessions), older.slug, RecordingQueue(), config, due - dt.timedelta(days=3))
     with sessions.begin() as session:
         session.execute(text("UPDATE reminders SET status = 'sent' WHERE tenant_id = :t"), {"t": older.id})
         session.execute(text("ANALYZE reminders"))
     add_customers(sessions, tenant, [customer(f"c{i}", due) for i in range(BACKLOG)])
     queue = RecordingQueue()
-    report = sweep_tenant(sessions, tenant.slug, queue, config, due - dt.timedelta(days=3))
+    report = sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, config, due - dt.timedelta(days=3))
     assert (report.claimed, report.backlog) == (BACKLOG, BACKLOG - BATCH * MAX_BATCHES)
 
     engine = sessions.kw["bind"]
     with captured_statements(engine) as statements, ThreadPoolExecutor(4) as executor:
+        batch = queue.batches[0][1]
         sent = send_reminders(
-            sessions, tenant.id, queue.batches[0][1], RecordingGateway(), executor, config, NoAlerts(),
-            top_up=True,
-        )  # fmt: skip
+            sql_unit_of_work(sessions), tenant.id, batch, RecordingGateway(), executor, config, NoAlerts(), top_up=True
+        )
     assert sent.sent == BATCH and len(sent.next_ids) == BATCH
 
     assert len(statements) >= 4  # claim the batch, record outcomes, count in flight, stamp the next
@@ -64,8 +64,8 @@ def test_a_send_task_and_its_continuation_read_a_batch_not_the_backlog(sessions,
         assert read <= 8 * BATCH, f"{read} ledger rows read by: {statement}"
 
     # The ledger listing, newest first, reads about what it shows, whatever the tenant's size.
-    with captured_statements(engine) as statements, sessions() as session:
-        repo = LedgerAdmin(session, tenant.id)
+    with captured_statements(engine) as statements, sql_unit_of_work(sessions)() as tx:
+        repo = tx.ledger(tenant.id)
         newest = repo.list_reminders(limit=5)
         sent_only = repo.list_reminders("sent", limit=1000)
     with sessions() as session:

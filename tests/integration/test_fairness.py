@@ -13,10 +13,11 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from tenant_worker import constants
+from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.orm import ReminderRow
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
 from tests.conftest import ACCESS_KEY, add_customers, customer, new_phone, put_on_queue, redis_db_url, wait_until
@@ -62,13 +63,13 @@ def test_small_tenants_are_served_while_a_large_tenant_on_the_same_shard_drains(
         def big_sent():
             return sum(1 for r in slow.accepted() if r.recipients[0] in big_phones)
 
-        big_report = sweep_tenant(sessions, big.slug, queue, worker.settings)
+        big_report = sweep_tenant(sql_unit_of_work(sessions), big.slug, queue, worker.settings)
         assert (big_report.enqueued, big_report.backlog) == (BATCH * MAX_BATCHES, BIG - BATCH * MAX_BATCHES)
         wait_until(lambda: big_sent() >= 50, 30, "the large tenant to be draining")
         big_at_sweep = {}
         for tenant in smalls:
             big_at_sweep[tenant.id] = big_sent()
-            report = sweep_tenant(sessions, tenant.slug, queue, worker.settings)
+            report = sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, worker.settings)
             assert (report.enqueued, report.backlog) == (SMALL_DUE, 0)
 
         wait_until(lambda: open_count(sessions, [big.id] + [t.id for t in smalls]) == 0, 60, "everything sent")

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenant_worker.adapters.orm import ReminderRow
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.config import Settings
 from tenant_worker.domain.windows import due_window
 from tenant_worker.services.sweep import sweep_tenant
@@ -45,7 +46,7 @@ def test_random_sweep_sequences_give_exactly_the_ledger_the_rule_predicts(
     add_customers(sessions, tenant, [customer(f"c{i}", BASE + dt.timedelta(days=o)) for i, o in enumerate(offsets)])
     queue = RecordingQueue()
     for day in sweep_days:
-        sweep_tenant(sessions, tenant.slug, queue, settings_fixture, BASE + dt.timedelta(days=day))
+        sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings_fixture, BASE + dt.timedelta(days=day))
 
     expected: dict[int, list[int]] = defaultdict(list)
     for day in sweep_days:
@@ -74,7 +75,7 @@ def test_two_concurrent_sweeps_of_the_same_date_create_each_reminder_once(sessio
 
     def run() -> None:
         barrier.wait()
-        reports.append(sweep_tenant(sessions, tenant.slug, queue, settings_fixture, BASE))
+        reports.append(sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings_fixture, BASE))
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for thread in threads:
@@ -90,8 +91,8 @@ def test_two_concurrent_sweeps_of_the_same_date_create_each_reminder_once(sessio
 def test_second_sweep_on_same_day_claims_nothing(sessions, settings_fixture, make_tenant):
     tenant = make_tenant()
     add_customers(sessions, tenant, [customer("a", BASE + dt.timedelta(days=3))])
-    first = sweep_tenant(sessions, tenant.slug, RecordingQueue(), settings_fixture, BASE)
-    second = sweep_tenant(sessions, tenant.slug, RecordingQueue(), settings_fixture, BASE)
+    first = sweep_tenant(sql_unit_of_work(sessions), tenant.slug, RecordingQueue(), settings_fixture, BASE)
+    second = sweep_tenant(sql_unit_of_work(sessions), tenant.slug, RecordingQueue(), settings_fixture, BASE)
     assert (first.claimed, second.claimed, second.enqueued, second.re_enqueued) == (1, 0, 0, 0)
 
 
@@ -108,7 +109,7 @@ def test_inactive_opted_out_and_numberless_customers_get_a_visible_skipped_row(s
         ],
     )
     queue = RecordingQueue()
-    report = sweep_tenant(sessions, tenant.slug, queue, settings_fixture, BASE)
+    report = sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings_fixture, BASE)
     with sessions() as session:
         rows = session.scalars(select(ReminderRow).where(ReminderRow.tenant_id == tenant.id)).all()
     assert sorted((r.status, r.skip_reason) for r in rows) == [
@@ -122,28 +123,32 @@ def test_inactive_opted_out_and_numberless_customers_get_a_visible_skipped_row(s
 def test_renewal_starts_a_new_reminder_cycle(sessions, settings_fixture, make_tenant):
     tenant = make_tenant()
     add_customers(sessions, tenant, [customer("a", BASE + dt.timedelta(days=1), phone="+31612000001")])
-    sweep_tenant(sessions, tenant.slug, RecordingQueue(), settings_fixture, BASE)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, RecordingQueue(), settings_fixture, BASE)
     add_customers(sessions, tenant, [customer("a", BASE + dt.timedelta(days=31), phone="+31612000001")])
-    sweep_tenant(sessions, tenant.slug, RecordingQueue(), settings_fixture, BASE + dt.timedelta(days=28))
+    sweep_tenant(
+        sql_unit_of_work(sessions), tenant.slug, RecordingQueue(), settings_fixture, BASE + dt.timedelta(days=28)
+    )
     assert sorted(ledger(sessions, tenant.id).values()) == [[1], [3]]
 
 
 def test_reminders_claimed_while_the_broker_is_down_are_enqueued_by_the_next_sweep(
     sessions, settings_fixture: Settings, make_tenant, queue
 ):
+    from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
     from tenant_worker.celery_app import create_app
     from tenant_worker.config import build_redis_url
-    from tenant_worker.runtime import CeleryReminderQueue
     from tests.conftest import free_port
 
     tenant = make_tenant()
     add_customers(sessions, tenant, [customer(f"c{i}", BASE + dt.timedelta(days=3)) for i in range(3)])
     down = Settings(redis_url=build_redis_url("127.0.0.1", free_port()), database_url=settings_fixture.database_url)
-    broken = sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(create_app(down)), settings_fixture, BASE)
+    broken = sweep_tenant(
+        sql_unit_of_work(sessions), tenant.slug, CeleryReminderQueue(create_app(down)), settings_fixture, BASE
+    )
     assert (broken.claimed, broken.enqueued, broken.not_enqueued) == (3, 0, 3)
     assert broken.error and "the recovery tick retries" in broken.error
     recording = RecordingQueue()
-    healed = sweep_tenant(sessions, tenant.slug, recording, settings_fixture, BASE)
+    healed = sweep_tenant(sql_unit_of_work(sessions), tenant.slug, recording, settings_fixture, BASE)
     assert (healed.claimed, healed.re_enqueued, len(recording.ids)) == (0, 3, 3)
-    again = sweep_tenant(sessions, tenant.slug, RecordingQueue(), settings_fixture, BASE)
+    again = sweep_tenant(sql_unit_of_work(sessions), tenant.slug, RecordingQueue(), settings_fixture, BASE)
     assert again.re_enqueued == 0

@@ -19,12 +19,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from tenant_worker.adapters import ledger_repair
 from tenant_worker.adapters.db import session_factory
-from tenant_worker.adapters.ledger_admin import LedgerAdmin
+from tenant_worker.adapters.ledger_admin import SqlLedger
+from tenant_worker.adapters.ledger_repair import SqlLedgerMaintenance
 from tenant_worker.adapters.orm import ReminderRow, TenantRow
-from tenant_worker.adapters.repository import TenantRepository
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.config import Settings
+from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.model import ReminderStatus, TenantSpec
 from tenant_worker.services import dispatch
 from tenant_worker.services.sweep import sweep_tenant
@@ -46,8 +47,8 @@ def new_tenant(sessions: sessionmaker[Session]) -> TenantRow:
     spec = TenantSpec(
         unique_slug("rep"), "Acme Fiber", "Europe/Amsterdam", "AcmeFiber", "en", (3,), sending_window=ALWAYS_OPEN
     )
-    with sessions.begin() as session:
-        return create_tenant(session, spec)
+    with sql_unit_of_work(sessions)() as tx:
+        return create_tenant(tx, spec, shard_count=DEFAULT_SHARD_COUNT)
 
 
 def swept(sessions: sessionmaker[Session], settings: Settings, count: int) -> tuple[TenantRow, list[int]]:
@@ -56,7 +57,7 @@ def swept(sessions: sessionmaker[Session], settings: Settings, count: int) -> tu
     due = local_today(tenant.timezone) + dt.timedelta(days=3)
     add_customers(sessions, tenant, [customer(f"c{i}", due) for i in range(count)])
     queue = RecordingQueue()
-    sweep_tenant(sessions, tenant.slug, queue, settings)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
     assert len(queue.ids) == count
     return tenant, sorted(queue.ids)
 
@@ -64,7 +65,7 @@ def swept(sessions: sessionmaker[Session], settings: Settings, count: int) -> tu
 def claim(sessions: sessionmaker[Session], tenant: TenantRow, ids: list[int]) -> dt.datetime:
     """What a send task does first: ``pending -> sending``; returns the claim's token."""
     with sessions.begin() as session:
-        jobs = TenantRepository(session, tenant.id).start_sending(ids)
+        jobs = SqlLedger(session, tenant.id).start_sending(ids)
     assert sorted(job.reminder_id for job in jobs) == sorted(ids)
     claimed_at = jobs[0].claimed_at
     assert claimed_at is not None
@@ -73,7 +74,7 @@ def claim(sessions: sessionmaker[Session], tenant: TenantRow, ids: list[int]) ->
 
 def mark(sessions: sessionmaker[Session], tenant: TenantRow, ids: list[int], claimed_at: dt.datetime) -> set[int]:
     with sessions.begin() as session:
-        return TenantRepository(session, tenant.id).mark_started(ids, claimed_at)
+        return SqlLedger(session, tenant.id).mark_started(ids, claimed_at)
 
 
 def repair(
@@ -81,7 +82,7 @@ def repair(
 ) -> dict[int, str]:
     """Run the repair; the rows it settled (of ``tenant`` only, if given) and what they became."""
     with sessions.begin() as session:
-        rows = ledger_repair.repair_stale_sending(session, before, MAX_ATTEMPTS, limit)
+        rows = SqlLedgerMaintenance(session).repair_stale_sending(before, MAX_ATTEMPTS, limit)
     return {row.reminder_id: row.status for row in rows if tenant is None or row.tenant_id == tenant.id}
 
 
@@ -161,18 +162,18 @@ def test_a_tenant_whose_every_batch_died_drains_again_after_the_repair(ledger, s
     due = local_today(tenant.timezone) + dt.timedelta(days=3)
     add_customers(ledger, tenant, [customer(f"c{i}", due) for i in range(10)])
     queue = RecordingQueue()
-    sweep_tenant(ledger, tenant.slug, queue, config)
+    sweep_tenant(sql_unit_of_work(ledger), tenant.slug, queue, config)
     assert [len(batch) for _, batch in queue.batches] == [2, 2]
     # Both batches' workers were killed after the claim, before any request started.
     claims = [claim(ledger, tenant, batch) for _, batch in queue.batches]
-    assert dispatch.publish_next_batches(ledger, tenant.id, RecordingQueue(), config).published == []
+    assert dispatch.publish_next_batches(sql_unit_of_work(ledger), tenant.id, RecordingQueue(), config).published == []
 
     repaired = repair(ledger, claims[-1] + dt.timedelta(microseconds=1), tenant)
 
     assert sorted(repaired) == sorted(queue.ids) and set(repaired.values()) == {"pending"}
     with ledger() as session:
-        assert tenant.id in ledger_repair.tenants_with_unpublished(session)
-    republished = dispatch.publish_next_batches(ledger, tenant.id, RecordingQueue(), config).published
+        assert tenant.id in SqlLedgerMaintenance(session).tenants_with_unpublished()
+    republished = dispatch.publish_next_batches(sql_unit_of_work(ledger), tenant.id, RecordingQueue(), config).published
     assert republished == sorted(queue.ids)  # the oldest first, within the bound again
 
 
@@ -184,7 +185,7 @@ def test_a_task_that_outlived_its_claim_can_neither_mark_nor_record_its_rows(led
 
     assert mark(ledger, tenant, ids, old_claim) == set()
     with ledger.begin() as session:
-        TenantRepository(session, tenant.id).finish_many(
+        SqlLedger(session, tenant.id).finish_many(
             [(i, ReminderStatus.SENT, {"provider_message_id": "stale"}) for i in ids], old_claim
         )
     rows = ledger_of(ledger, tenant)
@@ -193,7 +194,7 @@ def test_a_task_that_outlived_its_claim_can_neither_mark_nor_record_its_rows(led
 
     assert mark(ledger, tenant, ids, new_claim) == {ids[0]}
     with ledger.begin() as session:
-        TenantRepository(session, tenant.id).finish_many(
+        SqlLedger(session, tenant.id).finish_many(
             [(ids[0], ReminderStatus.SENT, {"provider_message_id": "mb-1"})], new_claim
         )
     assert ledger_of(ledger, tenant)[ids[0]].status == "sent"
@@ -225,7 +226,7 @@ def test_a_request_marked_started_first_makes_the_waiting_repair_mark_it_unknown
     tenant, ids = swept(ledger, settings, 3)
     claimed_at = claim(ledger, tenant, ids)
     with ledger.begin() as session:
-        assert TenantRepository(session, tenant.id).mark_started(ids, claimed_at) == set(ids)
+        assert SqlLedger(session, tenant.id).mark_started(ids, claimed_at) == set(ids)
         repairing = run_blocked(ledger, lambda: repair(ledger, claimed_at + dt.timedelta(microseconds=1), tenant))
     # The repair re-read the rows after the mark committed: they may have gone out, so not pending.
     assert repairing.result(10) == dict.fromkeys(ids, "unknown")
@@ -235,7 +236,9 @@ def test_a_repair_first_makes_the_waiting_mark_find_nothing_so_nothing_is_sent(l
     tenant, ids = swept(ledger, settings, 3)
     claimed_at = claim(ledger, tenant, ids)
     with ledger.begin() as session:
-        rows = ledger_repair.repair_stale_sending(session, claimed_at + dt.timedelta(microseconds=1), MAX_ATTEMPTS, 100)
+        rows = SqlLedgerMaintenance(session).repair_stale_sending(
+            claimed_at + dt.timedelta(microseconds=1), MAX_ATTEMPTS, 100
+        )
         assert {row.reminder_id: row.status for row in rows if row.tenant_id == tenant.id} == dict.fromkeys(
             ids, "pending"
         )
@@ -355,19 +358,19 @@ def test_the_tick_reads_what_it_repairs_or_returns_not_the_ledger(ledger, settin
     stale_before = now - dt.timedelta(seconds=settings.stale_sending_seconds)
 
     repaired, read, touched = reads_of(
-        ledger, lambda s: ledger_repair.repair_stale_sending(s, stale_before, MAX_ATTEMPTS, 5000)
+        ledger, lambda s: SqlLedgerMaintenance(s).repair_stale_sending(stale_before, MAX_ATTEMPTS, 5000)
     )
     assert len(repaired) == 30
     assert read <= 8 * len(repaired) + 10, f"the repair of {len(repaired)} rows read {read} ledger rows"
 
     lost, read, touched = reads_of(
-        ledger, lambda s: ledger_repair.tenants_with_lost_tasks(s, dispatch.published_before(settings, now))
+        ledger, lambda s: SqlLedgerMaintenance(s).tenants_with_lost_tasks(dispatch.published_before(settings, now))
     )
     assert lost == [big.id]
     assert read <= 4 * 25 + 10, f"finding the tasks lost of 25 rows read {read} ledger rows"
     assert touched < pages / 4, f"{touched} buffers of a {pages}-page ledger"
 
-    waiting, read, touched = reads_of(ledger, ledger_repair.tenants_with_unpublished)
+    waiting, read, touched = reads_of(ledger, lambda s: SqlLedgerMaintenance(s).tenants_with_unpublished())
     assert sorted(waiting) == sorted([big.id, *(other.id for other in others)])
     assert read <= 3 * len(waiting) + 5, f"finding {len(waiting)} tenants with a backlog read {read} ledger rows"
     assert touched < pages / 4, f"{touched} buffers of a {pages}-page ledger"
@@ -386,12 +389,12 @@ def test_a_reminder_reopened_twice_names_the_operator_once_before_its_last_error
                 {"e": error, "id": reminder},
             )
         with ledger.begin() as session:
-            assert LedgerAdmin(session, tenant.id).reopen("failed", None) == [reminder]
+            assert SqlLedger(session, tenant.id).reopen("failed", None) == [reminder]
         with ledger() as session:
             assert session.get(ReminderRow, reminder).last_error == f"sent again by an operator after: {error}"
     with ledger.begin() as session:
         session.execute(text("UPDATE reminders SET status = 'failed' WHERE id = :id"), {"id": reminder})
     with ledger.begin() as session:
-        LedgerAdmin(session, tenant.id).reopen("failed", None)
+        SqlLedger(session, tenant.id).reopen("failed", None)
     with ledger() as session:
         assert session.get(ReminderRow, reminder).last_error.count("sent again by an operator") == 1

@@ -21,12 +21,13 @@ import redis
 from sqlalchemy import select
 
 from tenant_worker import constants
+from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.redis_queues import discarded_counts, queue_depths
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import load_settings
 from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
 from tests.conftest import ACCESS_KEY, BIN, add_customers, customer, put_on_queue, redis_db_url, wait_until
@@ -116,7 +117,9 @@ def send_one_reminder(sessions, tenant, worker, ref: str) -> None:
     """Make one more reminder of ``tenant`` due, sweep it, and wait until the worker sent it."""
     add_customers(sessions, tenant, [customer(ref, local_today(tenant.timezone) + dt.timedelta(days=1))])
     before = len(statuses(sessions, tenant.id))
-    sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+    sweep_tenant(
+        sql_unit_of_work(sessions), tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings
+    )
     wait_until(
         lambda: statuses(sessions, tenant.id).count("sent") == before + 1, 30, f"reminder {ref} to be sent"
     )  # fmt: skip
@@ -171,7 +174,9 @@ def test_a_malformed_message_arriving_mid_batch_neither_stops_the_worker_nor_tha
         worker = start_worker(
             "--tenant", tenant.slug, REDIS_URL=url, MESSAGEBIRD_ENDPOINT=slow.url, MESSAGEBIRD_READ_TIMEOUT="10"
         )
-        sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+        sweep_tenant(
+            sql_unit_of_work(sessions), tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings
+        )
         wait_until(lambda: "sending" in statuses(sessions, tenant.id), 15, "a batch in flight")
 
         client.lpush(tenant.queue, not_json({}))

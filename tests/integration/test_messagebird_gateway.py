@@ -6,6 +6,7 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
 from tenant_worker.adapters.messagebird import MessageBirdGateway
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.domain.model import AccessCheck, OutboundSms, OutcomeKind
 from tenant_worker.domain.ports import NoAlerts
 from tenant_worker.emulators.messagebird import Fault, MessageBirdEmulator
@@ -50,14 +51,13 @@ def test_one_worker_process_keeps_many_requests_in_flight(sessions, settings, ma
     day = dt.date(2026, 5, 1)
     add_customers(sessions, tenant, [customer(f"c{i}", day + dt.timedelta(days=3)) for i in range(40)])
     queue = RecordingQueue()
-    sweep_tenant(sessions, tenant.slug, queue, settings, day)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings, day)
     with MessageBirdEmulator(access_key=ACCESS_KEY, latency=0.2) as slow:
         gateway = MessageBirdGateway(ACCESS_KEY, slow.url, pool_size=settings.max_in_flight)
         with ThreadPoolExecutor(settings.max_in_flight) as executor:
-            report = send_reminders(
-                sessions, tenant.id, queue.ids, gateway, executor, settings, NoAlerts(),
-                now=dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC),
-            )  # fmt: skip
+            uow = sql_unit_of_work(sessions)
+            at = dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC)
+            report = send_reminders(uow, tenant.id, queue.ids, gateway, executor, settings, NoAlerts(), now=at)
         assert report.sent == 40
         assert slow.max_in_flight >= 20
         assert len(slow.accepted()) == 40
@@ -69,7 +69,7 @@ def test_duplicated_task_delivery_sends_each_reminder_once(sessions, settings, m
     records = [customer(f"c{i}", day + dt.timedelta(days=1)) for i in range(10)]
     add_customers(sessions, tenant, records)
     queue = RecordingQueue()
-    sweep_tenant(sessions, tenant.slug, queue, settings, day)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings, day)
     gateway = MessageBirdGateway(ACCESS_KEY, emulator.url)
     now = dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC)
     with ThreadPoolExecutor(8) as senders, ThreadPoolExecutor(3) as deliveries:

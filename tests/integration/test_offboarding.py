@@ -9,11 +9,12 @@ import time
 from sqlalchemy import func, select
 
 from tenant_worker import constants
+from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.redbeat import RedBeatStore
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.onboarding import offboard
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
@@ -50,10 +51,16 @@ def test_offboarding_lets_sends_in_flight_finish_and_starts_no_more(sessions, ma
             SEND_BATCH_SIZE=str(BATCH), MAX_BATCHES_PER_TENANT=str(MAX_BATCHES), MESSAGEBIRD_READ_TIMEOUT="10",
         )  # fmt: skip
         app = create_app(worker.settings)
-        sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(app), worker.settings, due - dt.timedelta(days=2))
+        sweep_tenant(
+            sql_unit_of_work(sessions),
+            tenant.slug,
+            CeleryReminderQueue(app),
+            worker.settings,
+            due - dt.timedelta(days=2),
+        )
         wait_until(lambda: statuses(sessions, tenant.id).get(("sending", None)), 30, "sends in flight")
 
-        report = offboard(sessions, RedBeatStore(app), tenant.slug, drain_timeout=30)
+        report = offboard(sql_unit_of_work(sessions), RedBeatStore(app), tenant.slug, drain_timeout=30)
 
         assert report.waited_for_sending > 0 and report.still_sending == 0
         after = statuses(sessions, tenant.id)

@@ -10,11 +10,12 @@ import redis
 from sqlalchemy import select
 
 from tenant_worker import constants
+from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.redis_ratelimit import RedisRateLimiter, tenant_bucket
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
 from tests.conftest import ACCESS_KEY, add_customers, customer, new_phone, put_on_queue, redis_db_url, wait_until
@@ -85,7 +86,9 @@ def send_through(sessions, tenant, start_worker, url, provider_rate, worker_env_
     tenant = put_on_queue(sessions, tenant, constants.shard_queue(13))
     with MessageBirdEmulator(access_key=ACCESS_KEY, rate_limit_per_second=provider_rate) as provider:
         worker = start_worker("--shards", "13", REDIS_URL=url, MESSAGEBIRD_ENDPOINT=provider.url, **worker_env_extra)
-        sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+        sweep_tenant(
+            sql_unit_of_work(sessions), tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings
+        )
 
         def settled():
             rows = ledger(sessions, tenant.id)

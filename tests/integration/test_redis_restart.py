@@ -25,10 +25,11 @@ import redis
 from redbeat.schedulers import RedBeatSchedulerEntry
 
 from tenant_worker import constants
+from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import build_redis_url
 from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
 from tests.conftest import (
     ACCESS_KEY,
@@ -154,7 +155,7 @@ def test_worker_and_beat_carry_on_by_themselves_when_redis_restarts(
         beat = start_beat(**env)
         wait_until(lambda: beat.holds(server), 30, "beat to lead")
         queue = CeleryReminderQueue(create_app(worker.settings))
-        sweep_tenant(sessions, busy.slug, queue, worker.settings)
+        sweep_tenant(sql_unit_of_work(sessions), busy.slug, queue, worker.settings)
         wait_until(lambda: len(accepted_for(gateway, sessions, busy.id)) >= 10, 30, "batches to be in flight")
 
         server.stop(stop_with)
@@ -162,7 +163,9 @@ def test_worker_and_beat_carry_on_by_themselves_when_redis_restarts(
         back = server.start()
         back_at = dt.datetime.now(dt.UTC)
         # Published once Redis answers: sent only if the worker consumes again.
-        sweep_tenant(sessions, later.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+        sweep_tenant(
+            sql_unit_of_work(sessions), later.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings
+        )
         took = first_times(
             {
                 "first SMS": lambda: accepted_for(gateway, sessions, later.id),
@@ -299,7 +302,7 @@ def test_tasks_lost_with_redis_data_are_published_again_at_the_next_recovery_tic
         start_beat(**env)
         wait_until(lambda: server.client.exists(constants.BROKER_MARKER_KEY), 30, "the first recovery tick")
         queue = CeleryReminderQueue(create_app(control.settings))
-        assert sweep_tenant(sessions, tenant.slug, queue, control.settings).enqueued > 0
+        assert sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, control.settings).enqueued > 0
         assert server.client.llen(constants.shard_queue(10)) > 0
 
         server.stop(signal.SIGKILL)  # back empty: the queued tasks are gone
@@ -327,13 +330,17 @@ def test_a_task_finishing_after_redis_died_under_it_does_not_stop_the_worker(
             "MESSAGEBIRD_READ_TIMEOUT": "10", "STALE_SENDING_SECONDS": "60",
         }  # fmt: skip
         worker = start_worker("--shards", "11", **env)
-        sweep_tenant(sessions, first.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+        sweep_tenant(
+            sql_unit_of_work(sessions), first.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings
+        )
         wait_until(lambda: all(r.send_started_at for r in rows(sessions, first.id)), 30, "the batch to be sending")
 
         server.stop(signal.SIGKILL)  # the task is running; its ack will find the connection gone
         server.start()
         wait_until(lambda: {r.status for r in rows(sessions, first.id)} == {"sent"}, 30, "the batch to finish")
-        sweep_tenant(sessions, second.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+        sweep_tenant(
+            sql_unit_of_work(sessions), second.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings
+        )
         wait_until(lambda: accepted_for(gateway, sessions, second.id), 30, "the next reminder to be sent")
 
     assert worker.process.poll() is None, "the worker stopped"

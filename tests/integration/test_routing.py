@@ -14,13 +14,14 @@ import redis
 from sqlalchemy import select
 
 from tenant_worker import constants
+from tenant_worker.adapters.celery_publisher import CeleryReminderQueue, announce_route_change
 from tenant_worker.adapters.orm import ReminderRow, TenantRow
 from tenant_worker.adapters.redis_queues import queue_depths
 from tenant_worker.adapters.routes import TenantRouter, bump_routes_version
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import load_settings
 from tenant_worker.emulators.messagebird import Fault
-from tenant_worker.runtime import CeleryReminderQueue, announce_route_change
 from tenant_worker.services.sharding import move_tenant
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
@@ -52,7 +53,7 @@ def test_send_task_is_published_to_the_tenants_shard_queue_and_nowhere_else(
     tenant = make_tenant()
     tenant = put_on_queue(sessions, tenant, constants.shard_queue(5))
     add_customers(sessions, tenant, [customer("a", local_today(tenant.timezone) + dt.timedelta(days=3))])
-    sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(create_app(settings)), settings)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, CeleryReminderQueue(create_app(settings)), settings)
     others = [constants.shard_queue(n) for n in range(16) if n != 5]
     depths = queue_depths(redis.Redis.from_url(url), [tenant.queue, *constants.CONTROL_POOL_QUEUES, *others])
     assert depths.pop(tenant.queue) == 1
@@ -72,7 +73,9 @@ def test_retry_after_429_stays_on_the_tenants_queue_never_the_default_queue(
     phone = new_phone()
     emulator.add_faults(phone, [Fault.status(429)])
     add_customers(sessions, tenant, [customer("x", local_today(tenant.timezone) + dt.timedelta(days=1), phone)])
-    sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+    sweep_tenant(
+        sql_unit_of_work(sessions), tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings
+    )
 
     [row] = settled(sessions, tenant.id, 1)
     assert (row.status, row.attempts) == ("sent", 2)
@@ -95,12 +98,17 @@ def test_moved_tenant_sends_everything_once_even_when_the_old_queue_is_drained_l
     today = local_today(tenant.timezone)
     add_customers(sessions, tenant, [customer(f"m{i}", today + dt.timedelta(days=1), p) for i, p in enumerate(phones)])
     # Work queued on the old shard, whose pool is not running.
-    sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(app), settings)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, CeleryReminderQueue(app), settings)
     client = redis.Redis.from_url(url)
     assert queue_depths(client, [old])[old] == 1
 
     report = move_tenant(
-        sessions, tenant.slug, new, CeleryReminderQueue(app), settings, lambda: announce_route_change(app, client)
+        sql_unit_of_work(sessions),
+        tenant.slug,
+        new,
+        CeleryReminderQueue(app),
+        settings,
+        lambda: announce_route_change(app, client),
     )
     assert (report.old_queue, report.new_queue, report.republished, report.error) == (old, new, 3, None)
     assert queue_depths(client, [old, new]) == {old: 1, new: 1}

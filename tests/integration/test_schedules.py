@@ -12,6 +12,7 @@ import pytest
 from tenant_worker import constants
 from tenant_worker.adapters.redbeat import RedBeatStore, TenantLocalSchedule, TenantScheduleEntry, schedule_name
 from tenant_worker.adapters.redbeat_scheduler import TenantRedBeatScheduler
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import load_settings
 from tenant_worker.domain.localtime import next_local_run
@@ -34,7 +35,7 @@ def store(app) -> RedBeatStore:
 
 @pytest.fixture
 def service(sessions, store) -> ScheduleService:
-    return ScheduleService(sessions, store)
+    return ScheduleService(sql_unit_of_work(sessions), store)
 
 
 def keys_of(store: RedBeatStore, slug: str) -> list[str]:
@@ -207,7 +208,7 @@ def test_sync_creates_missing_fixes_drift_and_removes_orphans(service, store, ma
 
 def test_run_now_publishes_the_sweep_to_the_tenants_queue(sessions, quiet_app, make_tenant):
     tenant = make_tenant()
-    task_id = ScheduleService(sessions, RedBeatStore(quiet_app)).run_now(tenant.slug)
+    task_id = ScheduleService(sql_unit_of_work(sessions), RedBeatStore(quiet_app)).run_now(tenant.slug)
     assert published_sweeps(quiet_app, tenant.slug) == []
     [message] = published_sweeps(quiet_app, tenant.slug, tenant.queue)
     assert message["headers"]["id"] == task_id

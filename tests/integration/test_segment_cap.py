@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select, update
 
 from tenant_worker.adapters.orm import ReminderRow, TenantRow
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.services.sending import send_reminders
 from tenant_worker.services.sweep import preview_sweep, sweep_tenant
 from tests.conftest import RecordingGateway, RecordingQueue, add_customers, customer
@@ -29,16 +30,18 @@ def test_an_sms_rendered_over_the_cap_is_skipped_too_long_and_reported_while_oth
         [customer("short", expires, name="Ann"), customer("legacy", expires, name="N" * 500),
          customer("polish", expires, name="Łucja " * 12)],
     )  # fmt: skip
-    _, _, preview = preview_sweep(sessions, tenant.slug, dt.date(2026, 6, 1))
+    _, _, preview = preview_sweep(sql_unit_of_work(sessions), tenant.slug, dt.date(2026, 6, 1))
     assert sorted(line.skip_reason or "send" for line in preview) == ["send", "send", "too_long"]
     queue = RecordingQueue()
-    sweep_tenant(sessions, tenant.slug, queue, settings_fixture, now=NOW)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings_fixture, now=NOW)
     with sessions.begin() as session:
         session.execute(update(TenantRow).where(TenantRow.id == tenant.id).values(max_segments=1))
     alerts = RecordingAlerts()
     gateway = RecordingGateway()
     with ThreadPoolExecutor(2) as executor:
-        report = send_reminders(sessions, tenant.id, queue.ids, gateway, executor, settings_fixture, alerts, NOW)
+        report = send_reminders(
+            sql_unit_of_work(sessions), tenant.id, queue.ids, gateway, executor, settings_fixture, alerts, NOW
+        )
 
     assert (report.sent, report.skipped, report.failed) == (1, 2, 0)
     assert [sms.body for sms in gateway.sent] == ["Hi Ann, 3 days left."]

@@ -20,10 +20,11 @@ import redis
 from sqlalchemy import select
 
 from tenant_worker import constants
+from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.orm import ReminderRow, TenantRow
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
 from tests.conftest import ACCESS_KEY, BIN, add_customers, customer, put_on_queue, redis_db_url, wait_until
@@ -88,7 +89,9 @@ def test_worker_killed_with_all_of_a_tenants_batches_in_flight_heals_with_no_dup
         env = isolated(redis_url, 20, slow, SEND_RATE_PER_SECOND="200", MAX_BATCHES_PER_TENANT="4")
         worker = start_worker("--concurrency", "4", **env)
         start_beat(**env)
-        report = sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+        report = sweep_tenant(
+            sql_unit_of_work(sessions), tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings
+        )
         assert report.enqueued == 200 and report.backlog == total - 200
 
         wait_until(lambda: len(slow.accepted()) >= 20, 30, "the batches to be in flight")
@@ -130,7 +133,9 @@ def test_outcomes_are_recorded_when_the_database_drops_the_recording_connection(
             redis_url, 21, slow, RECORD_RETRY_SECONDS="20", STALE_SENDING_SECONDS="60", MESSAGEBIRD_READ_TIMEOUT="5"
         )
         worker = start_worker("--shards", "6", **env)
-        sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+        sweep_tenant(
+            sql_unit_of_work(sessions), tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings
+        )
 
         def all_started() -> bool:
             found = rows(sessions, tenant.id)
@@ -191,7 +196,9 @@ def test_revoked_access_key_pauses_sending_without_failing_a_reminder_and_resume
         worker = start_worker("--concurrency", "2", **env)
         assert "MessageBird rejects MESSAGEBIRD_ACCESS_KEY" in worker.text()
         start_beat(**env)
-        sweep_tenant(sessions, tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings)
+        sweep_tenant(
+            sql_unit_of_work(sessions), tenant.slug, CeleryReminderQueue(create_app(worker.settings)), worker.settings
+        )
 
         wait_until(lambda: breaker.exists(constants.GATEWAY_BREAKER_KEY), 30, "the breaker to open")
         probes = server.balance_requests

@@ -8,6 +8,7 @@ import time
 from sqlalchemy import select
 
 from tenant_worker.adapters.orm import ReminderRow
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.emulators.messagebird import Fault
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
@@ -44,7 +45,7 @@ def test_sweep_sends_each_due_reminder_once_with_the_rendered_template(
     records = [customer(f"c{i}", today + dt.timedelta(days=days)) for i, days in enumerate([1, 3, 5, 2, 9, 0])]
     add_customers(sessions, tenant, records)
 
-    report = sweep_tenant(sessions, tenant.slug, queue, settings)
+    report = sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
     assert (report.claimed, report.enqueued) == (4, 4)
     rows = settled(sessions, tenant.id, 4)
     assert {r.status for r in rows} == {"sent"}
@@ -63,7 +64,7 @@ def test_sweep_sends_each_due_reminder_once_with_the_rendered_template(
         assert row.body == sms.body and row.provider_message_id == sms.message_id and row.segments == 1
         assert len(requests_to(emulator, record.phone)) == 1
 
-    again = sweep_tenant(sessions, tenant.slug, queue, settings)
+    again = sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
     assert (again.claimed, again.enqueued, again.re_enqueued) == (0, 0, 0)
     time.sleep(0.5)
     assert sum(len(requests_to(emulator, c.phone)) for c in records) == 4
@@ -74,7 +75,7 @@ def test_rejected_message_fails_without_retry(sessions, settings, queue, make_te
     phone = new_phone()
     emulator.add_faults(phone, [Fault.status(422)])
     add_customers(sessions, tenant, [customer("x", local_today(tenant.timezone) + dt.timedelta(days=3), phone)])
-    sweep_tenant(sessions, tenant.slug, queue, settings)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
     [row] = settled(sessions, tenant.id, 1)
     assert row.status == "failed" and row.attempts == 1
     assert "MessageBird refused" in (row.last_error or "")
@@ -89,7 +90,7 @@ def test_rate_limited_and_server_errors_are_retried_then_sent(
     phone = new_phone()
     emulator.add_faults(phone, [Fault.status(429), Fault.status(500), Fault.status(503)])
     add_customers(sessions, tenant, [customer("x", local_today(tenant.timezone) + dt.timedelta(days=1), phone)])
-    sweep_tenant(sessions, tenant.slug, queue, settings)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
     [row] = settled(sessions, tenant.id, 1)
     assert (row.status, row.attempts) == ("sent", 4)
     statuses = [r.status for r in requests_to(emulator, phone)]
@@ -103,7 +104,7 @@ def test_retries_give_up_after_the_attempt_limit_and_fail(
     phone = new_phone()
     emulator.add_faults(phone, [Fault.status(500)] * 6)
     add_customers(sessions, tenant, [customer("x", local_today(tenant.timezone) + dt.timedelta(days=1), phone)])
-    sweep_tenant(sessions, tenant.slug, queue, settings)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
     [row] = settled(sessions, tenant.id, 1)
     assert (row.status, row.attempts) == ("failed", settings.send_max_attempts)
     assert "gave up after 4 attempts" in (row.last_error or "")
@@ -117,11 +118,11 @@ def test_answer_slower_than_the_read_timeout_is_unknown_and_never_resent(
     phone = new_phone()
     emulator.add_faults(phone, [Fault.slow(settings.http_read_timeout + 1.0)])
     add_customers(sessions, tenant, [customer("x", local_today(tenant.timezone) + dt.timedelta(days=5), phone)])
-    sweep_tenant(sessions, tenant.slug, queue, settings)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
     [row] = settled(sessions, tenant.id, 1)
     assert row.status == "unknown" and "read timeout" in (row.last_error or "")
     wait_until(lambda: len(emulator_accepted_for(emulator, phone)) == 1, 5, "the slow message to be accepted")
-    sweep_tenant(sessions, tenant.slug, queue, settings)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
     time.sleep(1.0)
     assert len(requests_to(emulator, phone)) == 1
 

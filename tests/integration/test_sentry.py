@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.emulators.messagebird import Fault
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
@@ -24,7 +25,7 @@ def test_send_that_fails_for_good_produces_one_scrubbed_event_tagged_with_the_te
     emulator.add_faults(phone, [Fault.status(422)])
     record = customer("z", local_today(tenant.timezone) + dt.timedelta(days=3), phone, name="Zelda Quartermaine")
     add_customers(sessions, tenant, [record])
-    sweep_tenant(sessions, tenant.slug, queue, settings)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
     [row] = settled(sessions, tenant.id, 1)
     assert row.status == "failed"
 
@@ -45,7 +46,7 @@ def test_send_that_will_be_retried_produces_no_event(
     phone = new_phone()
     emulator.add_faults(phone, [Fault.status(429), Fault.status(500)])
     add_customers(sessions, tenant, [customer("r", local_today(tenant.timezone) + dt.timedelta(days=1), phone)])
-    sweep_tenant(sessions, tenant.slug, queue, settings)
+    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
     [row] = settled(sessions, tenant.id, 1)
     assert row.status == "sent"
     time.sleep(2.0)

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from tenant_worker import cli, cli_errors
 from tenant_worker.adapters.db import normalize_database_url
+from tenant_worker.bootstrap import Services
 from tenant_worker.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,7 +171,7 @@ def dispatch(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[str, arg
     calls: list[tuple[str, argparse.Namespace]] = []
 
     def recorder(name: str) -> cli.Handler:
-        def record(args: argparse.Namespace) -> int:
+        def record(args: argparse.Namespace, services: Services) -> int:
             calls.append((name, args))
             return 0
 
