@@ -11,11 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from tenant_worker import constants
 from tenant_worker.adapters.redis_check import describe_redis
 from tenant_worker.adapters.routes import TenantRouter, bump_routes_version
+from tenant_worker.domain.backoff import BROKER_PUBLISH
 from tenant_worker.domain.ports import EnqueueError
-
-# A publish retries its connection briefly: a sweep or a continuation must not hang on a dead broker
-# (the ledger keeps the reminders pending and the recovery tick publishes them later).
-PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
 
 
 class CeleryReminderQueue:
@@ -41,7 +38,7 @@ class CeleryReminderQueue:
                 # publish only needs the broker.
                 ignore_result=True,
                 retry=True,
-                retry_policy=PUBLISH_RETRY_POLICY,
+                retry_policy=BROKER_PUBLISH.kombu_options(),
             )
         except (KombuError, RedisError, OSError) as exc:
             where = describe_redis(self.app.conf.broker_url)

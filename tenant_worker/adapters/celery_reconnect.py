@@ -21,11 +21,13 @@ from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tenant_worker.adapters.celery_consumer import Consumer as ScreeningConsumer
+from tenant_worker.domain.backoff import BROKER_RECONNECT
 
-# kombu's ensure_connection arguments: the first retry after 1 s, then every 2 s however long the
-# outage lasts. The worker consumes again at most 2 s after Redis answers, for one connection attempt
-# (a refused or timed-out TCP connect) every 2 s while it does not.
-RECONNECT_INTERVALS = {"interval_start": 1.0, "interval_step": 1.0, "interval_max": 2.0}
+# kombu's ensure_connection arguments (domain.backoff.BROKER_RECONNECT): the first retry after 1 s,
+# then every 2 s however long the outage lasts. The worker consumes again at most 2 s after Redis
+# answers, for one connection attempt (a refused or timed-out TCP connect) every 2 s while it does not.
+# The number of retries stays Celery's (broker_connection_max_retries).
+RECONNECT_INTERVALS = {name: value for name, value in BROKER_RECONNECT.kombu_options().items() if name != "max_retries"}
 
 Errback = Callable[[Exception, float], None]
 _connparams: Callable[..., Any] = kombu_redis.Channel._connparams

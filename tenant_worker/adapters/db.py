@@ -7,10 +7,8 @@ pool opened before the fork would be shared by every child.
 from __future__ import annotations
 
 import functools
-import logging
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -20,17 +18,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from tenant_worker.config import ConfigurationError, redact_url
 from tenant_worker.constants import DEFAULT_SHARD_COUNT
-from tenant_worker.domain.backoff import retry_delay
 from tenant_worker.errors import DatabaseNotReady, ServiceUnavailable
 
 _T = TypeVar("_T")
-log = logging.getLogger(__name__)
 UPGRADE = "run `tenant-worker db upgrade`"
 
 
@@ -61,28 +57,6 @@ def transaction(url: str) -> Iterator[Session]:
     """A session inside one transaction: committed on success, rolled back on any error."""
     with session_factory(url).begin() as session:
         yield session
-
-
-def run_with_retry(sessions: sessionmaker[Session], work: Callable[[Session], _T], retry_for: float, what: str) -> _T:
-    """Run ``work`` in one transaction; if the connection drops (a failover, ``pg_terminate_backend``,
-    a network cut), run it again on a fresh connection with bounded exponential backoff, for up to
-    ``retry_for`` seconds. Only for idempotent work: the first try may have committed before the
-    connection died. The pool's pre-ping replaces the dead connections on the next checkout."""
-    deadline = time.monotonic() + retry_for
-    attempt = 0
-    while True:
-        try:
-            with sessions.begin() as session:
-                return work(session)
-        except DBAPIError as exc:
-            if not (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)):
-                raise
-            attempt += 1
-            delay = retry_delay(attempt, 0.1, 5.0)
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("%s: database connection lost (%s); retrying in %.1f s", what, type(exc.orig).__name__, delay)
-            time.sleep(delay)
 
 
 def check_database(url: str, *, migrated: bool = False) -> None:

@@ -14,12 +14,13 @@ import datetime as dt
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tenant_worker.adapters.orm import PUBLISHED, SENDING, WAITING
 from tenant_worker.domain.records import RepairedRow
 
 # What a stale ``sending`` row becomes: its request never started -> back to pending (unpublished,
 # so the tenant's next top-up publishes it) unless it already lost its worker SEND_MAX_ATTEMPTS
 # times (something about it kills workers); started -> unknown (it may have been delivered).
-_REPAIR_SQL = """
+_REPAIR_SQL = f"""
     UPDATE reminders AS r
        SET status = CASE WHEN r.send_started_at IS NOT NULL THEN 'unknown'
                          WHEN r.attempts >= :max_attempts THEN 'failed'
@@ -31,7 +32,7 @@ _REPAIR_SQL = """
                                   THEN 'worker lost before sending, ' || r.attempts || ' times'
                              ELSE 'worker lost before sending; sending again' END,
            updated_at = now()
-     WHERE r.id = ANY(ARRAY(SELECT id FROM reminders WHERE status = 'sending' AND updated_at < :before
+     WHERE r.id = ANY(ARRAY(SELECT id FROM reminders WHERE {SENDING} AND updated_at < :before
                              ORDER BY updated_at LIMIT :limit))
        AND r.status = 'sending' AND r.updated_at < :before
     RETURNING r.tenant_id, r.id, r.status
@@ -58,9 +59,7 @@ class SqlLedgerMaintenance:
         """Mark every published ``pending`` reminder unpublished: the broker lost their tasks (it lost its
         data), so waiting ``REQUEUE_AFTER_SECONDS`` for them would only delay the tenants. Reads the
         published rows' own index; a duplicate task for a row whose task did survive is harmless."""
-        result = self.session.execute(
-            text("UPDATE reminders SET enqueued_at = NULL WHERE status = 'pending' AND enqueued_at IS NOT NULL")
-        )
+        result = self.session.execute(text(f"UPDATE reminders SET enqueued_at = NULL WHERE {PUBLISHED}"))
         return int(getattr(result, "rowcount", 0))
 
     def tenants_with_lost_tasks(self, published_before: dt.datetime) -> list[int]:
@@ -68,9 +67,9 @@ class SqlLedgerMaintenance:
         was lost (Redis restarted without its data, a worker killed between stamp and publish)."""
         return list(
             self.session.scalars(
-                text("""
+                text(f"""
                     SELECT DISTINCT tenant_id FROM reminders
-                     WHERE status = 'pending' AND enqueued_at IS NOT NULL AND enqueued_at < :before
+                     WHERE {PUBLISHED} AND enqueued_at < :before
                 """),
                 {"before": published_before},
             )
@@ -82,13 +81,13 @@ class SqlLedgerMaintenance:
         however large their backlogs."""
         return list(
             self.session.scalars(
-                text("""
+                text(f"""
                     WITH RECURSIVE waiting(tenant_id) AS (
-                        (SELECT tenant_id FROM reminders WHERE status = 'pending' AND enqueued_at IS NULL
+                        (SELECT tenant_id FROM reminders WHERE {WAITING}
                           ORDER BY tenant_id, id LIMIT 1)
                         UNION ALL
                         SELECT (SELECT r.tenant_id FROM reminders r
-                                 WHERE r.status = 'pending' AND r.enqueued_at IS NULL AND r.tenant_id > w.tenant_id
+                                 WHERE ({WAITING}) AND r.tenant_id > w.tenant_id
                                  ORDER BY r.tenant_id, r.id LIMIT 1)
                           FROM waiting w WHERE w.tenant_id IS NOT NULL)
                     SELECT tenant_id FROM waiting WHERE tenant_id IS NOT NULL

@@ -33,6 +33,23 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tenant_worker.domain.sms_limits import DEFAULT_MAX_SEGMENTS, MAX_SEGMENTS_LIMIT
 
+# The predicates of the ledger's partial indexes, defined once: the indexes below use them, and the
+# statements that must be answered from an index (adapters/repository.py, ledger_admin.py,
+# ledger_repair.py) repeat them word for word, so the planner can prove the index applies.
+# Migrations 0004 and 0005 created them; tests/integration/test_index_predicates.py checks the two agree.
+WAITING = "status = 'pending' AND enqueued_at IS NULL"
+IN_FLIGHT = "status = 'sending' OR (status = 'pending' AND enqueued_at IS NOT NULL)"
+CLOSED = "status NOT IN ('pending', 'sending')"
+SENDING = "status = 'sending'"
+PUBLISHED = "status = 'pending' AND enqueued_at IS NOT NULL"
+LEDGER_INDEX_PREDICATES = {
+    "reminders_waiting_idx": WAITING,
+    "reminders_in_flight_idx": IN_FLIGHT,
+    "reminders_closed_idx": CLOSED,
+    "reminders_sending_since_idx": SENDING,
+    "reminders_published_since_idx": PUBLISHED,
+}
+
 
 class Base(DeclarativeBase):
     """Declarative base shared by every table."""
@@ -181,27 +198,27 @@ class ReminderRow(Base):
             "reminders_waiting_idx",
             "tenant_id",
             "id",
-            postgresql_where=text("status = 'pending' AND enqueued_at IS NULL"),
+            postgresql_where=text(WAITING),
         ),
         Index(
             "reminders_in_flight_idx",
             "tenant_id",
             "enqueued_at",
-            postgresql_where=text("status = 'sending' OR (status = 'pending' AND enqueued_at IS NOT NULL)"),
+            postgresql_where=text(IN_FLIGHT),
         ),
         Index(
             "reminders_closed_idx",
             "tenant_id",
             "id",
-            postgresql_where=text("status NOT IN ('pending', 'sending')"),
+            postgresql_where=text(CLOSED),
         ),
         # The recovery tick's range scans by age (migration 0005): rows claimed long ago and still
         # sending (their worker died), and rows published long ago and still pending (the task is lost).
-        Index("reminders_sending_since_idx", "updated_at", postgresql_where=text("status = 'sending'")),
+        Index("reminders_sending_since_idx", "updated_at", postgresql_where=text(SENDING)),
         Index(
             "reminders_published_since_idx",
             "enqueued_at",
-            postgresql_where=text("status = 'pending' AND enqueued_at IS NOT NULL"),
+            postgresql_where=text(PUBLISHED),
         ),
     )
 

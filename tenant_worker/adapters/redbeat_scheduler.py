@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from celery import Celery
@@ -17,10 +18,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tenant_worker.adapters.beat_lock import RedisLeaderLock
 from tenant_worker.adapters.redbeat import TenantScheduleEntry
-from tenant_worker.domain.backoff import retry_delay
+from tenant_worker.domain.backoff import BEAT_RECONNECT
 
 # First retry delay after Redis stopped answering; it doubles up to beat_max_interval.
-RECONNECT_FIRST_SECONDS = 0.5
 
 log = logging.getLogger("celery.beat")
 
@@ -172,7 +172,7 @@ class TenantRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
                 self.max_interval,
             )
         self._failures += 1
-        return retry_delay(self._failures, RECONNECT_FIRST_SECONDS, float(self.max_interval))
+        return replace(BEAT_RECONNECT, cap=float(self.max_interval)).delay(self._failures)
 
     def _back(self, what: str) -> None:
         down_for = time.monotonic() - (self._down_since or time.monotonic())

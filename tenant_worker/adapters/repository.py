@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Row, select, text, update
 from sqlalchemy.orm import Session
 
-from tenant_worker.adapters.orm import ReminderRow
+from tenant_worker.adapters.orm import CLOSED, IN_FLIGHT, WAITING, ReminderRow
 from tenant_worker.domain.model import ReminderStatus
 from tenant_worker.domain.records import OUTCOME_COLUMNS, DueReminder, LedgerWrite, SendJob
 
@@ -308,12 +308,12 @@ class SqlLedgerCore:
             )
 
 
-# The predicates of the ledger's partial indexes (migration 0004), written exactly as there so the
-# planner can use them: reminders waiting for a first task (ordered by id, the publish order),
-# reminders with a task queued or running (few: at most a few batches per tenant), and closed ones.
-_WAITING = "status = 'pending' AND enqueued_at IS NULL"
-_IN_FLIGHT = "(status = 'sending' OR (status = 'pending' AND enqueued_at IS NOT NULL))"
-_CLOSED = "status NOT IN ('pending', 'sending')"
+# The predicates of the ledger's partial indexes (orm.py): reminders waiting for a first task (ordered
+# by id, the publish order), reminders with a task queued or running (few: at most a few batches per
+# tenant), and closed ones.
+_WAITING = f"({WAITING})"
+_IN_FLIGHT = f"({IN_FLIGHT})"
+_CLOSED = f"({CLOSED})"
 
 # The SQL types of the columns recording an outcome may set (records.OUTCOME_COLUMNS, interpolated
 # into finish_many's UPDATE; the outcome arrays are cast to them).
