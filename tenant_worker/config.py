@@ -15,8 +15,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit, urlunsplit
 
+from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.backoff import DATABASE_RECONNECT, RetryPolicy
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenant_worker"
@@ -52,7 +54,7 @@ class Settings:
     # batch's slowest answer never leaves the process idle.
     worker_concurrency: int = 4
     # Shards for tenants created from now on (existing tenants keep the queue stored on their row).
-    shard_count: int = 16
+    shard_count: int = DEFAULT_SHARD_COUNT
     # Fairness: at most this many send batches of one tenant are queued or running at once; each
     # finished batch publishes the tenant's next one, so tenants sharing a shard interleave.
     max_batches_per_tenant: int = 4
@@ -290,6 +292,42 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigurationError(f"{name} must be a number, not {raw!r}") from None
 
 
+# The environment variable of each numeric setting; its default is the Settings field's own.
+_NUMBERS = {
+    "http_connect_timeout": "MESSAGEBIRD_CONNECT_TIMEOUT",
+    "http_read_timeout": "MESSAGEBIRD_READ_TIMEOUT",
+    "max_in_flight": "MAX_IN_FLIGHT",
+    "worker_concurrency": "WORKER_CONCURRENCY",
+    "shard_count": "SHARD_COUNT",
+    "max_batches_per_tenant": "MAX_BATCHES_PER_TENANT",
+    "send_rate_per_second": "SEND_RATE_PER_SECOND",
+    "tenant_rate_per_second": "TENANT_RATE_PER_SECOND",
+    "rate_wait_max_seconds": "RATE_WAIT_MAX_SECONDS",
+    "send_max_attempts": "SEND_MAX_ATTEMPTS",
+    "retry_base_seconds": "SEND_RETRY_BASE_SECONDS",
+    "retry_cap_seconds": "SEND_RETRY_CAP_SECONDS",
+    "send_batch_size": "SEND_BATCH_SIZE",
+    "stale_sending_seconds": "STALE_SENDING_SECONDS",
+    "recovery_interval_seconds": "RECOVERY_INTERVAL_SECONDS",
+    "record_retry_seconds": "RECORD_RETRY_SECONDS",
+    "alert_window_seconds": "ALERT_WINDOW_SECONDS",
+    "requeue_after_seconds": "REQUEUE_AFTER_SECONDS",
+    "beat_lock_timeout": "BEAT_LOCK_TIMEOUT",
+    "beat_max_interval": "BEAT_MAX_INTERVAL",
+    "broker_connection_max_retries": "BROKER_CONNECTION_MAX_RETRIES",
+}
+
+
+def _numbers(env: Mapping[str, str]) -> dict[str, Any]:
+    """The numeric settings given in ``env``, each as its field's type; absent ones keep the default."""
+    values: dict[str, Any] = {}
+    for name, variable in _NUMBERS.items():
+        default = Settings.__dataclass_fields__[name].default
+        value = _number(env, variable, float(default))  # type: ignore[arg-type]
+        values[name] = int(value) if isinstance(default, int) else value
+    return values
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Resolve settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -301,26 +339,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         messagebird_endpoint=env.get("MESSAGEBIRD_ENDPOINT", MESSAGEBIRD_REST_ENDPOINT),
         sentry_dsn=env.get("SENTRY_DSN", ""),
         sentry_environment=env.get("SENTRY_ENVIRONMENT", env.get("TENANT_WORKER_ENV", "development")),
-        http_connect_timeout=_number(env, "MESSAGEBIRD_CONNECT_TIMEOUT", 3.0),
-        http_read_timeout=_number(env, "MESSAGEBIRD_READ_TIMEOUT", 10.0),
-        max_in_flight=int(_number(env, "MAX_IN_FLIGHT", 64)),
-        worker_concurrency=int(_number(env, "WORKER_CONCURRENCY", 4)),
-        shard_count=int(_number(env, "SHARD_COUNT", 16)),
-        max_batches_per_tenant=int(_number(env, "MAX_BATCHES_PER_TENANT", 4)),
-        send_rate_per_second=_number(env, "SEND_RATE_PER_SECOND", 500.0),
-        tenant_rate_per_second=_number(env, "TENANT_RATE_PER_SECOND", 0.0),
-        rate_wait_max_seconds=_number(env, "RATE_WAIT_MAX_SECONDS", 5.0),
-        send_max_attempts=int(_number(env, "SEND_MAX_ATTEMPTS", 5)),
-        retry_base_seconds=_number(env, "SEND_RETRY_BASE_SECONDS", 5.0),
-        retry_cap_seconds=_number(env, "SEND_RETRY_CAP_SECONDS", 300.0),
-        send_batch_size=int(_number(env, "SEND_BATCH_SIZE", 50)),
-        stale_sending_seconds=int(_number(env, "STALE_SENDING_SECONDS", 300)),
-        recovery_interval_seconds=_number(env, "RECOVERY_INTERVAL_SECONDS", 30.0),
-        record_retry_seconds=_number(env, "RECORD_RETRY_SECONDS", 60.0),
-        alert_window_seconds=int(_number(env, "ALERT_WINDOW_SECONDS", 600)),
-        requeue_after_seconds=int(_number(env, "REQUEUE_AFTER_SECONDS", 600)),
         environment=env.get("TENANT_WORKER_ENV", "development"),
-        beat_lock_timeout=int(_number(env, "BEAT_LOCK_TIMEOUT", 60)),
-        beat_max_interval=int(_number(env, "BEAT_MAX_INTERVAL", 5)),
-        broker_connection_max_retries=int(_number(env, "BROKER_CONNECTION_MAX_RETRIES", 0)),
+        **_numbers(env),
     )
