@@ -36,10 +36,10 @@ from tenant_worker.celery_app import create_app
 from tenant_worker.config import Settings, build_redis_url, load_settings
 from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, SendOutcome, TenantSpec
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.emulators.sentry import SentryRecorder
 from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.tenants import create_tenant
+from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
+from tenant_worker_dev.emulators.sentry import SentryRecorder
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Contains every character that breaks naive URL building.

@@ -25,10 +25,10 @@ from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.redis_queues import discarded_counts, queue_depths
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import load_settings
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
+from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
 from tests.conftest import ACCESS_KEY, BIN, add_customers, customer, put_on_queue, redis_db_url, wait_until
 
 DB = 24  # a Redis database no other test uses (the test server has 32)

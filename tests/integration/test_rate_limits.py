@@ -13,10 +13,10 @@ from tenant_worker import constants
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.redis_ratelimit import RedisRateLimiter, tenant_bucket
 from tenant_worker.celery_app import create_app
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.runtime import CeleryReminderQueue
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
+from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
 from tests.conftest import ACCESS_KEY, add_customers, customer, new_phone, put_on_queue, redis_db_url, wait_until
 
 # One process taking send slots and printing when each was granted (wall clock, shared by processes

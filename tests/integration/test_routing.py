@@ -19,11 +19,11 @@ from tenant_worker.adapters.redis_queues import queue_depths
 from tenant_worker.adapters.routes import TenantRouter, bump_routes_version
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import load_settings
-from tenant_worker.emulators.messagebird import Fault
 from tenant_worker.runtime import CeleryReminderQueue, announce_route_change
 from tenant_worker.services.sharding import move_tenant
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
+from tenant_worker_dev.emulators.messagebird import Fault
 from tests.conftest import BIN, add_customers, customer, new_phone, put_on_queue, redis_db_url, wait_until
 
 

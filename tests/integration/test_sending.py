@@ -8,9 +8,9 @@ import time
 from sqlalchemy import select
 
 from tenant_worker.adapters.orm import ReminderRow
-from tenant_worker.emulators.messagebird import Fault
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
+from tenant_worker_dev.emulators.messagebird import Fault
 from tests.conftest import add_customers, customer, new_phone, wait_until
 
 

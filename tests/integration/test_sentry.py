@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from tenant_worker.emulators.messagebird import Fault
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
+from tenant_worker_dev.emulators.messagebird import Fault
 from tests.conftest import add_customers, customer, new_phone, wait_until
 from tests.integration.test_sending import reminders, settled
 
