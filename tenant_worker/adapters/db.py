@@ -10,8 +10,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TypeVar
 
 from alembic import command
@@ -54,13 +53,6 @@ def session_factory(url: str) -> sessionmaker[Session]:
     """Sessions bound to the engine for ``url``; ``expire_on_commit=False`` keeps loaded rows usable.
     One factory per URL and process (it is thread-safe), as every task asks for it."""
     return sessionmaker(get_engine(url), expire_on_commit=False)
-
-
-@contextmanager
-def transaction(url: str) -> Iterator[Session]:
-    """A session inside one transaction: committed on success, rolled back on any error."""
-    with session_factory(url).begin() as session:
-        yield session
 
 
 def run_with_retry(sessions: sessionmaker[Session], work: Callable[[Session], _T], retry_for: float, what: str) -> _T:

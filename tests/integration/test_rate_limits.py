@@ -28,7 +28,8 @@ limiter = RedisRateLimiter(redis.Redis.from_url(sys.argv[1]), float(sys.argv[2])
 print("ready", flush=True)
 sys.stdin.readline()
 for _ in range(int(sys.argv[3])):
-    assert limiter.acquire(1, None)
+    [wait] = limiter.reserve_batch(1, None, 1)
+    time.sleep(wait)
     print(time.time(), flush=True)
 """
 
@@ -58,18 +59,18 @@ def test_a_reservation_longer_than_the_max_wait_is_refused_and_takes_nothing(red
     client = redis.Redis.from_url(redis_db_url(redis_url, 9))
     limiter = RedisRateLimiter(client, 0.0, max_wait=0.5, global_key="unused")
     client.delete(tenant_bucket(42))
-    assert limiter.reserve(42, 1.0) == 0.0  # the burst of one
-    assert limiter.reserve(42, 1.0) is None  # next slot in ~1 s > 0.5 s
-    assert limiter.reserve(42, 1.0) is None  # the refusal took nothing
-    assert limiter.reserve(43, None) == 0.0  # no tenant rate and no global rate: no limit
+    assert limiter.reserve_batch(42, 1.0, 1) == [0.0]  # the burst of one
+    assert limiter.reserve_batch(42, 1.0, 1) == []  # next slot in ~1 s > 0.5 s
+    assert limiter.reserve_batch(42, 1.0, 1) == []  # the refusal took nothing
+    assert limiter.reserve_batch(43, None, 1) == [0.0]  # no tenant rate and no global rate: no limit
 
 
 def test_limiter_reloads_its_script_after_redis_forgets_it(redis_url):
     client = redis.Redis.from_url(redis_db_url(redis_url, 9))
     limiter = RedisRateLimiter(client, 1000.0, global_key=constants.RATE_BUCKET_PREFIX + "reload-test")
-    assert limiter.acquire(1, None)
+    assert len(limiter.reserve_batch(1, None, 1)) == 1
     client.script_flush()
-    assert limiter.acquire(1, None)
+    assert len(limiter.reserve_batch(1, None, 1)) == 1
 
 
 def ledger(sessions, tenant_id):
