@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -65,6 +66,26 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+# Celery logs "Task <name>[<id>] received" when a worker takes a message (a retry's countdown included)
+# and "Task <name>[<id>] succeeded in ..." (or raised, retry, failed, ignored, rejected) when it ends.
+_TASK_LINE = re.compile(r"Task [\w.]+\[([\w-]+)\] (\w+)")
+
+
+def unfinished_tasks(log: Path) -> set[str]:
+    """Ids of the tasks a worker's log shows as received and not yet ended."""
+    received: set[str] = set()
+    ended: set[str] = set()
+    for task_id, word in _TASK_LINE.findall(log.read_text(errors="replace")):
+        (received if word == "received" else ended).add(task_id)
+    return received - ended
+
+
+def wait_for_idle_worker(log: Path, what: str, timeout: float = 30) -> None:
+    """Wait until the worker writing ``log`` has ended every task it received: whatever those tasks
+    send, record, report or publish has happened by then."""
+    wait_until(lambda: not unfinished_tasks(log), timeout, f"the worker to end every task it received ({what})")
 
 
 @contextlib.contextmanager
