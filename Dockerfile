@@ -12,6 +12,7 @@ FROM python:3.11-slim AS builder
 RUN python -m venv /opt/venv
 WORKDIR /src
 # Only what `pip install .` reads; the Alembic migrations ship inside the package as package data.
+# The development-only package in dev/ (the MessageBird and Sentry emulators) stays out of the image.
 # constraints.txt pins every dependency to the versions the test suite ran with (`make lock`).
 COPY pyproject.toml README.md constraints.txt ./
 COPY tenant_worker ./tenant_worker

@@ -9,10 +9,12 @@ BIN := $(VENV)/bin
 # Installs take the versions pinned in constraints.txt, the same in the dev venv, CI and the
 # Docker image, so a new release of a dependency never changes a build silently; `make lock`
 # moves the pins to the newest versions pyproject.toml allows.
-$(BIN)/tenant-worker: pyproject.toml constraints.txt
+# dev/ is the development-only package (the MessageBird and Sentry emulators): installed editable
+# here for the tests, the demo and the benchmarks, never part of the wheel or the image.
+$(BIN)/tenant-worker: pyproject.toml dev/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]' -e ./dev
 	touch $@
 
 lock:
@@ -32,8 +34,8 @@ demo: venv services
 	$(BIN)/python scripts/demo.py
 
 lint: venv
-	$(BIN)/ruff check tenant_worker tests scripts
-	$(BIN)/ruff format --check tenant_worker tests scripts
+	$(BIN)/ruff check tenant_worker dev tests scripts
+	$(BIN)/ruff format --check tenant_worker dev tests scripts
 
 typecheck: venv
 	$(BIN)/mypy

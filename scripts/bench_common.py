@@ -90,11 +90,11 @@ def database(url: str | None) -> Iterator[str]:
 
 @contextlib.contextmanager
 def emulator(url: str | None, latency: float, rate_limit: float, access_key: str) -> Iterator[str]:
-    """The given emulator URL, or ``python -m tenant_worker.emulators.messagebird`` in a subprocess."""
+    """The given emulator URL, or ``python -m tenant_worker_dev.emulators.messagebird`` in a subprocess."""
     if url:
         yield url
         return
-    args = [sys.executable, "-m", "tenant_worker.emulators.messagebird", "--latency", str(latency),
+    args = [sys.executable, "-m", "tenant_worker_dev.emulators.messagebird", "--latency", str(latency),
             "--access-key", access_key]  # fmt: skip
     if rate_limit:
         args += ["--rate-limit", str(rate_limit)]

@@ -1,7 +1,7 @@
 """Benchmark: CPU the MessageBird emulator spends per ``POST /messages``, for this checkout and for
 any ``--ref`` (a git revision) in the same run. Prints numbers; asserts nothing.
 
-Each emulator runs as the benchmarks run it (``python -m tenant_worker.emulators.messagebird
+Each emulator runs as the benchmarks run it (``python -m tenant_worker_dev.emulators.messagebird
 --latency 0``, a subprocess); ``--threads`` clients each keep one ``http.client`` connection alive and
 send ``--requests`` messages between them, shaped like the worker's. The emulator's CPU is its
 ``utime + stime`` from ``/proc/<pid>/stat`` after a warm-up and after the run. ``--rounds`` alternates
@@ -36,8 +36,12 @@ HEADERS = {
 
 
 def export_revision(ref: str, into: Path) -> Path:
-    """The ``tenant_worker`` package as of ``ref``, unpacked under ``into``."""
-    archive = subprocess.run(["git", "archive", ref, "tenant_worker"], cwd=ROOT, capture_output=True, check=True)
+    """The emulators as of ``ref``, unpacked under ``into``: ``dev/`` where it exists, else the
+    ``tenant_worker`` package (which held the emulators before they moved to ``dev/``)."""
+    tree = ["git", "ls-tree", "--name-only", ref]
+    listed = subprocess.run(tree, cwd=ROOT, capture_output=True, check=True, text=True)
+    paths = [path for path in ("dev", "tenant_worker") if path in listed.stdout.split()]
+    archive = subprocess.run(["git", "archive", ref, *paths], cwd=ROOT, capture_output=True, check=True)
     target = into / ref.replace("/", "_")
     target.mkdir()
     archive_path = target / "src.tar"
@@ -45,6 +49,13 @@ def export_revision(ref: str, into: Path) -> Path:
     with tarfile.open(archive_path) as tar:
         tar.extractall(target, filter="data")
     return target
+
+
+def emulator_command(source: Path) -> tuple[str, str]:
+    """(PYTHONPATH, module) that runs the MessageBird emulator of ``source``."""
+    if (source / "dev" / "tenant_worker_dev").is_dir():
+        return str(source / "dev"), "tenant_worker_dev.emulators.messagebird"
+    return str(source), "tenant_worker.emulators.messagebird"
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -83,8 +94,9 @@ def fire(port: int, total: int, threads: int) -> list[str]:
 def measure(source: Path, total: int, threads: int) -> tuple[float, float, float]:
     """(emulator user and system CPU seconds, wall seconds) for ``total`` messages against the
     emulator in ``source``."""
-    env = {**os.environ, "PYTHONPATH": str(source)}
-    command = [sys.executable, "-m", "tenant_worker.emulators.messagebird", "--latency", "0"]
+    pythonpath, module = emulator_command(source)
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    command = [sys.executable, "-m", module, "--latency", "0"]
     command += ["--access-key", ACCESS_KEY]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=source) as process:
         try:

@@ -93,7 +93,9 @@ def create_app(settings: Settings) -> Celery:
         # Nothing is routed to the default queue on purpose; the control pool drains it.
         task_default_queue=constants.DEFAULT_QUEUE,
         # Send tasks follow their tenant's stored queue (shard or dedicated), looked up and cached
-        # by the router; sweeps and their fan-out go to the small control queue. Retries are new
+        # by the router; control tasks published without a queue (the recovery tick, schedule sync,
+        # sweep_all_tenants and its fan-out) go to the small control queue. A tenant's scheduled or
+        # run-now sweep names the tenant's queue itself, which wins over the router. Retries are new
         # tasks published through the same router, so they stay on the tenant's queue too (Celery's
         # own Task.retry would reuse the delivery info of the original message instead).
         task_routes=(TenantRouter(settings.database_url, settings.redis_url),),

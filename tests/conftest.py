@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,9 @@ import psycopg
 import pytest
 import redis
 from sqlalchemy.orm import Session, sessionmaker
+from tenant_worker.emulators.messagebird import MessageBirdEmulator
+from tenant_worker.emulators.sentry import SentryRecorder
+from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
@@ -40,9 +44,9 @@ from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import OutboundSms, OutcomeKind, SendOutcome, TenantSpec
 from tenant_worker.domain.records import CustomerRecord, Tenant
 from tenant_worker.domain.storage import UnitOfWorkFactory
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.emulators.sentry import SentryRecorder
 from tenant_worker.services.tenants import create_tenant
+from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
+from tenant_worker_dev.emulators.sentry import SentryRecorder
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Contains every character that breaks naive URL building.
@@ -68,6 +72,26 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+# Celery logs "Task <name>[<id>] received" when a worker takes a message (a retry's countdown included)
+# and "Task <name>[<id>] succeeded in ..." (or raised, retry, failed, ignored, rejected) when it ends.
+_TASK_LINE = re.compile(r"Task [\w.]+\[([\w-]+)\] (\w+)")
+
+
+def unfinished_tasks(log: Path) -> set[str]:
+    """Ids of the tasks a worker's log shows as received and not yet ended."""
+    received: set[str] = set()
+    ended: set[str] = set()
+    for task_id, word in _TASK_LINE.findall(log.read_text(errors="replace")):
+        (received if word == "received" else ended).add(task_id)
+    return received - ended
+
+
+def wait_for_idle_worker(log: Path, what: str, timeout: float = 30) -> None:
+    """Wait until the worker writing ``log`` has ended every task it received: whatever those tasks
+    send, record, report or publish has happened by then."""
+    wait_until(lambda: not unfinished_tasks(log), timeout, f"the worker to end every task it received ({what})")
 
 
 @contextlib.contextmanager

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TypeVar
 
 from alembic import command
@@ -50,13 +48,6 @@ def session_factory(url: str) -> sessionmaker[Session]:
     """Sessions bound to the engine for ``url``; ``expire_on_commit=False`` keeps loaded rows usable.
     One factory per URL and process (it is thread-safe), as every task asks for it."""
     return sessionmaker(get_engine(url), expire_on_commit=False)
-
-
-@contextmanager
-def transaction(url: str) -> Iterator[Session]:
-    """A session inside one transaction: committed on success, rolled back on any error."""
-    with session_factory(url).begin() as session:
-        yield session
 
 
 def check_database(url: str, *, migrated: bool = False) -> None:

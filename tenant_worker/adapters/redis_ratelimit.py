@@ -15,9 +15,6 @@ after a Redis restart. The keys share the ``{rate}`` hash tag, so the script als
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import redis
 from redis.exceptions import RedisError
 
@@ -65,7 +62,8 @@ def tenant_bucket(tenant_id: int) -> str:
 
 
 class RedisRateLimiter:
-    """Blocks each send until the global and tenant rates allow it; thread-safe and multi-process."""
+    """Reserves send slots under the global and the tenant's rate (the :class:`SendThrottle` port); the
+    caller waits out each slot's delay. Thread-safe and multi-process."""
 
     def __init__(
         self,
@@ -73,16 +71,10 @@ class RedisRateLimiter:
         global_rate: float,
         *,
         max_wait: float = 5.0,
-        sleep: Callable[[float], None] = time.sleep,
         global_key: str = constants.GLOBAL_RATE_BUCKET,
     ) -> None:
         self._script = client.register_script(_RESERVE_LUA)
-        self._global_rate, self._max_wait, self._sleep, self._global_key = global_rate, max_wait, sleep, global_key
-
-    def reserve(self, tenant_id: int, tenant_rate: float | None) -> float | None:
-        """Take a slot; return seconds to wait before sending, or None if that would exceed ``max_wait``."""
-        waits = self.reserve_batch(tenant_id, tenant_rate, 1)
-        return waits[0] if waits else None
+        self._global_rate, self._max_wait, self._global_key = global_rate, max_wait, global_key
 
     def reserve_batch(self, tenant_id: int, tenant_rate: float | None, count: int) -> list[float]:
         """Take up to ``count`` slots in one round trip; return, for each slot granted, the seconds to
@@ -107,12 +99,3 @@ class RedisRateLimiter:
             max(0.0, *((k - balance) / rate for balance, rate in zip(balances, rates, strict=True)))
             for k in range(1, int(granted) + 1)
         ]
-
-    def acquire(self, tenant_id: int, tenant_rate: float | None) -> bool:
-        """Wait for a send slot; False when none is available within ``max_wait`` (retry the SMS later)."""
-        wait = self.reserve(tenant_id, tenant_rate)
-        if wait is None:
-            return False
-        if wait > 0:
-            self._sleep(wait)
-        return True

@@ -115,12 +115,6 @@ class SendingWindow:
         """Whether the window is open at instant ``now`` on the tenant's clock."""
         return self.contains(now.astimezone(zoneinfo.ZoneInfo(tz)).time())
 
-    def next_opening(self, now: dt.datetime, tz: str) -> dt.datetime:
-        """``now`` if the window is open, else the instant it next opens (DST rules as above)."""
-        if self.is_open(now, tz):
-            return now
-        return next_local_run(now, tz, self.start)
-
     def __str__(self) -> str:
         return f"{format_hhmm(self.start)}-{format_hhmm(self.end)}"
 

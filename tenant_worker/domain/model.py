@@ -183,4 +183,3 @@ class SendOutcome:
     kind: OutcomeKind
     provider_id: str | None = None
     error: str | None = None
-    details: dict[str, str] = field(default_factory=dict)

@@ -9,7 +9,7 @@ A template may use only these placeholders, written as ``{name}``:
 
 - ``{customer_name}``: the customer's name as the tenant stores it.
 - ``{days_left}``: whole days until the subscription expires, e.g. ``3``.
-- ``{expires_on}``: the expiry date, already formatted for the tenant's locale.
+- ``{expires_on}``: the expiry date as an ISO 8601 date, e.g. ``2026-05-04``, whatever the tenant's locale.
 - ``{amount}``: the amount due, already formatted, e.g. ``49.00``.
 - ``{currency}``: the currency of the amount, e.g. ``EUR``.
 - ``{plan}``: the name of the customer's plan.
@@ -34,7 +34,7 @@ PLACEHOLDERS: Mapping[str, str] = MappingProxyType(
     {
         "customer_name": "The customer's name as the tenant stores it.",
         "days_left": "Whole days until the subscription expires, e.g. 3.",
-        "expires_on": "The expiry date, already formatted for the tenant's locale.",
+        "expires_on": "The expiry date as an ISO 8601 date, e.g. 2026-05-04, whatever the tenant's locale.",
         "amount": "The amount due, already formatted, e.g. 49.00.",
         "currency": "The currency of the amount, e.g. EUR.",
         "plan": "The name of the customer's plan.",

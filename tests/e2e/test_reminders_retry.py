@@ -10,11 +10,12 @@ import subprocess
 
 import pytest
 from sqlalchemy import text
+from tenant_worker.emulators.messagebird import Fault
 
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
-from tenant_worker.emulators.messagebird import Fault
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
+from tenant_worker_dev.emulators.messagebird import Fault
 from tests.conftest import BIN, add_customers, customer, new_phone, wait_until
 from tests.integration.test_sending import reminders, settled
 

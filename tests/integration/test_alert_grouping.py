@@ -22,6 +22,9 @@ import pytest
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from tenant_worker.emulators.messagebird import Fault, MessageBirdEmulator
+from tenant_worker.emulators.sentry import SentryRecorder
+from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.db import session_factory
@@ -31,10 +34,10 @@ from tenant_worker.celery_app import create_app
 from tenant_worker.config import Settings, load_settings
 from tenant_worker.constants import DEFAULT_SHARD_COUNT, GATEWAY_BREAKER_KEY
 from tenant_worker.domain.model import TenantSpec
-from tenant_worker.emulators.messagebird import Fault, MessageBirdEmulator
-from tenant_worker.emulators.sentry import SentryRecorder
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import create_tenant, local_today
+from tenant_worker_dev.emulators.messagebird import Fault, MessageBirdEmulator
+from tenant_worker_dev.emulators.sentry import SentryRecorder
 from tests.conftest import (
     ACCESS_KEY,
     ALWAYS_OPEN,

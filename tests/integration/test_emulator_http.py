@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tenant_worker.emulators.messagebird import Fault, MessageBirdEmulator
-from tenant_worker.emulators.sentry import SentryRecorder
+from tenant_worker_dev.emulators.messagebird import Fault, MessageBirdEmulator
+from tenant_worker_dev.emulators.sentry import SentryRecorder
 
 ACCESS_KEY = "test-access-key"
 

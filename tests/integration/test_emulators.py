@@ -26,8 +26,8 @@ from messagebird.client import ErrorException
 from messagebird.http_client import HttpClient
 from messagebird.message import Message
 
-from tenant_worker.emulators.messagebird import Fault, MessageBirdEmulator
-from tenant_worker.emulators.sentry import SentryRecorder
+from tenant_worker_dev.emulators.messagebird import Fault, MessageBirdEmulator
+from tenant_worker_dev.emulators.sentry import SentryRecorder
 
 ACCESS_KEY = "test-access-key"
 RECIPIENT = "+31612345678"
@@ -220,7 +220,7 @@ def test_admin_endpoints_let_another_process_read_and_reset_the_emulator(
 
 
 def test_command_line_emulator_prints_its_url_and_serves_messages() -> None:
-    command = [sys.executable, "-m", "tenant_worker.emulators.messagebird", "--port", "0"]
+    command = [sys.executable, "-m", "tenant_worker_dev.emulators.messagebird", "--port", "0"]
     command += ["--access-key", ACCESS_KEY, "--latency", "0.01", "--rate-limit", "100"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import func, select
+from tenant_worker.emulators.messagebird import MessageBirdEmulator
+from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
+from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
 from tests.conftest import ACCESS_KEY, add_customers, customer, new_phone, put_on_queue, redis_db_url, wait_until
 
 BIG, SMALL_TENANTS, SMALL_DUE = 1000, 5, 3

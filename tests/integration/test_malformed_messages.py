@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import redis
 from sqlalchemy import select
+from tenant_worker.emulators.messagebird import MessageBirdEmulator
+from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
@@ -27,9 +29,9 @@ from tenant_worker.adapters.redis_queues import discarded_counts, queue_depths
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import load_settings
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
+from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
 from tests.conftest import ACCESS_KEY, BIN, add_customers, customer, put_on_queue, redis_db_url, wait_until
 
 DB = 24  # a Redis database no other test uses (the test server has 32)

@@ -9,9 +9,9 @@ from tenant_worker.adapters.messagebird import MessageBirdGateway
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.domain.model import AccessCheck, OutboundSms, OutcomeKind
 from tenant_worker.domain.ports import NoAlerts
-from tenant_worker.emulators.messagebird import Fault, MessageBirdEmulator
 from tenant_worker.services.sending import send_reminders
 from tenant_worker.services.sweep import sweep_tenant
+from tenant_worker_dev.emulators.messagebird import Fault, MessageBirdEmulator
 from tests.conftest import ACCESS_KEY, RecordingQueue, add_customers, customer, free_port, new_phone
 
 

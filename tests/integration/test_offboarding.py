@@ -4,9 +4,10 @@ the sends in flight finish and are recorded, nothing starts afterwards, the rest
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 from sqlalchemy import func, select
+from tenant_worker.emulators.messagebird import MessageBirdEmulator
+from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
@@ -14,11 +15,20 @@ from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.services.onboarding import offboard
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
-from tests.conftest import ACCESS_KEY, add_customers, customer, new_phone, put_on_queue, redis_db_url, wait_until
+from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
+from tests.conftest import (
+    ACCESS_KEY,
+    add_customers,
+    customer,
+    new_phone,
+    put_on_queue,
+    redis_db_url,
+    wait_for_idle_worker,
+    wait_until,
+)
 
 DUE, BATCH, MAX_BATCHES, LATENCY = 60, 10, 2, 1.0
 
@@ -69,5 +79,19 @@ def test_offboarding_lets_sends_in_flight_finish_and_starts_no_more(sessions, ma
         assert after == {("sent", None): sent, ("skipped", "tenant_offboarded"): DUE - sent}
         assert report.cancelled_pending == DUE - sent
         assert accepted() == sent  # every SMS that went out is in the ledger, once
-        time.sleep(2 * LATENCY)
+
+        # A sentinel proves the worker is past every task of the offboarded tenant: once the worker has
+        # ended what it was running (so their follow-up batches are published), another tenant's SMS,
+        # swept now onto the same shard queue (a Redis list, taken in order), lands behind them. When it
+        # has been accepted and the worker has again ended everything it received, they have all run.
+        wait_for_idle_worker(worker.log, "before the sentinel")
+        sentinel, sentinel_phone = make_tenant(), new_phone()
+        put_on_queue(sessions, sentinel, constants.shard_queue(13))
+        add_customers(sessions, sentinel, [customer("sentinel", due, sentinel_phone)])
+        sweep_tenant(sessions, sentinel.slug, CeleryReminderQueue(app), worker.settings, due - dt.timedelta(days=2))
+        sentinel_digits = sentinel_phone.lstrip("+")
+        wait_until(
+            lambda: any(sentinel_digits in record.recipients for record in slow.accepted()), 30, "the sentinel SMS"
+        )
+        wait_for_idle_worker(worker.log, "after the sentinel")
         assert accepted() == sent  # and nothing was sent after offboarding returned

@@ -8,6 +8,8 @@ import sys
 
 import redis
 from sqlalchemy import select
+from tenant_worker.emulators.messagebird import MessageBirdEmulator
+from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
@@ -15,9 +17,9 @@ from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.redis_ratelimit import RedisRateLimiter, tenant_bucket
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
+from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
 from tests.conftest import ACCESS_KEY, add_customers, customer, new_phone, put_on_queue, redis_db_url, wait_until
 
 # One process taking send slots and printing when each was granted (wall clock, shared by processes
@@ -29,7 +31,8 @@ limiter = RedisRateLimiter(redis.Redis.from_url(sys.argv[1]), float(sys.argv[2])
 print("ready", flush=True)
 sys.stdin.readline()
 for _ in range(int(sys.argv[3])):
-    assert limiter.acquire(1, None)
+    [wait] = limiter.reserve_batch(1, None, 1)
+    time.sleep(wait)
     print(time.time(), flush=True)
 """
 
@@ -59,18 +62,18 @@ def test_a_reservation_longer_than_the_max_wait_is_refused_and_takes_nothing(red
     client = redis.Redis.from_url(redis_db_url(redis_url, 9))
     limiter = RedisRateLimiter(client, 0.0, max_wait=0.5, global_key="unused")
     client.delete(tenant_bucket(42))
-    assert limiter.reserve(42, 1.0) == 0.0  # the burst of one
-    assert limiter.reserve(42, 1.0) is None  # next slot in ~1 s > 0.5 s
-    assert limiter.reserve(42, 1.0) is None  # the refusal took nothing
-    assert limiter.reserve(43, None) == 0.0  # no tenant rate and no global rate: no limit
+    assert limiter.reserve_batch(42, 1.0, 1) == [0.0]  # the burst of one
+    assert limiter.reserve_batch(42, 1.0, 1) == []  # next slot in ~1 s > 0.5 s
+    assert limiter.reserve_batch(42, 1.0, 1) == []  # the refusal took nothing
+    assert limiter.reserve_batch(43, None, 1) == [0.0]  # no tenant rate and no global rate: no limit
 
 
 def test_limiter_reloads_its_script_after_redis_forgets_it(redis_url):
     client = redis.Redis.from_url(redis_db_url(redis_url, 9))
     limiter = RedisRateLimiter(client, 1000.0, global_key=constants.RATE_BUCKET_PREFIX + "reload-test")
-    assert limiter.acquire(1, None)
+    assert len(limiter.reserve_batch(1, None, 1)) == 1
     client.script_flush()
-    assert limiter.acquire(1, None)
+    assert len(limiter.reserve_batch(1, None, 1)) == 1
 
 
 def ledger(sessions, tenant_id):

@@ -23,14 +23,16 @@ from pathlib import Path
 import pytest
 import redis
 from redbeat.schedulers import RedBeatSchedulerEntry
+from tenant_worker.emulators.messagebird import MessageBirdEmulator
+from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import build_redis_url
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.services.sweep import sweep_tenant
+from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
 from tests.conftest import (
     ACCESS_KEY,
     REDIS_PASSWORD,

@@ -12,6 +12,8 @@ import subprocess
 
 import redis
 from sqlalchemy import select
+from tenant_worker.emulators.messagebird import Fault
+from tenant_worker.runtime import CeleryReminderQueue, announce_route_change
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue, announce_route_change
@@ -21,10 +23,10 @@ from tenant_worker.adapters.routes import TenantRouter, bump_routes_version
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
 from tenant_worker.config import load_settings
-from tenant_worker.emulators.messagebird import Fault
 from tenant_worker.services.sharding import move_tenant
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
+from tenant_worker_dev.emulators.messagebird import Fault
 from tests.conftest import BIN, add_customers, customer, new_phone, put_on_queue, redis_db_url, wait_until
 
 

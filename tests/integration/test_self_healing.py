@@ -18,15 +18,17 @@ from collections import Counter
 import psycopg
 import redis
 from sqlalchemy import select
+from tenant_worker.emulators.messagebird import MessageBirdEmulator
+from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.orm import ReminderRow, TenantRow
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
+from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
 from tests.conftest import ACCESS_KEY, BIN, add_customers, customer, put_on_queue, redis_db_url, wait_until
 
 STALE = 4

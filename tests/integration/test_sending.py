@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 from sqlalchemy import select
+from tenant_worker.emulators.messagebird import Fault
 
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
-from tenant_worker.emulators.messagebird import Fault
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
-from tests.conftest import add_customers, customer, new_phone, wait_until
+from tenant_worker_dev.emulators.messagebird import Fault
+from tests.conftest import add_customers, customer, new_phone, wait_for_idle_worker, wait_until
 
 
 def reminders(sessions, tenant_id):
@@ -35,6 +35,23 @@ def settled(sessions, tenant_id, count):
 def requests_to(emulator, phone):
     digits = phone.lstrip("+")
     return [r for r in emulator.requests() if digits in r.recipients]
+
+
+def sweep_sentinel(sessions, settings, queue, tenant, worker_log, settled_so_far):
+    """Run the worker past every send task of ``tenant`` published so far, so that a test can then
+    assert that something did *not* happen.
+
+    Once the worker has ended every task it received, their retries and follow-up batches are
+    published. One more due reminder, swept now, is published behind them on the tenant's queue (a
+    Redis list, taken in order), so when it is settled and the worker has again ended everything it
+    received, every task published before it has run. Returns the sentinel's phone."""
+    wait_for_idle_worker(worker_log, "before the sentinel")
+    phone = new_phone()
+    add_customers(sessions, tenant, [customer("sentinel", local_today(tenant.timezone) + dt.timedelta(days=1), phone)])
+    assert sweep_tenant(sessions, tenant.slug, queue, settings).enqueued == 1
+    assert settled(sessions, tenant.id, settled_so_far + 1)[-1].status == "sent"  # the newest row
+    wait_for_idle_worker(worker_log, "after the sentinel")
+    return phone
 
 
 def test_sweep_sends_each_due_reminder_once_with_the_rendered_template(
@@ -66,7 +83,7 @@ def test_sweep_sends_each_due_reminder_once_with_the_rendered_template(
 
     again = sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
     assert (again.claimed, again.enqueued, again.re_enqueued) == (0, 0, 0)
-    time.sleep(0.5)
+    sweep_sentinel(sessions, settings, queue, tenant, celery_worker, settled_so_far=4)
     assert sum(len(requests_to(emulator, c.phone)) for c in records) == 4
 
 
@@ -79,7 +96,7 @@ def test_rejected_message_fails_without_retry(sessions, settings, queue, make_te
     [row] = settled(sessions, tenant.id, 1)
     assert row.status == "failed" and row.attempts == 1
     assert "MessageBird refused" in (row.last_error or "")
-    time.sleep(1.0)
+    sweep_sentinel(sessions, settings, queue, tenant, celery_worker, settled_so_far=1)
     assert len(requests_to(emulator, phone)) == 1
 
 
@@ -122,8 +139,8 @@ def test_answer_slower_than_the_read_timeout_is_unknown_and_never_resent(
     [row] = settled(sessions, tenant.id, 1)
     assert row.status == "unknown" and "read timeout" in (row.last_error or "")
     wait_until(lambda: len(emulator_accepted_for(emulator, phone)) == 1, 5, "the slow message to be accepted")
-    sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings)
-    time.sleep(1.0)
+    # The sentinel's sweep is also the second sweep, which must leave the unknown reminder alone.
+    sweep_sentinel(sessions, settings, queue, tenant, celery_worker, settled_so_far=1)
     assert len(requests_to(emulator, phone)) == 1
 
 

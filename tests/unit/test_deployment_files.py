@@ -9,6 +9,7 @@ rather than on the first deploy.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import re
 import tomllib
@@ -280,6 +281,51 @@ def test_no_env_or_arg_line_bakes_a_credential_into_the_image() -> None:
         assert not re.search(r"://[^/\s:@]*:[^@\s]+@", line), f"URL with a password in the image: {line}"
 
 
+def test_builder_copies_only_the_runtime_package_not_the_development_one() -> None:
+    builder = dockerfile_stages()[0]
+    sources = [w for copy in instructions("COPY", builder) for w in copy.split()[:-1] if not w.startswith("--")]
+    directories = [source for source in sources if (ROOT / source).is_dir()]
+    assert directories == ["tenant_worker"], f"the image gets more than the runtime package: {sources}"
+    assert not (ROOT / "tenant_worker" / "emulators").exists(), "the emulators are back in the runtime package"
+
+
+def wheel_include() -> list[str]:
+    """``[tool.setuptools.packages.find] include``: the patterns that pick the wheel's packages."""
+    include: list[str] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    return include
+
+
+def wheel_packages() -> list[str]:
+    """The packages ``pip wheel .`` puts in the wheel: setuptools' namespace discovery (every directory of
+    ``.py`` files under the project root) filtered by ``[tool.setuptools.packages.find] include``."""
+    include = wheel_include()
+    skipped = {".git", ".venv", "build", "dist", "__pycache__"}
+    found = set()
+    for module in ROOT.rglob("*.py"):
+        parts = module.relative_to(ROOT).parent.parts
+        if parts and not skipped.intersection(parts) and all(part.isidentifier() for part in parts):
+            found.update(".".join(parts[: n + 1]) for n in range(len(parts)))
+    return sorted(name for name in found if any(fnmatch.fnmatchcase(name, pattern) for pattern in include))
+
+
+def test_wheel_holds_the_runtime_package_and_no_emulators() -> None:
+    packages = wheel_packages()
+    assert "tenant_worker" in packages and "tenant_worker.adapters" in packages, packages
+    assert all(name == "tenant_worker" or name.startswith("tenant_worker.") for name in packages), packages
+    assert not [name for name in packages if "emulators" in name], packages
+    include = wheel_include()
+    # Even if the development package moved next to tenant_worker, the include would leave it out.
+    for name in ("tenant_worker_dev", "tenant_worker_dev.emulators"):
+        assert not any(fnmatch.fnmatchcase(name, pattern) for pattern in include), (name, include)
+
+
+def test_dev_venv_installs_the_development_package_for_tests_demo_and_benchmarks() -> None:
+    assert (ROOT / "dev" / "tenant_worker_dev" / "emulators" / "messagebird.py").is_file()
+    assert "-e ./dev" in (ROOT / "Makefile").read_text(encoding="utf-8")
+
+
 # --- .dockerignore ---------------------------------------------------------------------------------
 
 
@@ -299,6 +345,7 @@ def test_no_env_or_arg_line_bakes_a_credential_into_the_image() -> None:
         "tenant_worker.egg-info/PKG-INFO",
         "build/lib/tenant_worker/cli.py",
         "tenant_worker/__pycache__/cli.cpython-311.pyc",
+        "dev/tenant_worker_dev/emulators/messagebird.py",
     ],
 )
 def test_build_context_leaves_out_secrets_and_local_state(path: str) -> None:

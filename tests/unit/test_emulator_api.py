@@ -8,7 +8,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tenant_worker.emulators.messagebird_api import message_reply
+from tenant_worker_dev.emulators.messagebird_api import message_reply
 
 json_text = st.text(st.characters(exclude_categories=["Cs"]))  # lone surrogates cannot arrive in JSON
 

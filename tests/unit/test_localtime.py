@@ -11,7 +11,6 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from tenant_worker.domain.localtime import (
-    SendingWindow,
     local_instant,
     next_local_run,
     next_local_runs,
@@ -88,24 +87,22 @@ def test_malformed_send_times_are_rejected(text: str) -> None:
 
 
 WINDOW_TABLE = [
-    ("08:00-21:00", "Europe/Amsterdam", "2026-06-01T05:59Z", False, "2026-06-01T08:00+02:00"),
-    ("08:00-21:00", "Europe/Amsterdam", "2026-06-01T06:00Z", True, "2026-06-01T08:00+02:00"),
-    ("08:00-21:00", "Europe/Amsterdam", "2026-06-01T19:00Z", False, "2026-06-02T08:00+02:00"),
-    ("08:00-21:00", "Asia/Kolkata", "2026-06-01T15:30Z", False, "2026-06-02T08:00+05:30"),
-    ("22:00-06:00", "Europe/Amsterdam", "2026-06-01T23:00Z", True, "2026-06-02T01:00+02:00"),
-    ("22:00-06:00", "Europe/Amsterdam", "2026-06-01T10:00Z", False, "2026-06-01T22:00+02:00"),
-    # The window opens inside the skipped hour: it opens when the clock jumps.
-    ("02:30-21:00", "Europe/Berlin", "2026-03-28T23:00Z", False, "2026-03-29T03:00+02:00"),
+    ("08:00-21:00", "Europe/Amsterdam", "2026-06-01T05:59Z", False),
+    ("08:00-21:00", "Europe/Amsterdam", "2026-06-01T06:00Z", True),
+    ("08:00-21:00", "Europe/Amsterdam", "2026-06-01T19:00Z", False),
+    ("08:00-21:00", "Asia/Kolkata", "2026-06-01T15:30Z", False),
+    ("22:00-06:00", "Europe/Amsterdam", "2026-06-01T23:00Z", True),
+    ("22:00-06:00", "Europe/Amsterdam", "2026-06-01T10:00Z", False),
+    # The window starts inside the hour the clock skips (Berlin, 29 March 2026): closed before the
+    # jump, open as soon as the clock reads 03:00.
+    ("02:30-21:00", "Europe/Berlin", "2026-03-28T23:00Z", False),
+    ("02:30-21:00", "Europe/Berlin", "2026-03-29T01:00Z", True),
 ]
 
 
-@pytest.mark.parametrize(("window", "zone", "now", "is_open", "opens"), WINDOW_TABLE)
-def test_sending_window_is_evaluated_on_the_tenants_clock(
-    window: str, zone: str, now: str, is_open: bool, opens: str
-) -> None:
-    parsed = parse_window(window)
-    assert parsed.is_open(at(now), zone) is is_open
-    assert parsed.next_opening(at(now), zone) == (at(now) if is_open else at(opens))
+@pytest.mark.parametrize(("window", "zone", "now", "is_open"), WINDOW_TABLE)
+def test_sending_window_is_evaluated_on_the_tenants_clock(window: str, zone: str, now: str, is_open: bool) -> None:
+    assert parse_window(window).is_open(at(now), zone) is is_open
 
 
 def test_a_window_that_starts_when_it_ends_means_no_quiet_hours() -> None:
@@ -157,14 +154,3 @@ def test_consecutive_runs_belong_to_consecutive_local_days(zone: str, after: dt.
         day_two == day_one + dt.timedelta(days=2)
         and local_instant(day_one + dt.timedelta(days=1), send, zoneinfo.ZoneInfo(zone)) == first
     )
-
-
-@hsettings(max_examples=300, deadline=None)
-@given(zone=st.sampled_from(ZONES), now=instants, start=times, end=times)
-def test_a_closed_window_opens_at_its_start_and_is_open_then(
-    zone: str, now: dt.datetime, start: dt.time, end: dt.time
-) -> None:
-    window = SendingWindow(start, end)
-    opens = window.next_opening(now, zone)
-    assert opens >= now
-    assert opens - now <= dt.timedelta(hours=50)

@@ -1,5 +1,5 @@
 """The MessageBird emulator's HTTP side: routes ``POST /messages`` and the admin endpoints of an
-:class:`~tenant_worker.emulators.http_server.HttpServer` to a :class:`MessageEndpoint` (the emulator)."""
+:class:`~tenant_worker_dev.emulators.http_server.HttpServer` to a :class:`MessageEndpoint` (the emulator)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Awaitable
 from dataclasses import asdict
 from typing import Protocol
 
-from tenant_worker.emulators.http_server import HttpServer, Reply, Request
-from tenant_worker.emulators.messagebird_api import (
+from tenant_worker_dev.emulators.http_server import HttpServer, Reply, Request
+from tenant_worker_dev.emulators.messagebird_api import (
     ADMIN_PREFIX,
     BALANCE_PATH,
     MESSAGES_PATH,

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from tenant_worker.emulators.http_server import HttpServer, Reply
-from tenant_worker.emulators.messagebird_api import (
+from tenant_worker_dev.emulators.http_server import HttpServer, Reply
+from tenant_worker_dev.emulators.messagebird_api import (
     ACCEPTED,
     TOO_MANY,
     UNAUTHORIZED,
@@ -37,7 +37,7 @@ from tenant_worker.emulators.messagebird_api import (
     text_or_none,
     validation_problem,
 )
-from tenant_worker.emulators.messagebird_http import serve
+from tenant_worker_dev.emulators.messagebird_http import serve
 
 __all__ = ["Fault", "MessageBirdEmulator", "RecordedRequest", "main"]
 

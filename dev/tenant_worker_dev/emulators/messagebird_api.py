@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tenant_worker.emulators.http_server import Reply
+from tenant_worker_dev.emulators.http_server import Reply
 
 MESSAGES_PATH = "/messages"
 BALANCE_PATH = "/balance"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from tenant_worker.emulators.http_server import HttpServer, Reply, Request
+from tenant_worker_dev.emulators.http_server import HttpServer, Reply, Request
 
 _INGEST_PATH = re.compile(r"^/api/(?P<project>[^/]+)/(?P<kind>envelope|store)/?$")
 

@@ -1,0 +1,1 @@
+"""Development-only support for tenant-worker; never part of the wheel or the Docker image."""
