@@ -28,9 +28,6 @@ import psycopg
 import pytest
 import redis
 from sqlalchemy.orm import Session, sessionmaker
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.emulators.sentry import SentryRecorder
-from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue

@@ -10,7 +10,6 @@ import subprocess
 
 import pytest
 from sqlalchemy import text
-from tenant_worker.emulators.messagebird import Fault
 
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.services.sweep import sweep_tenant

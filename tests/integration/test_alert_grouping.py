@@ -22,9 +22,6 @@ import pytest
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from tenant_worker.emulators.messagebird import Fault, MessageBirdEmulator
-from tenant_worker.emulators.sentry import SentryRecorder
-from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.db import session_factory

@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import func, select
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue

@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 import redis
 from sqlalchemy import select
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue

@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import func, select
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
@@ -88,7 +86,13 @@ def test_offboarding_lets_sends_in_flight_finish_and_starts_no_more(sessions, ma
         sentinel, sentinel_phone = make_tenant(), new_phone()
         put_on_queue(sessions, sentinel, constants.shard_queue(13))
         add_customers(sessions, sentinel, [customer("sentinel", due, sentinel_phone)])
-        sweep_tenant(sessions, sentinel.slug, CeleryReminderQueue(app), worker.settings, due - dt.timedelta(days=2))
+        sweep_tenant(
+            sql_unit_of_work(sessions),
+            sentinel.slug,
+            CeleryReminderQueue(app),
+            worker.settings,
+            due - dt.timedelta(days=2),
+        )
         sentinel_digits = sentinel_phone.lstrip("+")
         wait_until(
             lambda: any(sentinel_digits in record.recipients for record in slow.accepted()), 30, "the sentinel SMS"

@@ -23,8 +23,6 @@ from pathlib import Path
 import pytest
 import redis
 from redbeat.schedulers import RedBeatSchedulerEntry
-from tenant_worker.emulators.messagebird import MessageBirdEmulator
-from tenant_worker.runtime import CeleryReminderQueue
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue

@@ -12,8 +12,6 @@ import subprocess
 
 import redis
 from sqlalchemy import select
-from tenant_worker.emulators.messagebird import Fault
-from tenant_worker.runtime import CeleryReminderQueue, announce_route_change
 
 from tenant_worker import constants
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue, announce_route_change

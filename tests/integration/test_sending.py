@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-from tenant_worker.emulators.messagebird import Fault
 
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
@@ -48,7 +47,7 @@ def sweep_sentinel(sessions, settings, queue, tenant, worker_log, settled_so_far
     wait_for_idle_worker(worker_log, "before the sentinel")
     phone = new_phone()
     add_customers(sessions, tenant, [customer("sentinel", local_today(tenant.timezone) + dt.timedelta(days=1), phone)])
-    assert sweep_tenant(sessions, tenant.slug, queue, settings).enqueued == 1
+    assert sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings).enqueued == 1
     assert settled(sessions, tenant.id, settled_so_far + 1)[-1].status == "sent"  # the newest row
     wait_for_idle_worker(worker_log, "after the sentinel")
     return phone

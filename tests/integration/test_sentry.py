@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tenant_worker.emulators.messagebird import Fault
-
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker.services.tenants import local_today
@@ -29,7 +27,7 @@ def sentinel_event(sessions, settings, queue, make_tenant, emulator, recorder, w
     sentinel, phone = make_tenant(), new_phone()
     emulator.add_faults(phone, [Fault.status(422)])
     add_customers(sessions, sentinel, [customer("s", local_today(sentinel.timezone) + dt.timedelta(days=1), phone)])
-    sweep_tenant(sessions, sentinel.slug, queue, settings)
+    sweep_tenant(sql_unit_of_work(sessions), sentinel.slug, queue, settings)
     wait_until(lambda: events_for(recorder, sentinel.slug), 15, "the sentinel's Sentry event")
 
 
