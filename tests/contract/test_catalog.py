@@ -7,12 +7,14 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from tenant_worker.domain.model import TenantStatus, ValidationError
 from tenant_worker.domain.records import ImportCounts, Template
 from tenant_worker.domain.shards import queue_for_new_tenant
 from tests.conftest import customer
 from tests.contract.conftest import SHARDS, TODAY, StorageUnderTest, import_customers, new_tenant, tenant_spec
+from tests.fakes import ConstraintViolation
 
 
 def test_a_new_tenant_gets_its_shard_queue_and_is_found_by_slug_and_id(storage: StorageUnderTest) -> None:
@@ -226,3 +228,25 @@ def test_an_import_reports_progress_every_200_records_and_at_the_end(storage: St
         counts = tx.catalog.upsert_customers(tenant.id, records, progress=seen.append)
     assert counts == ImportCounts(created=201)
     assert seen == [200, 201]
+
+
+def test_an_empty_import_changes_nothing_and_still_reports_its_end(storage: StorageUnderTest) -> None:
+    tenant = new_tenant(storage)
+    seen: list[int] = []
+    with storage.uow() as tx:
+        assert tx.catalog.upsert_customers(tenant.id, [], progress=seen.append) == ImportCounts()
+    assert seen == [0]
+
+
+@pytest.mark.parametrize("write", ["template", "customers"])
+def test_writing_for_a_tenant_that_does_not_exist_is_refused_by_the_schema(
+    storage: StorageUnderTest, write: str
+) -> None:
+    tenant = new_tenant(storage)
+    with pytest.raises((IntegrityError, ConstraintViolation)), storage.uow() as tx:
+        if write == "template":
+            tx.catalog.save_template(tenant.id + 1000, Template(None, None, "Hi"))
+        else:
+            tx.catalog.upsert_customers(tenant.id + 1000, [customer("orphan", TODAY)])
+    with storage.uow() as tx:
+        assert tx.catalog.list_tenants() == [tenant]

@@ -113,3 +113,16 @@ def test_a_tenants_ledger_never_sees_or_changes_another_tenants_rows(storage: St
     assert rows(storage, theirs) == their_rows
     with storage.uow() as tx:
         assert len(tx.ledger(theirs.id).preview_due_reminders(TODAY, (5, 3, 1))) == 1
+
+
+def test_empty_id_lists_match_nothing(storage: StorageUnderTest) -> None:
+    tenant, ids = pending(storage, 1)
+    with storage.uow() as tx:
+        ledger = tx.ledger(tenant.id)
+        assert ledger.start_sending([]) == []
+        assert ledger.mark_started([], now()) == set()
+        assert ledger.subscription_jobs([]) == {}
+        assert ledger.defer_pending([]) == 0
+        ledger.mark_enqueued([])
+        ledger.finish_many([], now())
+    assert rows(storage, tenant)[ids[0]].enqueued_at is None

@@ -11,7 +11,7 @@ import pytest
 from tenant_worker.domain.records import DueReminder, Tenant
 from tenant_worker.domain.windows import due_window
 from tests.conftest import customer
-from tests.contract.conftest import TODAY, StorageUnderTest, import_customers, new_tenant, rows
+from tests.contract.conftest import TODAY, StorageUnderTest, import_customers, new_tenant, numberless, rows
 
 WINDOWS = (5, 3, 1)
 
@@ -110,8 +110,8 @@ def test_inactive_opted_out_and_numberless_customers_get_a_skipped_row_with_the_
             customer("cancelled", due, status="cancelled", opted_out=True),
             customer("suspended", due, status="suspended"),
             customer("opted-out", due, opted_out=True),
-            replace(customer("numberless", due), phone=None),
-            replace(customer("both", due, opted_out=True), phone=None),
+            numberless(customer("numberless", due)),
+            numberless(customer("both", due, opted_out=True)),
         ],
     )
     with storage.uow() as tx:
@@ -129,7 +129,7 @@ def test_inactive_opted_out_and_numberless_customers_get_a_skipped_row_with_the_
 def test_a_preview_shows_exactly_what_the_claim_records_and_writes_nothing(storage: StorageUnderTest) -> None:
     tenant = new_tenant(storage)
     records = [customer(f"p{days}", TODAY + dt.timedelta(days=days)) for days in (4, 1, 2, 9)]
-    import_customers(storage, tenant, [*records, replace(customer("x", TODAY + dt.timedelta(days=1)), phone=None)])
+    import_customers(storage, tenant, [*records, numberless(customer("x", TODAY + dt.timedelta(days=1)))])
     with storage.uow() as tx:
         preview = tx.ledger(tenant.id).preview_due_reminders(TODAY, WINDOWS)
     with storage.uow() as tx:

@@ -110,3 +110,12 @@ def test_tenants_with_unpublished_reminders_are_listed_by_id(storage: StorageUnd
         tx.ledger(tenants[1].id).stamp_unpublished(now(), 10)
         tx.ledger(tenants[2].id).stamp_unpublished(now(), 2)
         assert tx.maintenance.tenants_with_unpublished() == sorted([tenants[0].id, tenants[2].id])
+
+
+def test_an_empty_ledger_needs_no_repair(storage: StorageUnderTest) -> None:
+    with storage.uow() as tx:
+        maintenance = tx.maintenance
+        assert maintenance.repair_stale_sending(now() + HOUR, MAX_ATTEMPTS, 100) == []
+        assert maintenance.forget_publications() == 0
+        assert maintenance.tenants_with_lost_tasks(now() + HOUR) == []
+        assert maintenance.tenants_with_unpublished() == []

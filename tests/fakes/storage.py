@@ -180,7 +180,7 @@ class FakeUnitOfWork:
         """Where an injected ``statement`` failure strikes."""
         self._active()
         if self._faults and self._storage.take_failure("statement"):
-            raise StorageUnavailable("database connection lost (injected at a statement)")
+            raise StorageUnavailable("database connection lost (injected at statement)")
 
     def transaction_now(self) -> dt.datetime:
         """The instant this unit of work began (PostgreSQL's ``now()``)."""
