@@ -1,0 +1,202 @@
+"""The catalog in memory: ``adapters.catalog.SqlCatalog``'s behaviour on the fake tables.
+
+Each method follows its SQL twin statement by statement (the contract suite checks they agree): the
+queue of a new tenant comes from ``domain.shards``, a taken slug and an unknown tenant are the same
+``ValidationError``, templates sort as PostgreSQL sorts NULLs (last), and an import counts created,
+updated, renewed and unchanged customers exactly as the SQL upsert does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from decimal import ROUND_HALF_UP, Decimal
+
+from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
+from tenant_worker.domain.records import TENANT_MUTABLE_FIELDS, CustomerRecord, ImportCounts, Template, Tenant
+from tenant_worker.domain.shards import queue_for_new_tenant
+from tests.fakes.tables import ConstraintViolation, CustomerRow, FakeSession, SubscriptionRow, Tables, TemplateRow
+
+_CENTS = Decimal("0.01")
+_TENANT_STATUSES = frozenset(status.value for status in TenantStatus)
+
+
+class FakeCatalog:
+    """``domain.storage.Catalog`` on :class:`~tests.fakes.tables.Tables` (one unit of work's view)."""
+
+    def __init__(self, session: FakeSession) -> None:
+        self._session = session
+
+    @property
+    def _tables(self) -> Tables:
+        return self._session.tables
+
+    def _touch(self) -> None:
+        self._session.statement()
+
+    def create_tenant(self, spec: TenantSpec, shard_count: int) -> Tenant:
+        """Insert the tenant on its shard (or dedicated) queue; a taken slug is a ``ValidationError``."""
+        self._touch()
+        tenant_id = next(self._tables.tenant_ids)
+        if any(t.slug == spec.slug for t in self._tables.tenants.values()):
+            raise ValidationError([f"a tenant with slug {spec.slug!r} already exists"])
+        tenant = Tenant(
+            id=tenant_id,
+            slug=spec.slug,
+            name=spec.name,
+            timezone=spec.timezone,
+            locale=spec.locale,
+            originator=spec.originator,
+            windows=tuple(spec.windows),
+            status=spec.status.value,
+            queue=queue_for_new_tenant(tenant_id, spec.slug, shard_count, dedicated=spec.dedicated),
+            rate_per_second=spec.rate_per_second,
+            max_segments=spec.max_segments,
+            send_time=spec.send_time,
+            window_start=spec.sending_window.start,
+            window_end=spec.sending_window.end,
+            scheduled=True,
+        )
+        self._tables.tenants[tenant_id] = _checked(tenant)
+        return tenant
+
+    def find_tenant(self, slug: str, *, lock: bool = False) -> Tenant:
+        """The tenant with ``slug`` (units of work are serialised, so ``lock`` needs nothing more)."""
+        self._touch()
+        for tenant in self._tables.tenants.values():
+            if tenant.slug == slug:
+                return tenant
+        raise ValidationError([f"unknown tenant {slug!r} (see `tenant-worker tenant list`)"])
+
+    def get_tenant(self, tenant_id: int) -> Tenant:
+        """The tenant with this id."""
+        self._touch()
+        tenant = self._tables.tenants.get(tenant_id)
+        if tenant is None:
+            raise ValidationError([f"unknown tenant id {tenant_id}"])
+        return tenant
+
+    def list_tenants(self, status: TenantStatus | None = None, ids: Sequence[int] | None = None) -> list[Tenant]:
+        """Tenants ordered by slug, optionally only those with ``status`` or among ``ids``."""
+        self._touch()
+        wanted = None if ids is None else set(ids)
+        return sorted(
+            (
+                t
+                for t in self._tables.tenants.values()
+                if (status is None or t.status == status.value) and (wanted is None or t.id in wanted)
+            ),
+            key=lambda t: t.slug,
+        )
+
+    def save_tenant(self, tenant: Tenant) -> None:
+        """Write the changeable fields (id and slug are identity and stay as stored)."""
+        stored = self.get_tenant(tenant.id)
+        changes = {name: getattr(tenant, name) for name in TENANT_MUTABLE_FIELDS}
+        changes["windows"] = tuple(tenant.windows)
+        changes["status"] = str(tenant.status)  # a TenantStatus is stored, and read back, as its text
+        self._tables.tenants[tenant.id] = _checked(dataclasses.replace(stored, **changes))
+
+    def purge_tenant(self, tenant_id: int) -> None:
+        """Delete the tenant and, as the schema's ON DELETE CASCADE does, everything of it."""
+        self._touch()
+        tables = self._tables
+        tables.tenants.pop(tenant_id, None)
+        for table in (tables.customers, tables.subscriptions, tables.reminders):
+            for row_id in [row_id for row_id, row in table.items() if row.tenant_id == tenant_id]:
+                del table[row_id]
+        for key in [key for key in tables.templates if key[0] == tenant_id]:
+            del tables.templates[key]
+
+    def tenant_queues(self) -> dict[str, list[str]]:
+        """Every queue some tenant is assigned to, with its slugs in order."""
+        queues: dict[str, list[str]] = {}
+        for tenant in self.list_tenants():
+            queues.setdefault(tenant.queue, []).append(tenant.slug)
+        return queues
+
+    def templates(self, tenant_id: int) -> list[Template]:
+        """The tenant's templates by window then locale, "any" (NULL) last as in PostgreSQL."""
+        self._touch()
+        rows = [row for key, row in self._tables.templates.items() if key[0] == tenant_id]
+        rows.sort(key=lambda r: (r.window_days is None, r.window_days or 0, r.locale is None, r.locale or ""))
+        return [Template(row.window_days, row.locale, row.body) for row in rows]
+
+    def save_template(self, tenant_id: int, template: Template) -> None:
+        """Create or replace the template of (window, locale)."""
+        self._touch()
+        if tenant_id not in self._tables.tenants:
+            raise ConstraintViolation(f"sms_templates: no tenant {tenant_id}")
+        key = (tenant_id, template.window_days, template.locale)
+        self._tables.templates[key] = TemplateRow(tenant_id, template.window_days, template.locale, template.body)
+
+    def delete_template(self, tenant_id: int, window_days: int | None, locale: str | None) -> None:
+        """Delete the template of (window, locale), if any."""
+        self._touch()
+        self._tables.templates.pop((tenant_id, window_days, locale), None)
+
+    def upsert_customers(
+        self, tenant_id: int, records: Sequence[CustomerRecord], progress: Callable[[int], None] | None = None
+    ) -> ImportCounts:
+        """Create or update customers and their subscription by ``external_ref``; a changed
+        ``expires_on`` is a renewal. ``progress`` as in SQL: every 200 records and at the end."""
+        self._touch()
+        tables = self._tables
+        if tenant_id not in tables.tenants:
+            raise ConstraintViolation(f"customers: no tenant {tenant_id}")
+        by_ref = {c.external_ref: c for c in tables.customers.values() if c.tenant_id == tenant_id}
+        subscription_of = {s.customer_id: s for s in tables.subscriptions.values() if s.tenant_id == tenant_id}
+        created = updated = renewed = unchanged = 0
+        for record in records:
+            known = by_ref.get(record.external_ref)
+            customer = CustomerRow(
+                known.id if known else next(tables.customer_ids),
+                tenant_id,
+                record.external_ref,
+                record.name,
+                record.phone,
+                record.opted_out,
+            )
+            old = subscription_of.get(customer.id)
+            subscription = SubscriptionRow(
+                old.id if old else next(tables.subscription_ids),
+                tenant_id,
+                customer.id,
+                record.plan,
+                record.amount,
+                record.currency,
+                record.expires_on,
+                record.status,
+            )
+            if known is None:
+                created += 1
+            elif customer != known or subscription != old:  # compared unrounded, as the SQL upsert does
+                updated += 1
+            else:
+                unchanged += 1
+            subscription = dataclasses.replace(subscription, amount=_numeric_12_2(record.amount))
+            if old is not None and old.expires_on != record.expires_on:
+                renewed += 1
+            tables.customers[customer.id] = by_ref[record.external_ref] = customer
+            tables.subscriptions[subscription.id] = subscription_of[customer.id] = subscription
+            if progress is not None and (created + updated + unchanged) % 200 == 0:
+                progress(created + updated + unchanged)
+        if progress is not None:
+            progress(len(records))
+        return ImportCounts(created, updated, renewed, unchanged)
+
+
+def _numeric_12_2(amount: Decimal) -> Decimal:
+    """What PostgreSQL stores in a ``numeric(12, 2)`` column (halves rounded away from zero)."""
+    return amount.quantize(_CENTS, rounding=ROUND_HALF_UP)
+
+
+def _checked(tenant: Tenant) -> Tenant:
+    """The ``tenants`` CHECK constraints a service could break by saving a changed tenant."""
+    if tenant.status not in _TENANT_STATUSES:
+        raise ConstraintViolation(f"tenants_status_valid: {tenant.status!r}")
+    if not tenant.windows:
+        raise ConstraintViolation("tenants_windows_not_empty")
+    if tenant.rate_per_second is not None and not tenant.rate_per_second > 0:
+        raise ConstraintViolation("tenants_rate_positive")
+    return tenant

@@ -1,0 +1,76 @@
+"""The recovery tick's cross-tenant ledger statements (``adapters.ledger_repair``) on the fake tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from tenant_worker.domain.model import ReminderStatus
+from tenant_worker.domain.records import RepairedRow
+from tests.fakes.ledger import PENDING, SENDING, is_published_pending, is_waiting
+from tests.fakes.tables import FakeSession, check_reminder
+
+
+class FakeLedgerMaintenance:
+    """``domain.storage.LedgerMaintenance`` on the fake tables; spans every tenant, like its SQL twin."""
+
+    def __init__(self, session: FakeSession) -> None:
+        self._session = session
+
+    def repair_stale_sending(self, claimed_before: dt.datetime, max_attempts: int, limit: int) -> list[RepairedRow]:
+        """Settle up to ``limit`` of the oldest rows claimed before ``claimed_before`` and still sending:
+        started -> unknown; not started -> pending (unpublished), or failed after ``max_attempts``."""
+        self._session.statement()
+        tables = self._session.tables
+        now = self._session.transaction_now()
+        stale = sorted(
+            (
+                row
+                for row in tables.reminders.values()
+                if row.status == SENDING and _before(row.updated_at, claimed_before)
+            ),
+            key=lambda row: (row.updated_at, row.id),
+        )[: max(limit, 0)]
+        repaired = []
+        for row in stale:
+            if row.send_started_at is not None:
+                status, enqueued_at = ReminderStatus.UNKNOWN.value, row.enqueued_at
+                error = "worker lost while sending: it may have been delivered"
+            elif row.attempts >= max_attempts:
+                status, enqueued_at = ReminderStatus.FAILED.value, None
+                error = f"worker lost before sending, {row.attempts} times"
+            else:
+                status, enqueued_at = PENDING, None
+                error = "worker lost before sending; sending again"
+            tables.reminders[row.id] = check_reminder(
+                dataclasses.replace(row, status=status, enqueued_at=enqueued_at, last_error=error, updated_at=now)
+            )
+            repaired.append(RepairedRow(row.tenant_id, row.id, status))
+        return repaired
+
+    def forget_publications(self) -> int:
+        """Every published pending reminder becomes unpublished; how many."""
+        self._session.statement()
+        tables = self._session.tables
+        published = [row for row in tables.reminders.values() if is_published_pending(row)]
+        for row in published:
+            tables.reminders[row.id] = dataclasses.replace(row, enqueued_at=None)
+        return len(published)
+
+    def tenants_with_lost_tasks(self, published_before: dt.datetime) -> list[int]:
+        """Tenants with reminders published before ``published_before`` and still pending, by id."""
+        self._session.statement()
+        rows = self._session.tables.reminders.values()
+        return sorted(
+            {row.tenant_id for row in rows if is_published_pending(row) and _before(row.enqueued_at, published_before)}
+        )
+
+    def tenants_with_unpublished(self) -> list[int]:
+        """Tenants with pending reminders never published, by id."""
+        self._session.statement()
+        return sorted({row.tenant_id for row in self._session.tables.reminders.values() if is_waiting(row)})
+
+
+def _before(stamp: dt.datetime | None, instant: dt.datetime) -> bool:
+    """SQL's ``stamp < instant``: false for NULL."""
+    return stamp is not None and stamp < instant
