@@ -72,12 +72,12 @@ def test_duplicated_task_delivery_sends_each_reminder_once(sessions, settings, m
     sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings, day)
     gateway = MessageBirdGateway(ACCESS_KEY, emulator.url)
     now = dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC)
+    uow = sql_unit_of_work(sessions)
     with ThreadPoolExecutor(8) as senders, ThreadPoolExecutor(3) as deliveries:
         runs = [
-            deliveries.submit(send_reminders, sessions, tenant.id, queue.ids, gateway, senders, settings,
-                              NoAlerts(), now)
+            deliveries.submit(send_reminders, uow, tenant.id, queue.ids, gateway, senders, settings, NoAlerts(), now)
             for _ in range(3)
-        ]  # fmt: skip
+        ]
         reports = [run.result() for run in runs]
     assert sum(r.sent for r in reports) == 10
     phones = {c.phone.lstrip("+") for c in records}

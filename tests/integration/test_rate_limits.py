@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+from dataclasses import replace
 
 import redis
 from sqlalchemy import select
@@ -122,8 +123,8 @@ def test_shared_limit_below_the_providers_avoids_429s(sessions, make_tenant, red
 
 def test_tenant_rate_limits_one_tenant_below_the_global_rate(sessions, make_tenant, redis_url, start_worker):
     tenant = make_tenant()
-    with sessions.begin() as session:
-        session.get(type(tenant), tenant.id).rate_per_second = 10.0
+    with sql_unit_of_work(sessions)() as tx:
+        tx.catalog.save_tenant(replace(tenant, rate_per_second=10.0))
     rows, requests = send_through(
         sessions, tenant, start_worker, redis_db_url(redis_url, 12), provider_rate=15,
         worker_env_extra={"SEND_RATE_PER_SECOND": "1000"}, count=25,
