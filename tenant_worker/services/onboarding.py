@@ -165,7 +165,7 @@ def onboard(
         unchanged = stored is not None and desired is not None and desired.matches(stored)
         report.schedule = "unchanged" if unchanged else ("create" if stored is None else "update")
     else:
-        report.schedule = ScheduleService(uow, store).apply(tenant, known=(stored,))
+        report.schedule = ScheduleService(uow, store).apply(tenant, clock.now(), known=(stored,))
     # A new entry first runs at the next send time; otherwise ask the store (it knows the last run).
     after = None if dry_run or report.schedule == "created" else store.get(report.tenant)
     zone = zoneinfo.ZoneInfo(tenant.timezone)
