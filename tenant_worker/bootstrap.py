@@ -164,7 +164,7 @@ class Services:
 
     def schedules(self) -> ScheduleService:
         """The schedule use cases on this process's ports."""
-        return ScheduleService(self.uow, self.schedule_store)
+        return ScheduleService(self.uow, self.schedule_store, self.clock)
 
     def close(self) -> None:
         """Release what was built (the CLI calls this before it exits; worker processes just exit)."""

@@ -165,7 +165,7 @@ def onboard(
         unchanged = stored is not None and desired is not None and desired.matches(stored)
         report.schedule = "unchanged" if unchanged else ("create" if stored is None else "update")
     else:
-        report.schedule = ScheduleService(uow, store).apply(tenant, clock.now(), known=(stored,))
+        report.schedule = ScheduleService(uow, store, clock).apply(tenant, known=(stored,))
     # A new entry first runs at the next send time; otherwise ask the store (it knows the last run).
     after = None if dry_run or report.schedule == "created" else store.get(report.tenant)
     zone = zoneinfo.ZoneInfo(tenant.timezone)
@@ -210,7 +210,7 @@ def offboard(
     publishing the next ones. A send that ends in a retry puts its reminder back to ``pending``, so
     the cancel runs again after the wait.
     """
-    service = ScheduleService(uow, store)
+    service = ScheduleService(uow, store, clock)
     service.pause(slug)
     report = OffboardReport(slug)
     with uow() as tx:

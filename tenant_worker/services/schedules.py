@@ -15,7 +15,7 @@ from typing import Any
 
 from tenant_worker.domain.localtime import format_hhmm, next_local_runs
 from tenant_worker.domain.model import TenantStatus, ValidationError, is_valid_timezone
-from tenant_worker.domain.ports import ScheduleStore, StoredSchedule
+from tenant_worker.domain.ports import SYSTEM_CLOCK, Clock, ScheduleStore, StoredSchedule
 from tenant_worker.domain.records import Tenant
 from tenant_worker.domain.storage import UnitOfWorkFactory
 
@@ -78,9 +78,10 @@ def _iso(value: dt.datetime | None, tz: str | None = None) -> str | None:
 class ScheduleService:
     """List, show, change, pause, resume, remove, run and reconcile tenants' daily sweeps."""
 
-    def __init__(self, uow: UnitOfWorkFactory, store: ScheduleStore) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, store: ScheduleStore, clock: Clock = SYSTEM_CLOCK) -> None:
         self.uow = uow
         self.store = store
+        self.clock = clock
 
     def _tenant(self, slug: str) -> Tenant:
         with self.uow() as tx:
@@ -97,7 +98,7 @@ class ScheduleService:
             return "removed" if self.store.delete(tenant.slug) else "unchanged"
         if stored is not None and desired.matches(stored):
             return "unchanged"
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or self.clock.now()
         self.store.put(tenant.slug, desired.timezone, desired.send_time, desired.queue, desired.enabled, now)
         return "created" if stored is None else "updated"
 
@@ -107,7 +108,7 @@ class ScheduleService:
             tenants = tx.catalog.list_tenants()
         stored = self.store.all()
         report = SyncReport()
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or self.clock.now()
         for tenant in tenants:
             desired, current = Desired.of(tenant), stored.pop(tenant.slug, None)
             if desired is None:

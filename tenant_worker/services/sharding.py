@@ -87,6 +87,10 @@ def move_tenant(
     if republished.error is None:
         more = dispatch.publish_next_batches(uow, tenant_id, publisher, settings, now)
         report.published, report.backlog, report.error = len(more.published), more.backlog, more.error
+    else:
+        # The refused rows were marked unpublished: they, and the rest, wait for the recovery tick.
+        with uow() as tx:
+            report.backlog = dispatch.count_backlog(tx.ledger(tenant_id), settings, now)
     return report
 
 

@@ -149,11 +149,6 @@ def test_a_broker_failure_is_reported_and_the_live_work_is_left_for_the_recovery
     assert queue.tasks == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/sharding.py move_tenant: when re-publishing fails, report.backlog is never set (0), so "
-    "`tenant move` prints '0 waiting in the ledger' while every pending reminder waits there",
-)
 def test_a_broker_failure_still_reports_how_many_reminders_wait_in_the_ledger(storage, queue, settings, clock) -> None:
     Backlog(storage)
     queue.fail()

@@ -25,7 +25,7 @@ def storage() -> FakeStorage:
 
 def create(storage: FakeStorage, spec: TenantSpec = SPEC, template: str | None = None, shard_count: int = 16) -> Tenant:
     with storage() as tx:
-        return create_tenant(tx, spec, template, shard_count)
+        return create_tenant(tx, spec, template, shard_count=shard_count)
 
 
 def templates_of(storage: FakeStorage, slug: str = "acme") -> list[Template]:
