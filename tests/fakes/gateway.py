@@ -118,10 +118,11 @@ class KeyCheckingGateway:
 
 @dataclass
 class RecordingAlerts:
-    """An alert sink that keeps every report."""
+    """An alert sink that keeps every report, and counts the recovery tick's ``flush_due`` calls."""
 
     ended: list[tuple[str, str, str, list[int], str | None]] = field(default_factory=list)
     paused: list[str] = field(default_factory=list)
+    flushes: int = 0
 
     def reminders_ended(
         self, tenant_slug: str, status: str, reason: str, reminder_ids: Sequence[int], error: str | None
@@ -132,4 +133,5 @@ class RecordingAlerts:
         self.paused.append(reason)
 
     def flush_due(self) -> int:
+        self.flushes += 1
         return 0
