@@ -52,6 +52,7 @@ def resend(
     since: dt.datetime | None,
     queue: ReminderQueue,
     settings: Settings,
+    now: dt.datetime | None = None,
 ) -> ResendReport:
     """Reopen the tenant's ``status`` reminders (ended at or after ``since``) and publish them."""
     _check(status)
@@ -60,7 +61,7 @@ def resend(
         tenant = tx.catalog.find_tenant(slug)
         report.reopened = len(tx.ledger(tenant.id).reopen(status, since))
     if report.reopened:
-        published = dispatch.publish_next_batches(uow, tenant.id, queue, settings)
+        published = dispatch.publish_next_batches(uow, tenant.id, queue, settings, now)
         report.published = len(published.published)
         report.error = published.error
     return report
