@@ -11,7 +11,13 @@ same for the naive baseline (one task per SMS, the SDK as shipped, prefork concu
 claimed reminders not accepted exactly once. ``--scenario`` picks one of the issue's targets
 (``capped``, ``uncapped``, ``fairness``, ``naive``); explicit flags override its values.
 
+``--http-client both --rounds 3`` compares the MessageBird client's connection pools (the shipped
+``http_pool`` and ``Urllib3Pool``, see ``bench_worker.py``): each round runs the sharded workload once
+per client, alternating which goes first; it prints the medians of SMS/s and of the workers' CPU per
+SMS for each and urllib3's ratio to the pool's.
+
     .venv/bin/python scripts/bench_dispatch.py --scenario capped --baseline 400
+    .venv/bin/python scripts/bench_dispatch.py --scenario uncapped --baseline 0 --http-client both --rounds 3
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -81,8 +88,8 @@ def open_rows(sessions: Any, tenant_ids: list[int]) -> int:
         )
 
 
-def measure(label: str, sessions: Any, emulator_url: str, tenant_ids: list[int], small: set[int], t0: float) -> None:
-    """Print throughput, small-tenant latency, duplicates and lost for one run."""
+def measure(label: str, sessions: Any, emulator_url: str, tenant_ids: list[int], small: set[int], t0: float) -> float:
+    """Print throughput, small-tenant latency, duplicates and lost for one run; return the SMS/s."""
     with sessions() as session:
         rows = session.execute(
             text("SELECT id, tenant_id, status FROM reminders WHERE tenant_id = ANY(:t)"), {"t": tenant_ids}
@@ -105,6 +112,7 @@ def measure(label: str, sessions: Any, emulator_url: str, tenant_ids: list[int],
         f"{stats['requests'] - stats['accepted']}) max in flight={stats['max_in_flight']} | ledger {statuses}",
         flush=True,
     )
+    return sent / max(end - t0, 1e-9)
 
 
 def run(args: argparse.Namespace, redis_url: str, database_url: str, emulator_url: str) -> None:
@@ -116,24 +124,43 @@ def run(args: argparse.Namespace, redis_url: str, database_url: str, emulator_ur
     settings = load_settings(env)
     sessions = session_factory(database_url)
     if args.large or args.small_tenants:
-        run_sharded(args, env, settings, sessions, emulator_url)
+        clients = ["pool", "urllib3"] if args.http_client == "both" else [args.http_client]
+        runs: dict[str, list[tuple[float, float]]] = {client: [] for client in clients}
+        for n in range(args.rounds):
+            # Alternate which client goes first, so a drift of the machine or the database weighs on both.
+            for client in clients if n % 2 == 0 else clients[::-1]:
+                runs[client].append(run_sharded(args, env, settings, sessions, emulator_url, client, f"r{n}"))
+        summarize(runs)
     if args.baseline > 0:
         run_naive(args, env, settings, sessions, emulator_url)
 
 
-def run_sharded(args: argparse.Namespace, env: dict[str, str], settings: Any, sessions: Any, emulator_url: str) -> None:
-    """tenant-worker itself: ``--workers`` worker processes over every shard."""
+def run_sharded(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    settings: Any,
+    sessions: Any,
+    emulator_url: str,
+    client: str,
+    tag: str,
+) -> tuple[float, float]:
+    """tenant-worker itself: ``--workers`` worker processes over every shard, on HTTP client ``client``;
+    ``tag`` keeps each round's tenants apart. Returns the SMS/s and the workers' CPU time per SMS (us):
+    on a shared, busy machine the CPU per SMS varies far less from run to run than the rate."""
     queue = CeleryReminderQueue(create_app(settings))
-    large = add_tenant(sessions, "large", args.large, args.large, 30)
+    large = add_tenant(sessions, f"large-{tag}-{client}", args.large, args.large, 30)
     smalls = [
-        add_tenant(sessions, f"small-{n:04d}", args.small_due, args.small_due, 30) for n in range(args.small_tenants)
+        add_tenant(sessions, f"small-{tag}-{client}-{n:04d}", args.small_due, args.small_due, 30)
+        for n in range(args.small_tenants)
     ]
     with sessions() as session:
         slugs = dict(session.execute(text("SELECT id, slug FROM tenants")).all())
-    command = [str(BIN / "tenant-worker"), "worker", "--shards", f"0-{settings.shard_count - 1}", "--loglevel",
-               "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat"]  # fmt: skip
+    command = [sys.executable, str(SCRIPTS / "bench_worker.py"), client, "worker", "--shards",
+               f"0-{settings.shard_count - 1}", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+               "--without-heartbeat"]  # fmt: skip
     workers = start_workers([command] * args.workers, env)
     emulator_reset(emulator_url)
+    cpu0 = sum(cpu_seconds(worker.pid) for worker in workers)
     t0 = time.time()
     # The production fan-out: sweep_all_tenants publishes one sweep task per tenant and the control
     # pool runs them concurrently; here --sweep-threads threads of this process do the same sweeps.
@@ -148,13 +175,38 @@ def run_sharded(args: argparse.Namespace, env: dict[str, str], settings: Any, se
     tenant_ids = [large, *smalls]
     while open_rows(sessions, tenant_ids):
         time.sleep(0.5)
+    cpu = sum(cpu_seconds(worker.pid) for worker in workers) - cpu0
     stop(workers)
     print(
         f"sweep of {len(tenant_ids)} tenants ({args.sweep_threads} threads, large tenant first) took "
         f"{sweep_seconds:.2f}s",
         flush=True,
     )
-    measure("sharded", sessions, emulator_url, tenant_ids, set(smalls), t0)
+    rate = measure(client, sessions, emulator_url, tenant_ids, set(smalls), t0)
+    sms = args.large + args.small_tenants * args.small_due
+    print(f"{client:<10} workers' CPU {cpu:.1f}s = {cpu / sms * 1e6:.0f} us per SMS", flush=True)
+    return rate, cpu / sms * 1e6
+
+
+def summarize(runs: dict[str, list[tuple[float, float]]]) -> None:
+    """Median SMS/s and CPU per SMS of each client over the rounds, and urllib3's relative to the pool's."""
+    medians = {}
+    for client, values in runs.items():
+        rates, cpus = [v[0] for v in values], [v[1] for v in values]
+        medians[client] = statistics.median(rates), statistics.median(cpus)
+        print(f"{client:<8} median {medians[client][0]:7.1f} SMS/s, {medians[client][1]:4.0f} us CPU/SMS over "
+              f"{len(values)} rounds: {', '.join(f'{r:.1f}' for r in rates)} SMS/s; "
+              f"{', '.join(f'{c:.0f}' for c in cpus)} us", flush=True)  # fmt: skip
+    if len(medians) == 2:
+        (rate_pool, cpu_pool), (rate_urllib3, cpu_urllib3) = medians["pool"], medians["urllib3"]
+        ratios = f"SMS/s {rate_urllib3 / rate_pool:.3f}, CPU per SMS {cpu_urllib3 / cpu_pool:.3f}"
+        print(f"urllib3/pool: {ratios}", flush=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux ``/proc/<pid>/stat``, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_naive(args: argparse.Namespace, env: dict[str, str], settings: Any, sessions: Any, emulator_url: str) -> None:
@@ -218,6 +270,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="tenant-worker worker processes")
     parser.add_argument("--sweep-threads", type=int, default=4, help="concurrent tenant sweeps (the control "
                         "pool's WORKER_CONCURRENCY)")  # fmt: skip
+    parser.add_argument("--http-client", choices=["pool", "urllib3", "both"], default="pool",
+                        help="the MessageBird client's connection pool (both: compare them)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=1, help="runs of the sharded workload (per client)")
     parser.add_argument("--baseline", type=int, default=400, help="reminders for the naive baseline (0 = skip)")
     parser.add_argument("--baseline-timeout", type=float, default=120)
     parser.add_argument("--redis-url")

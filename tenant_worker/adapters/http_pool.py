@@ -9,6 +9,23 @@ and read timeouts, a stale idle connection never used for a request (checked lik
 failures reported as *before* the request was sent (safe to retry) or *after* (the SMS may be out).
 HTTPS verifies certificates against ``ca_bundle`` (certifi's by default) and may go through an
 ``https_proxy`` with a CONNECT tunnel.
+
+Why not urllib3's ``HTTPConnectionPool`` either: measured 2026-12-04 against one used directly, with
+retries off and the same outcomes (``scripts/bench_http_urllib3.py``; this module's tests run on
+both), a send through the SDK costs ~40% more CPU (median 342 against 250 us on one thread, 474
+against 333 us on 64; ``bench_http_urllib3.py --threads 1|64``), and the workers 15-30% more CPU per
+SMS. ``scripts/bench_dispatch.py --baseline 0 --http-client both`` (rounds alternate the clients;
+medians, urllib3/pool ratio of SMS/s and of worker CPU per SMS):
+
+* ``--scenario uncapped --rounds 5`` (latency 0): 631 against 537 SMS/s, 0.85; CPU 1.18 (an earlier
+  ``--rounds 3`` without the CPU figure: 663 against 619 SMS/s, 0.93);
+* ``--scenario uncapped --latency 0.1 --rounds 5``: 573 against 507 SMS/s, 0.89; CPU 1.16;
+* ``--scenario uncapped --small-tenants 0 --large 20000 --rounds 4`` (one tenant, full batches):
+  1,719 against 1,160 SMS/s, 0.67; CPU 1.32.
+
+Other sessions loaded the 2 cores meanwhile (load 5-12), so single runs varied by +-20% and the rates
+are lower than the README's; the CPU per SMS varies less. That is past the ~10% allowed for adopting
+urllib3, so this pool stays.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """The keep-alive connection pool behind the MessageBird client, against small real servers on 127.0.0.1:
-reuse, stale connections, timeouts, the bound on requests in flight, and HTTPS through a CONNECT proxy."""
+reuse, stale connections, timeouts, the bound on requests in flight, and HTTPS through a CONNECT proxy.
+Every test runs on both pools: the shipped ``http_pool`` and the urllib3 one it is benchmarked against
+(``scripts/bench_http_urllib3.py``), so the benchmark compares two clients that behave the same."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import trustme
 
+from scripts.bench_http_urllib3 import Urllib3Pool
 from tenant_worker.adapters.http_pool import ConnectionPool, NoAnswerError, NotSentError
 from tests.conftest import free_port
 
@@ -71,16 +74,28 @@ def keep_alive(connection: socket.socket) -> None:
         connection.sendall(OK)
 
 
-def pool_for(port: int, **options: float) -> ConnectionPool:
-    settings = {"size": 4, "connect_timeout": 1.0, "read_timeout": 1.0, **options}
-    return ConnectionPool(f"http://127.0.0.1:{port}", **settings)  # type: ignore[arg-type]
+Pool = ConnectionPool | Urllib3Pool
 
 
-def post(pool: ConnectionPool) -> int:
+@pytest.fixture(params=[ConnectionPool, Urllib3Pool], ids=["http_pool", "urllib3"])
+def pool_class(request: pytest.FixtureRequest) -> type[Pool]:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def pool_for(pool_class: type[Pool]) -> Callable[..., Pool]:
+    def build(port: int, **options: float) -> Pool:
+        settings = {"size": 4, "connect_timeout": 1.0, "read_timeout": 1.0, **options}
+        return pool_class(f"http://127.0.0.1:{port}", **settings)  # type: ignore[arg-type]
+
+    return build
+
+
+def post(pool: Pool) -> int:
     return pool.request("POST", "/messages", b"{}", {"Content-Type": "application/json"}).status
 
 
-def test_sequential_requests_share_one_kept_alive_connection():
+def test_sequential_requests_share_one_kept_alive_connection(pool_for):
     with serve(keep_alive) as (port, accepted):
         pool = pool_for(port)
         assert [post(pool) for _ in range(20)] == [201] * 20
@@ -88,7 +103,7 @@ def test_sequential_requests_share_one_kept_alive_connection():
         pool.close()
 
 
-def test_an_idle_connection_the_server_closed_is_replaced_not_used():
+def test_an_idle_connection_the_server_closed_is_replaced_not_used(pool_for):
     def answer_once(connection: socket.socket) -> None:
         read_request(connection)
         connection.sendall(OK)  # keep-alive promised, then the server closes it anyway
@@ -101,7 +116,7 @@ def test_an_idle_connection_the_server_closed_is_replaced_not_used():
         assert len(accepted) == 2
 
 
-def test_an_answer_with_connection_close_is_not_reused():
+def test_an_answer_with_connection_close_is_not_reused(pool_for):
     def answer_and_close(connection: socket.socket) -> None:
         read_request(connection)
         connection.sendall(OK.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
@@ -112,7 +127,7 @@ def test_an_answer_with_connection_close_is_not_reused():
         assert len(accepted) == 2
 
 
-def test_refused_connection_was_not_sent_and_silence_after_sending_is_no_answer():
+def test_refused_connection_was_not_sent_and_silence_after_sending_is_no_answer(pool_for):
     with pytest.raises(NotSentError):
         post(pool_for(free_port()))
     with serve(lambda connection: (read_request(connection), time.sleep(2))) as (port, _):
@@ -122,7 +137,7 @@ def test_refused_connection_was_not_sent_and_silence_after_sending_is_no_answer(
         assert time.monotonic() - started < 1.5
 
 
-def test_a_connection_cut_after_the_request_is_no_answer():
+def test_a_connection_cut_after_the_request_is_no_answer(pool_for):
     with (
         serve(lambda connection: (read_request(connection), connection.close())) as (port, _),
         pytest.raises(NoAnswerError, match="after sending"),
@@ -130,7 +145,28 @@ def test_a_connection_cut_after_the_request_is_no_answer():
         post(pool_for(port))
 
 
-def test_no_more_requests_in_flight_than_the_pool_size():
+def test_a_request_that_got_no_answer_is_not_sent_again(pool_for):
+    requests: list[bytes] = []
+
+    def cut(connection: socket.socket) -> None:
+        requests.append(read_request(connection))
+        connection.close()
+
+    with serve(cut) as (port, accepted), pytest.raises(NoAnswerError):
+        post(pool_for(port))
+    assert len(requests) == 1 and len(accepted) == 1  # a retried POST could send an SMS twice
+
+
+def test_a_tls_handshake_that_never_completes_was_not_sent(pool_class):
+    with serve(lambda connection: time.sleep(2)) as (port, _):
+        pool = pool_class(f"https://localhost:{port}", size=1, connect_timeout=0.3, read_timeout=5)
+        started = time.monotonic()
+        with pytest.raises(NotSentError):
+            post(pool)
+        assert time.monotonic() - started < 1.5
+
+
+def test_no_more_requests_in_flight_than_the_pool_size(pool_for):
     in_flight, most = [0], [0]
     lock = threading.Lock()
 
@@ -189,17 +225,15 @@ def connect_proxy(seen: list[bytes]) -> Callable[[socket.socket], None]:
     return relay
 
 
-def test_https_verifies_the_certificate_and_can_tunnel_through_a_proxy(tls_server, tmp_path):
+def test_https_verifies_the_certificate_and_can_tunnel_through_a_proxy(pool_class, tls_server, tmp_path):
     port, ca = tls_server
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    direct = ConnectionPool(
-        f"https://localhost:{port}", size=2, connect_timeout=1, read_timeout=1, ca_bundle=str(bundle)
-    )
+    direct = pool_class(f"https://localhost:{port}", size=2, connect_timeout=1, read_timeout=1, ca_bundle=str(bundle))
     assert post(direct) == 201
     seen: list[bytes] = []
     with serve(connect_proxy(seen)) as (proxy_port, _):
-        proxied = ConnectionPool(
+        proxied = pool_class(
             f"https://localhost:{port}", size=2, connect_timeout=1, read_timeout=1, ca_bundle=str(bundle),
             proxy=f"http://127.0.0.1:{proxy_port}",
         )  # fmt: skip
@@ -208,8 +242,8 @@ def test_https_verifies_the_certificate_and_can_tunnel_through_a_proxy(tls_serve
         proxied.close()
 
 
-def test_an_untrusted_certificate_is_refused_before_anything_is_sent(tls_server):
+def test_an_untrusted_certificate_is_refused_before_anything_is_sent(pool_class, tls_server):
     port, _ = tls_server
-    pool = ConnectionPool(f"https://localhost:{port}", size=1, connect_timeout=1, read_timeout=1)
+    pool = pool_class(f"https://localhost:{port}", size=1, connect_timeout=1, read_timeout=1)
     with pytest.raises(NotSentError):
         post(pool)
