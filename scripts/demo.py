@@ -125,7 +125,7 @@ def summary(sessions: sessionmaker[Session], started: dt.datetime) -> None:
                 func.count().filter(ReminderRow.sent_at >= started),
             ).group_by(ReminderRow.tenant_id, ReminderRow.window_days, ReminderRow.status)
         ).all()
-        names = dict(session.execute(select(TenantRow.id, TenantRow.slug)).tuples())
+        names = {tenant_id: slug for tenant_id, slug in session.execute(select(TenantRow.id, TenantRow.slug))}
     table: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for tenant_id, window, status, total, this_run in rows:
         cell = table[(names[tenant_id], window)]
