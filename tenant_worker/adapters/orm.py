@@ -119,6 +119,11 @@ class CustomerRow(Base):
     name: Mapped[str] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(20))
     opted_out: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # Set when a full sync or `customers remove` took the customer away (migration 0007); kept for
+    # the ledger's sake, never swept.
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the customer's personal data was erased (right to erasure).
+    erased_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _created()
 
@@ -128,7 +133,15 @@ class SubscriptionRow(Base):
 
     __tablename__ = "subscriptions"
     __table_args__ = (
-        UniqueConstraint("customer_id", name="subscriptions_customer_key"),
+        # One subscription per (customer, reference); NULL, "the customer's one subscription", counts
+        # as a value (migration 0007).
+        Index(
+            "subscriptions_customer_ref_key",
+            "customer_id",
+            "external_ref",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
         UniqueConstraint("tenant_id", "id", name="subscriptions_tenant_id_id_key"),
         ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"),
         CheckConstraint("status IN ('active', 'cancelled', 'suspended')", name="subscriptions_status_valid"),
@@ -144,6 +157,10 @@ class SubscriptionRow(Base):
     currency: Mapped[str] = mapped_column(String(3))
     expires_on: Mapped[dt.date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), server_default="active")
+    # The billing platform's reference of this subscription (NULL: the customer's only one).
+    external_ref: Mapped[str | None] = mapped_column(String(128))
+    # Set when a full sync or `customers remove` took it away; never swept (migration 0007).
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _created()
 

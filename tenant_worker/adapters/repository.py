@@ -34,6 +34,7 @@ _DUE_SQL = """
       JOIN customers c ON c.tenant_id = s.tenant_id AND c.id = s.customer_id
      WHERE s.tenant_id = :tenant_id
        AND s.expires_on BETWEEN CAST(:today AS date) + 1 AND CAST(:today AS date) + :max_window
+       AND s.removed_at IS NULL AND c.removed_at IS NULL
 """
 
 # A due window is recorded unless it, or a smaller (later) window, is already in the ledger.
