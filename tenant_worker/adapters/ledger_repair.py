@@ -14,7 +14,7 @@ import datetime as dt
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tenant_worker.adapters.orm import PUBLISHED, SENDING, WAITING
+from tenant_worker.adapters.orm import CLOSED, PUBLISHED, SENDING, WAITING
 from tenant_worker.domain.records import RepairedRow
 
 # What a stale ``sending`` row becomes: its request never started -> back to pending (unpublished,
@@ -36,6 +36,25 @@ _REPAIR_SQL = f"""
                              ORDER BY updated_at LIMIT :limit))
        AND r.status = 'sending' AND r.updated_at < :before
     RETURNING r.tenant_id, r.id, r.status
+"""
+
+# Retention: the closed rows last changed before the cut-off, oldest first from
+# ``reminders_closed_since_idx`` (migration 0008), that the window rule no longer reads: a past
+# cycle's (the subscription's expiry moved on) or a removed subscription's or customer's. The rows of
+# a current expiry are read by the claim (domain/windows.py) and always stay.
+_PRUNABLE = f"""
+    SELECT r.id FROM reminders AS r
+      JOIN subscriptions AS s ON s.id = r.subscription_id
+      JOIN customers AS c ON c.id = s.customer_id
+     WHERE r.{CLOSED} AND r.updated_at < :before
+       AND (r.expires_on <> s.expires_on OR s.removed_at IS NOT NULL OR c.removed_at IS NOT NULL)
+"""
+# One batch: the oldest ``limit`` of them, skipping rows a concurrent statement holds (an operator's
+# retry reopening one); the outer conditions are re-checked on a row that changed meanwhile.
+_PRUNE_SQL = f"""
+    DELETE FROM reminders AS d
+     WHERE d.id = ANY(ARRAY({_PRUNABLE} ORDER BY r.updated_at LIMIT :limit FOR UPDATE OF r SKIP LOCKED))
+       AND ({CLOSED}) AND d.updated_at < :before
 """
 
 
@@ -94,3 +113,17 @@ class SqlLedgerMaintenance:
                 """)
             )
         )
+
+    # Retention (``ledger prune``).
+
+    def prune(self, older_than: dt.datetime, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest rows the window rule no longer needs (see ``_PRUNABLE``):
+        one statement, an index range scan by age that stops at ``limit``."""
+        if limit <= 0:
+            return 0
+        result = self.session.execute(text(_PRUNE_SQL), {"before": older_than, "limit": limit})
+        return int(getattr(result, "rowcount", 0))
+
+    def count_prunable(self, older_than: dt.datetime) -> int:
+        """How many rows :meth:`prune` would delete with this cut-off (a dry run: reads, writes nothing)."""
+        return int(self.session.scalar(text(f"SELECT count(*) FROM ({_PRUNABLE}) AS p"), {"before": older_than}) or 0)

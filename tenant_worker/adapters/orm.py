@@ -48,6 +48,7 @@ LEDGER_INDEX_PREDICATES = {
     "reminders_closed_idx": CLOSED,
     "reminders_sending_since_idx": SENDING,
     "reminders_published_since_idx": PUBLISHED,
+    "reminders_closed_since_idx": CLOSED,
 }
 
 
@@ -237,6 +238,9 @@ class ReminderRow(Base):
             "enqueued_at",
             postgresql_where=text(PUBLISHED),
         ),
+        # Retention (migration 0008): closed rows by age, so a prune batch reads only the rows it
+        # deletes (plus the old rows of current expiries it keeps), never the ledger.
+        Index("reminders_closed_since_idx", "updated_at", postgresql_where=text(CLOSED)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -208,6 +208,20 @@ class LedgerMaintenance(Protocol):
         """Tenants with pending reminders never published."""
         ...
 
+    # Retention (``ledger prune``).
+
+    def prune(self, older_than: dt.datetime, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest reminders the window rule no longer needs; how many.
+
+        A row goes only if it is closed (neither ``pending`` nor ``sending``), last changed before
+        ``older_than``, and belongs to a past cycle (its ``expires_on`` is not its subscription's) or to
+        a removed subscription or customer. No row of a subscription's current expiry is ever deleted."""
+        ...
+
+    def count_prunable(self, older_than: dt.datetime) -> int:
+        """How many rows :meth:`prune` would delete with this cut-off and no limit."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction over the catalog and the ledger (see the module docs)."""

@@ -68,6 +68,23 @@ class StorageUnderTest:
                 text(f"UPDATE reminders SET {assignments} WHERE id = ANY(:ids)"), {"ids": list(reminder_ids), **columns}
             )
 
+    # Retention: removal as a full sync or ``customers remove`` leaves it (migration 0007's columns).
+
+    def mark_removed(self, table: str, row_ids: Sequence[int], removed_at: dt.datetime) -> None:
+        """Set ``removed_at`` on these ``customers`` or ``subscriptions`` rows, outside the ports."""
+        assert table in ("customers", "subscriptions"), table
+        if self.fake is not None:
+            with self.fake.lock:
+                rows: dict[int, Any] = getattr(self.fake.tables, table)
+                for row_id in row_ids:
+                    rows[row_id] = replace(rows[row_id], removed_at=removed_at)
+            return
+        assert self.sessions is not None
+        with self.sessions.begin() as session:
+            session.execute(
+                text(f"UPDATE {table} SET removed_at = :at WHERE id = ANY(:ids)"), {"ids": list(row_ids), "at": removed_at}
+            )
+
 
 @pytest.fixture(params=["fake", "sql"])
 def storage(request: pytest.FixtureRequest) -> StorageUnderTest:

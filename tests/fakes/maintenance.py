@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 
 from tenant_worker.domain.model import ReminderStatus
 from tenant_worker.domain.records import RepairedRow
 from tests.fakes.ledger import PENDING, SENDING, is_published_pending, is_waiting
-from tests.fakes.tables import FakeSession, check_reminder
+from tests.fakes.tables import FakeSession, ReminderRow, Tables, check_reminder
 
 
 class FakeLedgerMaintenance:
@@ -69,6 +70,35 @@ class FakeLedgerMaintenance:
         """Tenants with pending reminders never published, by id."""
         self._session.statement()
         return sorted({row.tenant_id for row in self._session.tables.reminders.values() if is_waiting(row)})
+
+    # Retention (``ledger prune``).
+
+    def prune(self, older_than: dt.datetime, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest prunable rows (see :func:`_prunable`); how many."""
+        self._session.statement()
+        tables = self._session.tables
+        doomed = sorted(_prunable(tables, older_than), key=lambda row: (row.updated_at, row.id))[: max(limit, 0)]
+        for row in doomed:
+            del tables.reminders[row.id]
+        return len(doomed)
+
+    def count_prunable(self, older_than: dt.datetime) -> int:
+        """How many rows :meth:`prune` would delete with this cut-off."""
+        self._session.statement()
+        return sum(1 for _ in _prunable(self._session.tables, older_than))
+
+
+def _prunable(tables: Tables, older_than: dt.datetime) -> Iterator[ReminderRow]:
+    """Closed rows last changed before ``older_than`` of a past cycle or of a removed subscription or
+    customer (SQL's ``_PRUNABLE``)."""
+    for row in tables.reminders.values():
+        if row.status in (PENDING, SENDING) or not _before(row.updated_at, older_than):
+            continue
+        subscription = tables.subscriptions[row.subscription_id]
+        customer = tables.customers[subscription.customer_id]
+        removed = subscription.removed_at is not None or customer.removed_at is not None
+        if row.expires_on != subscription.expires_on or removed:
+            yield row
 
 
 def _before(stamp: dt.datetime | None, instant: dt.datetime) -> bool:

@@ -32,6 +32,8 @@ class CustomerRow:
     name: str
     phone: str | None
     opted_out: bool
+    # Migration 0007: set when the customer was removed (the ledger's retention reads it).
+    removed_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class SubscriptionRow:
     currency: str
     expires_on: dt.date
     status: str
+    # Migration 0007: set when the subscription was removed (the ledger's retention reads it).
+    removed_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
