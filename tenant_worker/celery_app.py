@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from celery import Celery, signals
+from celery.schedules import crontab
 
 from tenant_worker import constants
 from tenant_worker.adapters.routes import TenantRouter
@@ -109,6 +110,12 @@ def create_app(settings: Settings) -> Celery:
         beat_schedule={
             "recover": {"task": constants.TASK_RECOVER, "schedule": settings.recovery_interval_seconds},
             "sync-schedules": {"task": constants.TASK_SYNC_SCHEDULES, "schedule": 900.0},
+            # Ledger retention, daily at a quiet hour for Europe (tenants sweep at their send_time).
+            **(
+                {"prune-ledger": {"task": constants.TASK_PRUNE_LEDGER, "schedule": crontab(hour=3, minute=15)}}
+                if settings.ledger_retention_days
+                else {}
+            ),
         },
         # RedBeat keeps the schedule in Redis, with a leader lock so a second beat waits as a standby.
         beat_scheduler="tenant_worker.beat:Scheduler",

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tenant_worker import cli_errors, cli_onboard, cli_reminders, cli_schedule, cli_tenant
+from tenant_worker import cli_errors, cli_ledger, cli_onboard, cli_reminders, cli_schedule, cli_tenant
 from tenant_worker.adapters import csv_files
 from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
 from tenant_worker.adapters.redis_check import check_redis
@@ -219,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     queues = sub.add_parser("queues", help="depth of every shard, dedicated and control queue")
     queues.add_argument("--json", action="store_true")
     queues.set_defaults(handler=cmd_queues)
+
+    cli_ledger.register(sub)
 
     for name, handler in (("worker", cmd_worker), ("beat", cmd_beat)):
         p = sub.add_parser(name, help=f"run celery {name} (extra options are passed to Celery)")

@@ -40,6 +40,7 @@ WITHOUT_REDIS = {
     ("customers", "import"),
     ("reminders", "list"),
     ("sweep", None),  # with --dry-run only; see needs_redis
+    ("ledger", "prune"),
 }
 # `worker` and `beat` check their services themselves (production's credential rule comes first).
 SELF_CHECKED = {"worker", "beat"}

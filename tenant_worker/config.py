@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit, urlunsp
 
 from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.backoff import DATABASE_RECONNECT, RetryPolicy
+from tenant_worker.domain.windows import MAX_WINDOW_DAYS
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenant_worker"
 MESSAGEBIRD_REST_ENDPOINT = "https://rest.messagebird.com"
@@ -97,6 +98,12 @@ class Settings:
     # times and then exits with status 1, so its supervisor restarts it and the outage shows up as a
     # failing process. 0 (the default) retries forever: a Redis outage of any length needs no supervisor.
     broker_connection_max_retries: int = 0
+    # Ledger retention: the daily prune deletes closed reminders of past cycles (and of removed
+    # subscriptions) last changed more than this many days ago; 0 = never. The default keeps a year
+    # and a month: last year's reminders of a yearly subscription stay for support and disputes
+    # ("was I reminded last time?"), and the month covers a late renewal and the 60-day windows.
+    # At least MAX_WINDOW_DAYS + 30 (services/retention.py says why).
+    ledger_retention_days: int = 400
 
     def __post_init__(self) -> None:
         if self.sms_backend not in ("console", "messagebird"):
@@ -125,6 +132,8 @@ class Settings:
             raise ConfigurationError("BEAT_LOCK_TIMEOUT must be at least twice BEAT_MAX_INTERVAL (and both >= 1)")
         if self.broker_connection_max_retries < 0:
             raise ConfigurationError("BROKER_CONNECTION_MAX_RETRIES must be >= 0 (0 = retry forever)")
+        if self.ledger_retention_days and self.ledger_retention_days < MAX_WINDOW_DAYS + 30:
+            raise ConfigurationError(f"LEDGER_RETENTION_DAYS must be 0 (off) or at least {MAX_WINDOW_DAYS + 30}")
 
     @property
     def send_retry(self) -> RetryPolicy:
@@ -315,6 +324,7 @@ _NUMBERS = {
     "beat_lock_timeout": "BEAT_LOCK_TIMEOUT",
     "beat_max_interval": "BEAT_MAX_INTERVAL",
     "broker_connection_max_retries": "BROKER_CONNECTION_MAX_RETRIES",
+    "ledger_retention_days": "LEDGER_RETENTION_DAYS",
 }
 
 

@@ -50,6 +50,7 @@ TASK_SWEEP_ALL = "tenant_worker.sweep_all_tenants"
 TASK_RELEASE_DEFERRED = "tenant_worker.release_deferred"
 TASK_SYNC_SCHEDULES = "tenant_worker.sync_schedules"
 TASK_RECOVER = "tenant_worker.recover"
+TASK_PRUNE_LEDGER = "tenant_worker.prune_ledger"
 
 # RedBeat keys: entries are ``<prefix><name>``; RedBeat adds ``:schedule`` (the sorted set of due
 # times), ``:lock`` and ``:statics`` to the prefix itself, so they sort under it too.
@@ -58,7 +59,9 @@ REDBEAT_KEY_PREFIX = "tenant_worker:beat:"
 TENANT_SCHEDULE_NAME = "sweep:{slug}"
 # Tasks that carry a tenant id as their first argument and follow the tenant's queue.
 TENANT_SCOPED_TASKS = frozenset({TASK_SEND_REMINDERS})
-CONTROL_TASKS = frozenset({TASK_SWEEP_TENANT, TASK_SWEEP_ALL, TASK_RELEASE_DEFERRED, TASK_SYNC_SCHEDULES, TASK_RECOVER})
+CONTROL_TASKS = frozenset(
+    {TASK_SWEEP_TENANT, TASK_SWEEP_ALL, TASK_RELEASE_DEFERRED, TASK_SYNC_SCHEDULES, TASK_RECOVER, TASK_PRUNE_LEDGER}
+)
 
 
 def shard_queue(shard: int) -> str:

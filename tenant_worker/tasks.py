@@ -14,7 +14,7 @@ from tenant_worker.adapters import sentry
 from tenant_worker.bootstrap import Services, bootstrap
 from tenant_worker.celery_app import app, settings_of
 from tenant_worker.domain.ports import EnqueueError
-from tenant_worker.services import dispatch, recovery, sending, sweep
+from tenant_worker.services import dispatch, recovery, retention, sending, sweep
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +134,27 @@ def release_deferred() -> dict[str, Any]:
 def sync_schedules() -> dict[str, Any]:
     """Reconcile the tenants table with RedBeat (run by beat every 15 minutes)."""
     return services().schedules().sync().as_dict()
+
+
+# Retention: well inside the task's soft time limit (celery_app.py); what is left waits for the next
+# day, or for `tenant-worker ledger prune`, which has no time bound.
+PRUNE_TASK_SECONDS = 120.0
+
+
+@app.task(name=constants.TASK_PRUNE_LEDGER, ignore_result=True)
+def prune_ledger() -> dict[str, Any]:
+    """The daily ledger retention (beat, when LEDGER_RETENTION_DAYS is not 0)."""
+    ports = services()
+    days = ports.settings.ledger_retention_days
+    if not days:
+        return {"skipped": "LEDGER_RETENTION_DAYS=0"}
+    report = retention.prune_ledger(ports.uow, days, ports.clock.now(), max_seconds=PRUNE_TASK_SECONDS)
+    log.info(
+        "ledger prune: %d reminders older than %d days deleted in %d batches (%.1f s)%s",
+        report.deleted,
+        days,
+        report.batches,
+        report.seconds,
+        "" if report.complete else "; more remain",
+    )
+    return report.as_dict()

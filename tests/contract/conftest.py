@@ -82,7 +82,8 @@ class StorageUnderTest:
         assert self.sessions is not None
         with self.sessions.begin() as session:
             session.execute(
-                text(f"UPDATE {table} SET removed_at = :at WHERE id = ANY(:ids)"), {"ids": list(row_ids), "at": removed_at}
+                text(f"UPDATE {table} SET removed_at = :at WHERE id = ANY(:ids)"),
+                {"ids": list(row_ids), "at": removed_at},
             )
 
 

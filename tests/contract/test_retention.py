@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import text
+
 from tenant_worker.domain.records import Tenant
 from tests.conftest import customer
 from tests.contract.conftest import TODAY, StorageUnderTest, import_customers, now, pending, rows
@@ -106,7 +108,7 @@ def _customer_of(storage: StorageUnderTest, tenant: Tenant, subscription_id: int
     if storage.fake is not None:
         return storage.fake.tables.subscriptions[subscription_id].customer_id
     assert storage.sessions is not None
-    from sqlalchemy import text
-
     with storage.sessions() as session:
-        return int(session.scalar(text("SELECT customer_id FROM subscriptions WHERE id = :id"), {"id": subscription_id}))
+        return int(
+            session.scalar(text("SELECT customer_id FROM subscriptions WHERE id = :id"), {"id": subscription_id})
+        )
