@@ -208,8 +208,11 @@ def cutoff_for(url: str, rows: int) -> dt.datetime:
 
 def explain_batch(url: str, before: dt.datetime, limit: int) -> None:
     with psycopg.connect(plain(url)) as conn:
-        sql = _PRUNE_SQL.replace(":before", "%(before)s").replace(":limit", "%(limit)s")
-        plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", {"before": before, "limit": limit})
+        sql = _PRUNE_SQL
+        for name in ("before", "limit", "after_at", "after_id"):
+            sql = sql.replace(f":{name}", f"%({name})s")
+        values = {"before": before, "limit": limit, "after_at": dt.datetime(1970, 1, 1, tzinfo=dt.UTC), "after_id": 0}
+        plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", values)
         print("  plan of one batch:\n    " + "\n    ".join(row[0] for row in plan), flush=True)
         conn.rollback()
 
@@ -225,7 +228,9 @@ def main() -> None:
     parser.add_argument("--probe-seconds", type=float, default=10.0, help="baseline length")
     parser.add_argument("--database-url", help="use this (migrated, empty) database instead of a fresh one")
     args = parser.parse_args()
-    subscriptions = args.rows // (len(WINDOWS) * args.cycles)
+    # Rows per subscription: its past cycles (the current one is mostly still ahead), or one for the lapsed.
+    lapsed = args.lapsed_percent / 100
+    subscriptions = int(args.rows / (len(WINDOWS) * ((args.cycles - 1) * (1 - lapsed) + lapsed)))
     with database(args.database_url) as url:
         started = time.perf_counter()
         load_tenants(url, args.tenants, subscriptions)

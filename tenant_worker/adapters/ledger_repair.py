@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tenant_worker.adapters.orm import CLOSED, PUBLISHED, SENDING, WAITING
-from tenant_worker.domain.records import RepairedRow
+from tenant_worker.domain.records import PruneCursor, PrunedBatch, RepairedRow
 
 # What a stale ``sending`` row becomes: its request never started -> back to pending (unpublished,
 # so the tenant's next top-up publishes it) unless it already lost its worker SEND_MAX_ATTEMPTS
@@ -38,10 +38,9 @@ _REPAIR_SQL = f"""
     RETURNING r.tenant_id, r.id, r.status
 """
 
-# Retention: the closed rows last changed before the cut-off, oldest first from
-# ``reminders_closed_since_idx`` (migration 0008), that the window rule no longer reads: a past
-# cycle's (the subscription's expiry moved on) or a removed subscription's or customer's. The rows of
-# a current expiry are read by the claim (domain/windows.py) and always stay.
+# Retention: the closed rows last changed before the cut-off that the window rule no longer reads: a
+# past cycle's (the subscription's expiry moved on) or a removed subscription's or customer's. The rows
+# of a current expiry are read by the claim (domain/windows.py) and always stay.
 _PRUNABLE = f"""
     SELECT r.id FROM reminders AS r
       JOIN subscriptions AS s ON s.id = r.subscription_id
@@ -49,13 +48,35 @@ _PRUNABLE = f"""
      WHERE r.{CLOSED} AND r.updated_at < :before
        AND (r.expires_on <> s.expires_on OR s.removed_at IS NOT NULL OR c.removed_at IS NOT NULL)
 """
-# One batch: the oldest ``limit`` of them, skipping rows a concurrent statement holds (an operator's
-# retry reopening one); the outer conditions are re-checked on a row that changed meanwhile.
+# One batch: the next ``limit`` closed rows older than the cut-off after the cursor, a range scan of
+# ``reminders_closed_since_idx`` (updated_at, id) (migration 0008) that starts where the previous batch
+# stopped, so neither the rows kept (a current expiry's, at the old end forever) nor the index entries of
+# rows deleted by earlier batches are read again. Of those, the prunable ones are deleted (conditions
+# re-checked on a row a concurrent statement changed meanwhile, e.g. an operator's retry).
 _PRUNE_SQL = f"""
-    DELETE FROM reminders AS d
-     WHERE d.id = ANY(ARRAY({_PRUNABLE} ORDER BY r.updated_at LIMIT :limit FOR UPDATE OF r SKIP LOCKED))
-       AND ({CLOSED}) AND d.updated_at < :before
+    WITH examined AS MATERIALIZED (
+        SELECT r.id, r.updated_at, r.subscription_id, r.expires_on FROM reminders AS r
+         WHERE r.{CLOSED} AND r.updated_at < :before
+           AND (r.updated_at, r.id) > (CAST(:after_at AS timestamptz), CAST(:after_id AS bigint))
+         ORDER BY r.updated_at, r.id LIMIT :limit
+    ), deleted AS (
+        DELETE FROM reminders AS d
+         WHERE d.id IN (SELECT e.id FROM examined AS e
+                          JOIN subscriptions AS s ON s.id = e.subscription_id
+                          JOIN customers AS c ON c.id = s.customer_id
+                         WHERE e.expires_on <> s.expires_on OR s.removed_at IS NOT NULL
+                            OR c.removed_at IS NOT NULL)
+           AND d.{CLOSED} AND d.updated_at < :before
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM examined) AS examined, (SELECT count(*) FROM deleted) AS deleted,
+           last.updated_at, last.id
+      FROM (SELECT 1) AS one
+      LEFT JOIN (SELECT updated_at, id FROM examined ORDER BY updated_at DESC, id DESC LIMIT 1) AS last ON true
 """
+
+# Before any row (a cursor for the first batch).
+_BEGINNING = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class SqlLedgerMaintenance:
@@ -116,13 +137,17 @@ class SqlLedgerMaintenance:
 
     # Retention (``ledger prune``).
 
-    def prune(self, older_than: dt.datetime, limit: int) -> int:
-        """Delete up to ``limit`` of the oldest rows the window rule no longer needs (see ``_PRUNABLE``):
-        one statement, an index range scan by age that stops at ``limit``."""
+    def prune(self, older_than: dt.datetime, limit: int, after: PruneCursor | None = None) -> PrunedBatch:
+        """Examine the next ``limit`` closed rows older than ``older_than`` after ``after`` and delete the
+        prunable ones (see ``_PRUNE_SQL``): one statement, an index range scan that stops at ``limit``."""
         if limit <= 0:
-            return 0
-        result = self.session.execute(text(_PRUNE_SQL), {"before": older_than, "limit": limit})
-        return int(getattr(result, "rowcount", 0))
+            return PrunedBatch(0, 0, None)
+        after_at, after_id = after or (_BEGINNING, 0)
+        row = self.session.execute(
+            text(_PRUNE_SQL), {"before": older_than, "limit": limit, "after_at": after_at, "after_id": after_id}
+        ).one()
+        last = (row.updated_at, row.id) if row.id is not None else None
+        return PrunedBatch(int(row.examined), int(row.deleted), last)
 
     def count_prunable(self, older_than: dt.datetime) -> int:
         """How many rows :meth:`prune` would delete with this cut-off (a dry run: reads, writes nothing)."""

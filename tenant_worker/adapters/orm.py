@@ -238,9 +238,9 @@ class ReminderRow(Base):
             "enqueued_at",
             postgresql_where=text(PUBLISHED),
         ),
-        # Retention (migration 0008): closed rows by age, so a prune batch reads only the rows it
-        # deletes (plus the old rows of current expiries it keeps), never the ledger.
-        Index("reminders_closed_since_idx", "updated_at", postgresql_where=text(CLOSED)),
+        # Retention (migration 0008): closed rows by age, id last so a prune batch resumes exactly
+        # where the previous one stopped (adapters/ledger_repair.py).
+        Index("reminders_closed_since_idx", "updated_at", "id", postgresql_where=text(CLOSED)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

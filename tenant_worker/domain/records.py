@@ -185,3 +185,20 @@ OUTCOME_COLUMNS = frozenset(
         "attempts",
     }
 )
+
+
+# Retention (``LedgerMaintenance.prune``).
+
+# Where a prune batch stopped in the closed rows' age order: the ``(updated_at, id)`` of the last row
+# it examined. The next batch starts after it, so rows kept (a current expiry's) are read once per run.
+PruneCursor = tuple[dt.datetime, int]
+
+
+@dataclass(frozen=True)
+class PrunedBatch:
+    """One prune batch: how many closed rows older than the cut-off it examined and deleted, and where
+    the next batch starts (``None``: it examined none, nothing older is left)."""
+
+    examined: int
+    deleted: int
+    last: PruneCursor | None

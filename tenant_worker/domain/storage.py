@@ -24,6 +24,8 @@ from tenant_worker.domain.records import (
     DueReminder,
     ImportCounts,
     LedgerWrite,
+    PruneCursor,
+    PrunedBatch,
     ReminderView,
     RepairedRow,
     SendJob,
@@ -210,12 +212,12 @@ class LedgerMaintenance(Protocol):
 
     # Retention (``ledger prune``).
 
-    def prune(self, older_than: dt.datetime, limit: int) -> int:
-        """Delete up to ``limit`` of the oldest reminders the window rule no longer needs; how many.
-
-        A row goes only if it is closed (neither ``pending`` nor ``sending``), last changed before
-        ``older_than``, and belongs to a past cycle (its ``expires_on`` is not its subscription's) or to
-        a removed subscription or customer. No row of a subscription's current expiry is ever deleted."""
+    def prune(self, older_than: dt.datetime, limit: int, after: PruneCursor | None = None) -> PrunedBatch:
+        """Examine the next ``limit`` closed rows last changed before ``older_than`` (oldest first, after
+        ``after``) and delete those the window rule no longer needs: of a past cycle (their
+        ``expires_on`` is not their subscription's) or of a removed subscription or customer. No row
+        of a subscription's current expiry is ever deleted; open (pending, sending) rows are never
+        examined."""
         ...
 
     def count_prunable(self, older_than: dt.datetime) -> int:

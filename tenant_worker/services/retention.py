@@ -16,8 +16,10 @@ window twice, and ``reminders retry`` reopens the current cycle's ``failed`` and
   expiry, so a row older than that belongs to an expiry already past. Even a subscription restored,
   or moved back to an old expiry, could then not have a window claimed again for a pruned row.
 
-Each batch is its own statement and transaction (locks held for one batch only, WAL spread out), and
-the loop stops after ``max_seconds`` whatever remains; the next run carries on from the oldest rows.
+Each batch is its own statement and transaction (locks held for one batch only, WAL spread out) and
+examines the next ``batch_size`` closed rows older than the cut-off, oldest first, resuming after the
+previous batch's last row: a run reads each old row once, however many it must keep. The loop stops
+after ``max_seconds`` whatever remains; the next run starts again from the oldest rows.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tenant_worker.domain.records import PruneCursor
 from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.domain.windows import MAX_WINDOW_DAYS
 
@@ -104,13 +107,15 @@ def prune_ledger(
         raise ValueError("the batch size must be at least 1")
     report = PruneReport(days, cutoff(now, days))
     start = monotonic()
+    after: PruneCursor | None = None
     while True:
         with uow() as tx:
-            deleted = tx.maintenance.prune(report.cutoff, batch_size)
+            batch = tx.maintenance.prune(report.cutoff, batch_size, after)
+        after = batch.last
         report.batches += 1
-        report.deleted += deleted
+        report.deleted += batch.deleted
         report.seconds = round(monotonic() - start, 3)
-        if deleted < batch_size:
+        if batch.examined < batch_size:
             report.complete = True
             return report
         if report.seconds >= max_seconds:

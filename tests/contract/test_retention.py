@@ -8,7 +8,7 @@ import datetime as dt
 
 from sqlalchemy import text
 
-from tenant_worker.domain.records import Tenant
+from tenant_worker.domain.records import PrunedBatch, Tenant
 from tests.conftest import customer
 from tests.contract.conftest import TODAY, StorageUnderTest, import_customers, now, pending, rows
 
@@ -25,6 +25,17 @@ def closed_long_ago(storage: StorageUnderTest, count: int, status: str = "sent")
     return tenant, ids
 
 
+def prune_all(storage: StorageUnderTest, before: dt.datetime, limit: int = 100) -> int:
+    """Batches of ``limit`` from the oldest row until one examines fewer; the rows deleted."""
+    deleted, after = 0, None
+    with storage.uow() as tx:
+        while True:
+            batch = tx.maintenance.prune(before, limit, after)
+            deleted, after = deleted + batch.deleted, batch.last
+            if batch.examined < limit:
+                return deleted
+
+
 def renew(storage: StorageUnderTest, tenant: Tenant, customers: range) -> None:
     """The customers ``<slug>-<i>`` renew: their subscription's expiry moves a year on."""
     import_customers(storage, tenant, [customer(f"{tenant.slug}-{i}", RENEWED) for i in customers])
@@ -34,13 +45,13 @@ def test_a_current_expiry_keeps_its_rows_however_old_and_a_past_cycle_loses_them
     tenant, ids = closed_long_ago(storage, 4)
     with storage.uow() as tx:
         assert tx.maintenance.count_prunable(CUTOFF) == 0
-        assert tx.maintenance.prune(CUTOFF, 100) == 0  # every row is of its subscription's current expiry
+        assert prune_all(storage, CUTOFF) == 0  # every row is of its subscription's current expiry
     renew(storage, tenant, range(3))
     with storage.uow() as tx:
         assert tx.maintenance.count_prunable(CUTOFF) == 3
         assert tx.maintenance.count_prunable(LONG_AGO) == 0  # strictly older than the cut-off
-        assert tx.maintenance.prune(CUTOFF, 100) == 3
-        assert tx.maintenance.prune(CUTOFF, 100) == 0
+        assert prune_all(storage, CUTOFF) == 3
+        assert prune_all(storage, CUTOFF) == 0
     assert sorted(rows(storage, tenant)) == ids[3:]
 
 
@@ -55,7 +66,7 @@ def test_open_and_recently_changed_rows_of_a_past_cycle_stay(storage: StorageUnd
     renew(storage, tenant, range(6))
     with storage.uow() as tx:
         assert tx.maintenance.count_prunable(CUTOFF) == 3
-        assert tx.maintenance.prune(CUTOFF, 100) == 3
+        assert prune_all(storage, CUTOFF) == 3
     assert sorted(rows(storage, tenant)) == ids[:3]
 
 
@@ -67,40 +78,47 @@ def test_removed_subscriptions_and_customers_lose_their_old_rows_even_of_their_l
     storage.mark_removed("subscriptions", [before[ids[0]].subscription_id], now())
     second_subscription = before[ids[1]].subscription_id
     storage.mark_removed("customers", [_customer_of(storage, tenant, second_subscription)], now())
-    with storage.uow() as tx:
-        assert tx.maintenance.prune(CUTOFF, 100) == 2
+    assert prune_all(storage, CUTOFF) == 2
     assert sorted(rows(storage, tenant)) == ids[2:]
 
 
-def test_batches_take_the_oldest_rows_of_every_tenant_first(storage: StorageUnderTest) -> None:
+def test_batches_examine_the_oldest_rows_of_every_tenant_first_and_resume_after_the_last(
+    storage: StorageUnderTest,
+) -> None:
     first, first_ids = closed_long_ago(storage, 3)
     second, second_ids = closed_long_ago(storage, 2)
     storage.set_reminders(second_ids[:1], updated_at=LONG_AGO - dt.timedelta(days=1))
-    renew(storage, first, range(3))
+    renew(storage, first, range(1, 3))  # first_ids[0] stays: its customer did not renew
     renew(storage, second, range(2))
+    first_rows = rows(storage, first)
     with storage.uow() as tx:
-        assert tx.maintenance.prune(CUTOFF, 2) == 2
-        assert tx.maintenance.prune(CUTOFF, 0) == 0
-    assert sorted(rows(storage, first)) == first_ids[1:]
+        assert tx.maintenance.prune(CUTOFF, 0) == PrunedBatch(0, 0, None)
+        batch = tx.maintenance.prune(CUTOFF, 2)  # second_ids[0], then first_ids[0] (kept)
+    assert batch == PrunedBatch(2, 1, (first_rows[first_ids[0]].updated_at, first_ids[0]))
+    assert sorted(rows(storage, first)) == first_ids
     assert sorted(rows(storage, second)) == second_ids[1:]
     with storage.uow() as tx:
-        assert tx.maintenance.prune(CUTOFF, 2) == 2
-        assert tx.maintenance.prune(CUTOFF, 2) == 1
-        assert tx.maintenance.prune(CUTOFF, 2) == 0
+        batch = tx.maintenance.prune(CUTOFF, 2, batch.last)  # not first_ids[0] again
+        assert (batch.examined, batch.deleted) == (2, 2)
+        batch = tx.maintenance.prune(CUTOFF, 2, batch.last)
+        assert (batch.examined, batch.deleted) == (1, 1)
+        end = tx.maintenance.prune(CUTOFF, 2, batch.last)
+        assert end == PrunedBatch(0, 0, None)
+    assert sorted(rows(storage, first)) == first_ids[:1]
+    assert rows(storage, second) == {}
 
 
 def test_a_pruned_past_cycle_does_not_reopen_the_current_one(storage: StorageUnderTest) -> None:
     """After the prune, a sweep of the renewed expiry claims its windows afresh, once each."""
     tenant, _ = closed_long_ago(storage, 2)
     renew(storage, tenant, range(2))
-    with storage.uow() as tx:
-        assert tx.maintenance.prune(CUTOFF, 100) == 2
+    assert prune_all(storage, CUTOFF) == 2
     day = RENEWED - dt.timedelta(days=3)
     with storage.uow() as tx:
         assert len(tx.ledger(tenant.id).claim_due_reminders(day, (5, 3, 1))) == 2
     with storage.uow() as tx:
         assert tx.ledger(tenant.id).claim_due_reminders(day, (5, 3, 1)) == []
-        assert tx.maintenance.prune(now() + dt.timedelta(days=1), 100) == 0  # the new rows are open
+        assert prune_all(storage, now() + dt.timedelta(days=1)) == 0  # the new rows are open
 
 
 def _customer_of(storage: StorageUnderTest, tenant: Tenant, subscription_id: int) -> int:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
 
 from tenant_worker.domain.model import ReminderStatus
-from tenant_worker.domain.records import RepairedRow
+from tenant_worker.domain.records import PruneCursor, PrunedBatch, RepairedRow
 from tests.fakes.ledger import PENDING, SENDING, is_published_pending, is_waiting
 from tests.fakes.tables import FakeSession, ReminderRow, Tables, check_reminder
 
@@ -73,32 +72,46 @@ class FakeLedgerMaintenance:
 
     # Retention (``ledger prune``).
 
-    def prune(self, older_than: dt.datetime, limit: int) -> int:
-        """Delete up to ``limit`` of the oldest prunable rows (see :func:`_prunable`); how many."""
+    def prune(self, older_than: dt.datetime, limit: int, after: PruneCursor | None = None) -> PrunedBatch:
+        """Examine the next ``limit`` closed rows older than ``older_than`` after ``after`` (by
+        ``(updated_at, id)``) and delete the prunable ones (see :func:`_prunable`)."""
         self._session.statement()
+        if limit <= 0:
+            return PrunedBatch(0, 0, None)
         tables = self._session.tables
-        doomed = sorted(_prunable(tables, older_than), key=lambda row: (row.updated_at, row.id))[: max(limit, 0)]
+        examined = sorted(
+            (
+                row
+                for row in tables.reminders.values()
+                if row.status not in (PENDING, SENDING)
+                and _before(row.updated_at, older_than)
+                and (after is None or (row.updated_at, row.id) > after)
+            ),
+            key=lambda row: (row.updated_at, row.id),
+        )[:limit]
+        doomed = [row for row in examined if _prunable(tables, row)]
         for row in doomed:
             del tables.reminders[row.id]
-        return len(doomed)
+        last = examined[-1] if examined else None
+        return PrunedBatch(len(examined), len(doomed), (last.updated_at, last.id) if last else None)  # type: ignore[arg-type]
 
     def count_prunable(self, older_than: dt.datetime) -> int:
         """How many rows :meth:`prune` would delete with this cut-off."""
         self._session.statement()
-        return sum(1 for _ in _prunable(self._session.tables, older_than))
+        tables = self._session.tables
+        return sum(
+            1
+            for row in tables.reminders.values()
+            if row.status not in (PENDING, SENDING) and _before(row.updated_at, older_than) and _prunable(tables, row)
+        )
 
 
-def _prunable(tables: Tables, older_than: dt.datetime) -> Iterator[ReminderRow]:
-    """Closed rows last changed before ``older_than`` of a past cycle or of a removed subscription or
-    customer (SQL's ``_PRUNABLE``)."""
-    for row in tables.reminders.values():
-        if row.status in (PENDING, SENDING) or not _before(row.updated_at, older_than):
-            continue
-        subscription = tables.subscriptions[row.subscription_id]
-        customer = tables.customers[subscription.customer_id]
-        removed = subscription.removed_at is not None or customer.removed_at is not None
-        if row.expires_on != subscription.expires_on or removed:
-            yield row
+def _prunable(tables: Tables, row: ReminderRow) -> bool:
+    """A closed row of a past cycle or of a removed subscription or customer (SQL's ``_PRUNABLE``)."""
+    subscription = tables.subscriptions[row.subscription_id]
+    customer = tables.customers[subscription.customer_id]
+    removed = subscription.removed_at is not None or customer.removed_at is not None
+    return row.expires_on != subscription.expires_on or removed
 
 
 def _before(stamp: dt.datetime | None, instant: dt.datetime) -> bool:

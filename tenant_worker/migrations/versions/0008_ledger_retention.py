@@ -1,8 +1,9 @@
 """Ledger retention: closed reminders by age, for ``ledger prune``.
 
-``reminders_closed_since_idx`` orders the closed rows (neither pending nor sending) by ``updated_at``,
-so a prune batch is a range scan from the oldest row that stops at the cut-off and at its ``LIMIT``:
-a batch costs the rows it deletes, however large the ledger. Without it each batch would scan the
+``reminders_closed_since_idx`` orders the closed rows (neither pending nor sending) by
+``(updated_at, id)``, so a prune batch is a range scan that starts after the previous batch's last row
+and stops at its ``LIMIT``: a batch costs the rows it examines, however large the ledger, and rows
+kept (a current expiry's) or already deleted are not read again. Without it each batch would scan the
 ledger (the closed rows' other index leads with ``tenant_id``). Built CONCURRENTLY outside the
 migration transaction, so workers keep writing the ledger meanwhile.
 
@@ -27,7 +28,7 @@ def upgrade() -> None:
         op.create_index(
             "reminders_closed_since_idx",
             "reminders",
-            ["updated_at"],
+            ["updated_at", "id"],
             postgresql_where=text(_CLOSED),
             postgresql_concurrently=True,
             if_not_exists=True,
