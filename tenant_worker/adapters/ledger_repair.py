@@ -51,21 +51,23 @@ _PRUNABLE = f"""
 # One batch: the next ``limit`` closed rows older than the cut-off after the cursor, a range scan of
 # ``reminders_closed_since_idx`` (updated_at, id) (migration 0008) that starts where the previous batch
 # stopped, so neither the rows kept (a current expiry's, at the old end forever) nor the index entries of
-# rows deleted by earlier batches are read again. Of those, the prunable ones are deleted (conditions
-# re-checked on a row a concurrent statement changed meanwhile, e.g. an operator's retry).
+# rows deleted by earlier batches are read again. Each examined row looks its subscription and customer
+# up by primary key (a subquery per row, so the planner cannot pick a join that reads every
+# subscription per batch); the prunable ones are deleted by primary key, their conditions re-checked
+# on a row a concurrent statement changed meanwhile (e.g. an operator's retry).
 _PRUNE_SQL = f"""
     WITH examined AS MATERIALIZED (
-        SELECT r.id, r.updated_at, r.subscription_id, r.expires_on FROM reminders AS r
+        SELECT r.id, r.updated_at,
+               (SELECT r.expires_on <> s.expires_on OR s.removed_at IS NOT NULL OR c.removed_at IS NOT NULL
+                  FROM subscriptions AS s JOIN customers AS c ON c.id = s.customer_id
+                 WHERE s.id = r.subscription_id) AS prunable
+          FROM reminders AS r
          WHERE r.{CLOSED} AND r.updated_at < :before
            AND (r.updated_at, r.id) > (CAST(:after_at AS timestamptz), CAST(:after_id AS bigint))
          ORDER BY r.updated_at, r.id LIMIT :limit
     ), deleted AS (
         DELETE FROM reminders AS d
-         WHERE d.id IN (SELECT e.id FROM examined AS e
-                          JOIN subscriptions AS s ON s.id = e.subscription_id
-                          JOIN customers AS c ON c.id = s.customer_id
-                         WHERE e.expires_on <> s.expires_on OR s.removed_at IS NOT NULL
-                            OR c.removed_at IS NOT NULL)
+         WHERE d.id = ANY(ARRAY(SELECT e.id FROM examined AS e WHERE e.prunable))
            AND d.{CLOSED} AND d.updated_at < :before
         RETURNING 1
     )
