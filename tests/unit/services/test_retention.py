@@ -16,7 +16,7 @@ from tenant_worker.config import ConfigurationError, load_settings
 from tenant_worker.domain.records import Tenant
 from tenant_worker.services.retention import MIN_RETENTION_DAYS, count_prunable, prune_ledger
 from tests.fakes import FakeClock, FakeStorage
-from tests.unit.services.conftest import NewTenant, Sweep, due_customers
+from tests.unit.services.conftest import NewTenant, Sweep, due_customers, make_settings
 
 YEAR = dt.timedelta(days=365)
 RetentionSetup = Callable[[int], tuple[Tenant, list[int]]]
@@ -112,3 +112,21 @@ def test_the_setting_turns_the_daily_prune_on_and_off() -> None:
     assert "prune-ledger" not in create_app(load_settings({"LEDGER_RETENTION_DAYS": "0"})).conf.beat_schedule
     with pytest.raises(ConfigurationError, match="LEDGER_RETENTION_DAYS"):
         load_settings({"LEDGER_RETENTION_DAYS": "30"})
+
+
+def test_the_daily_task_prunes_with_the_setting_and_does_nothing_when_it_is_off(
+    storage: FakeStorage, clock: FakeClock, last_year: RetentionSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tenant_worker import tasks
+    from tenant_worker.bootstrap import bootstrap
+
+    tenant, _ = last_year(3)
+    clock.advance(dt.timedelta(days=40))  # the rows are 405 days old
+    off = bootstrap(make_settings(ledger_retention_days=0), uow=storage, clock=clock)
+    monkeypatch.setattr(tasks, "_process", [off])
+    assert tasks.prune_ledger() == {"skipped": "LEDGER_RETENTION_DAYS=0"}
+    on = bootstrap(make_settings(ledger_retention_days=400), uow=storage, clock=clock)
+    monkeypatch.setattr(tasks, "_process", [on])
+    report = tasks.prune_ledger()
+    assert (report["deleted"], report["complete"]) == (3, True)
+    assert storage.reminders(tenant) == []
