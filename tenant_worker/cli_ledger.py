@@ -9,6 +9,16 @@ from tenant_worker.cli_common import parsed, print_result
 from tenant_worker.services import retention
 
 
+def _batch_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"--batch-size must be a whole number of rows, at least 1, not {text!r}")
+    return value
+
+
 def cmd_ledger_prune(args: argparse.Namespace, services: Services) -> int:
     """Delete (or, dry, count) the closed reminders of past cycles older than ``--older-than`` days."""
     now = services.clock.now()
@@ -45,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     prune.add_argument("--older-than", required=True, type=parsed(retention.parse_days), metavar="DAYS")
     prune.add_argument("--dry-run", action="store_true", help="print how many would go; delete nothing")
-    prune.add_argument("--batch-size", type=int, default=retention.DEFAULT_BATCH_SIZE, help="rows per transaction")
+    prune.add_argument("--batch-size", type=parsed(_batch_size), default=retention.DEFAULT_BATCH_SIZE, help="rows per transaction")
     prune.add_argument(
         "--max-seconds",
         type=float,
