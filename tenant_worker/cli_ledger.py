@@ -55,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     prune.add_argument("--older-than", required=True, type=parsed(retention.parse_days), metavar="DAYS")
     prune.add_argument("--dry-run", action="store_true", help="print how many would go; delete nothing")
-    prune.add_argument("--batch-size", type=parsed(_batch_size), default=retention.DEFAULT_BATCH_SIZE, help="rows per transaction")
+    prune.add_argument(
+        "--batch-size", type=parsed(_batch_size), default=retention.DEFAULT_BATCH_SIZE, help="rows per transaction"
+    )
     prune.add_argument(
         "--max-seconds",
         type=float,
