@@ -6,6 +6,7 @@ statements, which run on every batch; these run when a person asks.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import func, select, text
 
@@ -79,6 +80,43 @@ class SqlLedger(SqlLedgerCore):
             select(ReminderRow).where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id.in_(ids))
         )
         return [_view(row) for row in sorted(rows, key=lambda row: row.id, reverse=True)]
+
+    # Single customer operations (``services.customer_ops``).
+
+    def reminders_of(self, subscription_ids: Sequence[int], *, lock: bool = False) -> list[ReminderView]:
+        """Every reminder of these subscriptions, by id (through the ledger's unique index, which
+        leads with ``subscription_id``); ``lock``: ``FOR UPDATE``, so a send task's claim or outcome
+        for them waits until this unit of work ends."""
+        query = (
+            select(ReminderRow)
+            .where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.subscription_id.in_(list(subscription_ids)))
+            .order_by(ReminderRow.id)
+        )
+        return [_view(row) for row in self.session.scalars(query.with_for_update() if lock else query)]
+
+    def cancel_pending_of(self, subscription_ids: Sequence[int], skip_reason: str) -> int:
+        """Mark these subscriptions' pending reminders ``skipped`` with ``skip_reason``; how many.
+        One UPDATE, so atomic against a send task's ``pending -> sending`` claim, as ``cancel_pending``."""
+        result = self.session.execute(
+            text("""
+                UPDATE reminders SET status = 'skipped', skip_reason = :reason, updated_at = now()
+                 WHERE tenant_id = :tenant_id AND subscription_id = ANY(:ids) AND status = 'pending'
+            """),
+            self._params(ids=list(subscription_ids), reason=skip_reason),
+        )
+        return int(getattr(result, "rowcount", 0))
+
+    def erase_reminders_of(self, subscription_ids: Sequence[int]) -> int:
+        """Clear the rendered text, MessageBird's message id and the error of these subscriptions' rows.
+        ``updated_at`` stays: it is when a closed row ended (``reminders retry --since``), not personal."""
+        result = self.session.execute(
+            text("""
+                UPDATE reminders SET body = NULL, provider_message_id = NULL, last_error = NULL
+                 WHERE tenant_id = :tenant_id AND subscription_id = ANY(:ids)
+            """),
+            self._params(ids=list(subscription_ids)),
+        )
+        return int(getattr(result, "rowcount", 0))
 
 
 def _view(row: ReminderRow) -> ReminderView:

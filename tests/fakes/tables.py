@@ -32,6 +32,9 @@ class CustomerRow:
     name: str
     phone: str | None
     opted_out: bool
+    # Migration 0007: removed (by `customers remove`, a full sync) and erased (right to erasure).
+    removed_at: dt.datetime | None = None
+    erased_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class SubscriptionRow:
     currency: str
     expires_on: dt.date
     status: str
+    # Migration 0007: the billing platform's reference (None: the customer's one subscription), removal.
+    external_ref: str | None = None
+    removed_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
