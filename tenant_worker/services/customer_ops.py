@@ -116,23 +116,24 @@ class EraseReport:
         return asdict(self)
 
 
-def _find(tx: UnitOfWork, slug: str, ref: str, lock: bool = False) -> tuple[Tenant, CustomerView]:
-    tenant = tx.catalog.find_tenant(slug)
+def _customer(tx: UnitOfWork, tenant: Tenant, ref: str, lock: bool = False) -> CustomerView:
     customer = tx.catalog.find_customer(tenant.id, ref, lock=lock)
     if customer is None:
         raise ValidationError(
-            [f"unknown customer {ref!r} of tenant {slug!r} (never imported, or erased: an erased reference is gone)"]
+            [
+                f"unknown customer {ref!r} of tenant {tenant.slug!r} "
+                "(never imported, or erased: an erased reference is gone)"
+            ]
         )
-    return tenant, customer
+    return customer
 
 
-def _locked(tx: UnitOfWork, slug: str, ref: str) -> tuple[Tenant, CustomerView, Ledger]:
-    """The tenant, its sweep (and dispatch) lock taken, then the customer, locked."""
+def _locked(tx: UnitOfWork, slug: str, ref: str) -> tuple[CustomerView, Ledger]:
+    """The tenant's sweep (and dispatch) lock taken, in the sweep's order, then the customer, locked."""
     tenant = tx.catalog.find_tenant(slug)
     ledger = tx.ledger(tenant.id)
     ledger.lock_for_sweep_and_dispatch()
-    _, customer = _find(tx, slug, ref, lock=True)
-    return tenant, customer, ledger
+    return _customer(tx, tenant, ref, lock=True), ledger
 
 
 def _sending(rows: list[ReminderView]) -> int:
@@ -142,7 +143,8 @@ def _sending(rows: list[ReminderView]) -> int:
 def show_customer(uow: UnitOfWorkFactory, slug: str, ref: str) -> CustomerDetails:
     """The customer ``ref`` of tenant ``slug`` with their subscriptions and reminders."""
     with uow() as tx:
-        tenant, customer = _find(tx, slug, ref)
+        tenant = tx.catalog.find_tenant(slug)
+        customer = _customer(tx, tenant, ref)
         reminders = tx.ledger(tenant.id).reminders_of(customer.subscription_ids)
     return CustomerDetails(slug, customer, reminders)
 
@@ -152,7 +154,7 @@ def remove_customer(uow: UnitOfWorkFactory, slug: str, ref: str) -> ChangeReport
     reminders as ``skipped``/``removed``. Running it again changes nothing."""
     report = ChangeReport(slug, ref, "remove")
     with uow() as tx:
-        _, customer, ledger = _locked(tx, slug, ref)
+        customer, ledger = _locked(tx, slug, ref)
         ids = customer.subscription_ids
         report.changed = tx.catalog.remove_customer(ledger.tenant_id, customer.id)
         report.cancelled = ledger.cancel_pending_of(ids, SkipReason.REMOVED.value)
@@ -166,7 +168,7 @@ def opt_out_customer(uow: UnitOfWorkFactory, slug: str, ref: str, opted_out: boo
     the next window is claimed as usual)."""
     report = ChangeReport(slug, ref, "opt-out" if opted_out else "opt-in")
     with uow() as tx:
-        _, customer, ledger = _locked(tx, slug, ref)
+        customer, ledger = _locked(tx, slug, ref)
         ids = customer.subscription_ids
         report.changed = tx.catalog.set_opted_out(ledger.tenant_id, customer.id, opted_out)
         if opted_out:
@@ -208,7 +210,7 @@ def erase_customer(
 def _erase_once(uow: UnitOfWorkFactory, slug: str, ref: str, token: str) -> EraseReport:
     report = EraseReport(slug, ref)
     with uow() as tx:
-        _, customer, ledger = _locked(tx, slug, ref)
+        customer, ledger = _locked(tx, slug, ref)
         ids = customer.subscription_ids
         rows = ledger.reminders_of(ids, lock=True)
         sending = _sending(rows)
