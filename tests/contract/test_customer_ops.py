@@ -5,7 +5,10 @@ erasing one customer's reminders without touching anyone else's."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
+
+from sqlalchemy import text
 
 from tenant_worker.domain.records import Tenant
 from tests.conftest import customer
@@ -174,3 +177,28 @@ def test_an_erased_customer_keeps_an_anonymous_row_and_their_old_reference_is_fr
     assert counts.created == 1
     again = find(storage, tenant, "ada")
     assert again is not None and again.id != ada.id and again.erased_at is None
+
+
+def remove_subscription(storage: StorageUnderTest, subscription_id: int) -> None:
+    """Stamp ``removed_at`` on one subscription only (what a full sync does; no port of this suite does it)."""
+    if storage.fake is not None:
+        with storage.fake.lock:
+            row = storage.fake.tables.subscriptions[subscription_id]
+            storage.fake.tables.subscriptions[subscription_id] = replace(row, removed_at=now())
+        return
+    assert storage.sessions is not None
+    with storage.sessions.begin() as session:
+        session.execute(text("UPDATE subscriptions SET removed_at = now() WHERE id = :id"), {"id": subscription_id})
+
+
+def test_a_removed_subscription_of_a_present_customer_is_never_claimed(storage: StorageUnderTest) -> None:
+    tenant = new_tenant(storage)
+    import_customers(storage, tenant, [customer("ada", DUE), customer("bob", DUE)])
+    ada, bob = find(storage, tenant, "ada"), find(storage, tenant, "bob")
+    assert ada is not None and bob is not None
+    remove_subscription(storage, ada.subscription_ids[0])
+    with storage.uow() as tx:
+        preview = tx.ledger(tenant.id).preview_due_reminders(TODAY, (5, 3, 1))
+    assert [item.subscription_id for item in preview] == bob.subscription_ids
+    claim_today(storage, tenant)
+    assert [row.subscription_id for row in rows(storage, tenant).values()] == bob.subscription_ids
