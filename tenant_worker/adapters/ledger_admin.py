@@ -14,6 +14,12 @@ from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.repository import _CLOSED, _IN_FLIGHT, _WAITING, SqlLedgerCore
 from tenant_worker.domain.records import ReminderView
 
+# A resend never reaches a customer who was removed, opted out (or erased) since the row ended.
+_STILL_WANTED = """EXISTS (SELECT 1 FROM subscriptions s JOIN customers c
+                             ON c.tenant_id = s.tenant_id AND c.id = s.customer_id
+                          WHERE s.tenant_id = reminders.tenant_id AND s.id = reminders.subscription_id
+                            AND s.removed_at IS NULL AND c.removed_at IS NULL AND NOT c.opted_out)"""
+
 # Put in front of the previous error of a reopened row (once, however often it is reopened).
 _RESENT = "sent again by an operator after: "
 
@@ -34,6 +40,7 @@ class SqlLedger(SqlLedgerCore):
                     SELECT count(*) FROM reminders
                      WHERE tenant_id = :tenant_id AND {_CLOSED} AND status = :status
                        AND (CAST(:since AS timestamptz) IS NULL OR updated_at >= :since)
+                       AND {_STILL_WANTED}
                 """),
                 self._params(status=status, since=since),
             ).scalar_one()
@@ -52,6 +59,7 @@ class SqlLedger(SqlLedgerCore):
                                                                                 '^(' || :prefix || ')+', '')
                      WHERE tenant_id = :tenant_id AND {_CLOSED} AND status = :status
                        AND (CAST(:since AS timestamptz) IS NULL OR updated_at >= :since)
+                       AND {_STILL_WANTED}
                     RETURNING id
                 """),
                 self._params(status=status, since=since, prefix=_RESENT),

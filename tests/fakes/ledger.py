@@ -249,10 +249,21 @@ class FakeLedger:
             (
                 row
                 for row in self._rows()
-                if is_closed(row) and row.status == status and (since is None or _at_or_after(row.updated_at, since))
+                if is_closed(row)
+                and row.status == status
+                and (since is None or _at_or_after(row.updated_at, since))
+                and self._still_wanted(row.subscription_id)
             ),
             key=lambda row: row.id,
         )
+
+    def _still_wanted(self, subscription_id: int) -> bool:
+        """As the SQL's resend filter: the subscription and customer are not removed, nor opted out."""
+        sub = self._tables.subscriptions.get(subscription_id)
+        if sub is None or sub.removed_at is not None:
+            return False
+        customer = self._tables.customers[sub.customer_id]
+        return customer.removed_at is None and not customer.opted_out
 
     def count_ended(self, status: str, since: dt.datetime | None) -> int:
         """Closed reminders with ``status`` that ended at or after ``since``."""
