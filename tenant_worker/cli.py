@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tenant_worker import cli_errors, cli_ledger, cli_onboard, cli_reminders, cli_schedule, cli_tenant
+from tenant_worker import cli_customers, cli_errors, cli_ledger, cli_onboard, cli_reminders, cli_schedule, cli_tenant
 from tenant_worker.adapters import csv_files
 from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
 from tenant_worker.adapters.redis_check import check_redis
@@ -197,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--region", help="country (e.g. NL) for numbers written without +country code")
     imp.set_defaults(handler=cmd_customers_import)
+    cli_customers.register(cust)
 
     sw = sub.add_parser("sweep", help="claim due reminders and enqueue them")
     sw.add_argument("--tenant", help="one tenant (default: all active tenants)")

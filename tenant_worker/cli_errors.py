@@ -40,6 +40,10 @@ WITHOUT_REDIS = {
     ("customers", "import"),
     ("reminders", "list"),
     ("sweep", None),  # with --dry-run only; see needs_redis
+    ("customers", "show"),
+    ("customers", "remove"),
+    ("customers", "opt-out"),
+    ("customers", "erase"),
     ("ledger", "prune"),
 }
 # `worker` and `beat` check their services themselves (production's credential rule comes first).

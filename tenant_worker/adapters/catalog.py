@@ -10,13 +10,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenant_worker.adapters.orm import CustomerRow, SmsTemplateRow, SubscriptionRow, TenantRow
 from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
-from tenant_worker.domain.records import TENANT_MUTABLE_FIELDS, CustomerRecord, ImportCounts, Template, Tenant
+from tenant_worker.domain.records import (
+    TENANT_MUTABLE_FIELDS,
+    CustomerRecord,
+    CustomerView,
+    ImportCounts,
+    SubscriptionView,
+    Template,
+    Tenant,
+)
 from tenant_worker.domain.shards import queue_for_new_tenant
 
 
@@ -222,6 +230,94 @@ class SqlCatalog:
         if progress is not None:
             progress(len(records))
         return ImportCounts(created, updated, renewed, unchanged)
+
+    # Single customer operations (``services.customer_ops``).
+
+    def find_customer(self, tenant_id: int, external_ref: str, *, lock: bool = False) -> CustomerView | None:
+        """The customer with ``external_ref`` and their subscriptions by id, or None."""
+        query = select(CustomerRow).where(CustomerRow.tenant_id == tenant_id, CustomerRow.external_ref == external_ref)
+        row = self.session.scalars(query.with_for_update() if lock else query).first()
+        if row is None:
+            return None
+        subscriptions = self.session.scalars(
+            select(SubscriptionRow)
+            .where(SubscriptionRow.tenant_id == tenant_id, SubscriptionRow.customer_id == row.id)
+            .order_by(SubscriptionRow.id)
+        )
+        return CustomerView(
+            id=row.id,
+            external_ref=row.external_ref,
+            name=row.name,
+            phone=row.phone,
+            opted_out=row.opted_out,
+            removed_at=row.removed_at,
+            erased_at=row.erased_at,
+            subscriptions=tuple(
+                SubscriptionView(
+                    id=s.id,
+                    external_ref=s.external_ref,
+                    plan=s.plan,
+                    amount=s.amount,
+                    currency=s.currency,
+                    expires_on=s.expires_on,
+                    status=s.status,
+                    removed_at=s.removed_at,
+                )
+                for s in subscriptions
+            ),
+        )
+
+    def remove_customer(self, tenant_id: int, customer_id: int) -> bool:
+        """Stamp ``removed_at`` on the customer and their subscriptions that are not removed yet."""
+        customer = self.session.execute(
+            update(CustomerRow)
+            .where(CustomerRow.tenant_id == tenant_id, CustomerRow.id == customer_id, CustomerRow.removed_at.is_(None))
+            .values(removed_at=func.now(), updated_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+        subscriptions = self.session.execute(
+            update(SubscriptionRow)
+            .where(
+                SubscriptionRow.tenant_id == tenant_id,
+                SubscriptionRow.customer_id == customer_id,
+                SubscriptionRow.removed_at.is_(None),
+            )
+            .values(removed_at=func.now(), updated_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(customer, "rowcount", 0)) + int(getattr(subscriptions, "rowcount", 0)) > 0
+
+    def set_opted_out(self, tenant_id: int, customer_id: int, opted_out: bool) -> bool:
+        """Set the customer's ``opted_out``; whether it changed."""
+        result = self.session.execute(
+            update(CustomerRow)
+            .where(
+                CustomerRow.tenant_id == tenant_id, CustomerRow.id == customer_id, CustomerRow.opted_out != opted_out
+            )
+            .values(opted_out=opted_out, updated_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0)) > 0
+
+    def erase_customer(self, tenant_id: int, customer_id: int, token: str) -> None:
+        """Overwrite the customer's personal data in place (see the port); the rows stay, anonymous."""
+        self.session.execute(
+            text("""
+                UPDATE customers SET name = '', phone = NULL, external_ref = :token, opted_out = true,
+                                     erased_at = now(), removed_at = coalesce(removed_at, now()), updated_at = now()
+                 WHERE tenant_id = :tenant_id AND id = :customer_id
+            """),
+            {"tenant_id": tenant_id, "customer_id": customer_id, "token": token},
+        )
+        self.session.execute(
+            text("""
+                UPDATE subscriptions SET external_ref = CASE WHEN external_ref IS NULL THEN NULL
+                                                             ELSE 'erased-' || id END,
+                                         removed_at = coalesce(removed_at, now()), updated_at = now()
+                 WHERE tenant_id = :tenant_id AND customer_id = :customer_id
+            """),
+            {"tenant_id": tenant_id, "customer_id": customer_id},
+        )
 
 
 def _assign(row: object, **values: object) -> bool:

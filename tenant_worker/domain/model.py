@@ -68,6 +68,8 @@ class SkipReason(enum.StrEnum):
     EXPIRED = "expired_before_send"
     # The rendered SMS needs more segments than the tenant's max_segments (decided at send time, alerted).
     TOO_LONG = "too_long"
+    # The customer or subscription was taken away (`customers remove`, `customers erase`, a full sync).
+    REMOVED = "removed"
 
 
 @dataclass(frozen=True)

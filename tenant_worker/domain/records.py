@@ -187,6 +187,42 @@ OUTCOME_COLUMNS = frozenset(
 )
 
 
+# Single customer operations (``customers show|remove|opt-out|erase``).
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    """One subscription of a customer as an operator sees it (``customers show``)."""
+
+    id: int
+    external_ref: str | None
+    plan: str
+    amount: Decimal
+    currency: str
+    expires_on: dt.date
+    status: str
+    removed_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    """A customer with their subscriptions (by id), as stored; ``phone`` None: no usable number, or erased."""
+
+    id: int
+    external_ref: str
+    name: str
+    phone: str | None
+    opted_out: bool
+    removed_at: dt.datetime | None
+    erased_at: dt.datetime | None
+    subscriptions: tuple[SubscriptionView, ...] = ()
+
+    @property
+    def subscription_ids(self) -> list[int]:
+        """The ids of the customer's subscriptions, removed ones included."""
+        return [subscription.id for subscription in self.subscriptions]
+
+
 # Retention (``LedgerMaintenance.prune``).
 
 # Where a prune batch stopped in the closed rows' age order: the ``(updated_at, id)`` of the last row

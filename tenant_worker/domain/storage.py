@@ -21,6 +21,7 @@ from typing import Protocol
 from tenant_worker.domain.model import TenantSpec, TenantStatus
 from tenant_worker.domain.records import (
     CustomerRecord,
+    CustomerView,
     DueReminder,
     ImportCounts,
     LedgerWrite,
@@ -92,6 +93,28 @@ class Catalog(Protocol):
     ) -> ImportCounts:
         """Create or update customers and their subscription (by ``external_ref``); a new
         ``expires_on`` is a renewal. ``progress`` gets the number of records done, now and then."""
+        ...
+
+    # Single customer operations (``services.customer_ops``).
+
+    def find_customer(self, tenant_id: int, external_ref: str, *, lock: bool = False) -> CustomerView | None:
+        """The customer with ``external_ref`` and their subscriptions, or None (``lock``: the customer's
+        row is held until the unit of work ends)."""
+        ...
+
+    def remove_customer(self, tenant_id: int, customer_id: int) -> bool:
+        """Set ``removed_at`` (now) on the customer and their subscriptions where it is not set yet
+        (the sweep claims nothing for them any more); whether anything changed."""
+        ...
+
+    def set_opted_out(self, tenant_id: int, customer_id: int, opted_out: bool) -> bool:
+        """Set the customer's ``opted_out``; whether it changed."""
+        ...
+
+    def erase_customer(self, tenant_id: int, customer_id: int, token: str) -> None:
+        """Erase the customer's personal data: name emptied, phone NULL, ``external_ref`` replaced by
+        ``token``, each subscription's ``external_ref`` by ``erased-<id>``; ``erased_at`` and
+        ``removed_at`` (customer and subscriptions) set, and the customer opted out."""
         ...
 
 
@@ -186,6 +209,22 @@ class Ledger(Protocol):
 
     def list_reminders(self, status: str | None = None, limit: int = 1000) -> list[ReminderView]:
         """The newest ``limit`` rows (with ``status``), newest first."""
+        ...
+
+    # Single customer operations (``services.customer_ops``).
+
+    def reminders_of(self, subscription_ids: Sequence[int], *, lock: bool = False) -> list[ReminderView]:
+        """Every reminder of these subscriptions, by id (``lock``: held until the unit of work ends, so
+        no send task can take or record them meanwhile)."""
+        ...
+
+    def cancel_pending_of(self, subscription_ids: Sequence[int], skip_reason: str) -> int:
+        """:meth:`cancel_pending` for these subscriptions' reminders only; returns how many."""
+        ...
+
+    def erase_reminders_of(self, subscription_ids: Sequence[int]) -> int:
+        """Clear what may identify the customer on these subscriptions' reminders (``body``,
+        ``provider_message_id``, ``last_error``), keeping status, window and dates; returns how many rows."""
         ...
 
 

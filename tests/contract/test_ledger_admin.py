@@ -65,6 +65,20 @@ def test_reopening_skipped_reminders_keeps_their_reason(storage: StorageUnderTes
     assert (row.status, row.skip_reason) == ("pending", "too_long")
 
 
+def test_a_resend_skips_customers_removed_or_opted_out_since(storage: StorageUnderTest) -> None:
+    tenant, ids = pending(storage, 3)
+    finish(storage, tenant, [(reminder_id, ReminderStatus.FAILED, {}) for reminder_id in ids])
+    with storage.uow() as tx:
+        removed = tx.catalog.find_customer(tenant.id, f"{tenant.slug}-0")
+        opted_out = tx.catalog.find_customer(tenant.id, f"{tenant.slug}-1")
+        assert removed is not None and opted_out is not None
+        tx.catalog.remove_customer(tenant.id, removed.id)
+        tx.catalog.set_opted_out(tenant.id, opted_out.id, True)
+    with storage.uow() as tx:
+        assert tx.ledger(tenant.id).count_ended("failed", None) == 1
+        assert tx.ledger(tenant.id).reopen("failed", None) == [ids[2]]
+
+
 def test_the_listing_shows_the_newest_rows_first_with_a_status_and_a_limit(storage: StorageUnderTest) -> None:
     tenant, ids = pending(storage, 6)
     finish(storage, tenant, [(ids[5], ReminderStatus.SENT, {}), (ids[1], ReminderStatus.FAILED, {})])

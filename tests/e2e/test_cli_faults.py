@@ -10,6 +10,7 @@ pool (each is a process of its own), so the matrix costs little more than its sl
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import uuid
@@ -28,7 +29,7 @@ from tenant_worker.config import build_redis_url
 from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.model import TenantSpec
 from tenant_worker.services.tenants import create_tenant
-from tests.conftest import ACCESS_KEY, BIN, PG_ADMIN_URL, REDIS_PASSWORD, free_port, unique_slug
+from tests.conftest import ACCESS_KEY, BIN, PG_ADMIN_URL, REDIS_PASSWORD, customer, free_port, unique_slug
 
 WRONG_REDIS_PASSWORD = "wr0ng-Redis#pw"
 DATABASE_PASSWORD = "pg-Fault s3cret"
@@ -56,10 +57,16 @@ COMMANDS = [
     ("queues", []),
     ("worker", ["--without-mingle", "--without-gossip"]),
     ("beat", []),
+    # One customer (seeded with the tenant): show, remove and opt-out may run in any order.
+    ("customers show", ["{slug}", "kept"]),
+    ("customers remove", ["{slug}", "kept"]),
+    ("customers opt-out", ["{slug}", "kept"]),
+    ("customers erase", ["{slug}", "forgotten", "--yes"]),
 ]
 WITHOUT_REDIS = {
     "db upgrade", "tenant list", "tenant show", "tenant create", "tenant template", "customers import",
     "sweep --dry-run", "reminders list",
+    "customers show", "customers remove", "customers opt-out", "customers erase",
 }  # fmt: skip
 # fault -> (exit status, what the line must say) for a command that needs the broken service.
 FAULTS = {
@@ -105,9 +112,12 @@ def empty_database() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def tenant(sessions: sessionmaker[Session]) -> TenantRow:
     with sql_unit_of_work(sessions)() as tx:
-        return create_tenant(
+        created = create_tenant(
             tx, TenantSpec(SLUG, "Faulty Net", "Europe/Amsterdam", "FaultyNet"), shard_count=DEFAULT_SHARD_COUNT
         )
+        expires = dt.date(2031, 1, 1)
+        tx.catalog.upsert_customers(created.id, [customer("kept", expires), customer("forgotten", expires)])
+        return created
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,15 @@ from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
-from tenant_worker.domain.records import TENANT_MUTABLE_FIELDS, CustomerRecord, ImportCounts, Template, Tenant
+from tenant_worker.domain.records import (
+    TENANT_MUTABLE_FIELDS,
+    CustomerRecord,
+    CustomerView,
+    ImportCounts,
+    SubscriptionView,
+    Template,
+    Tenant,
+)
 from tenant_worker.domain.shards import queue_for_new_tenant
 from tests.fakes.tables import ConstraintViolation, CustomerRow, FakeSession, SubscriptionRow, Tables, TemplateRow
 
@@ -156,6 +164,7 @@ class FakeCatalog:
                 record.name,
                 record.phone,
                 record.opted_out,
+                **_kept(known, "removed_at", "erased_at"),
             )
             old = subscription_of.get(customer.id)
             subscription = SubscriptionRow(
@@ -167,6 +176,7 @@ class FakeCatalog:
                 record.currency,
                 record.expires_on,
                 record.status,
+                **_kept(old, "external_ref", "removed_at"),
             )
             if known is None:
                 created += 1
@@ -185,6 +195,93 @@ class FakeCatalog:
             progress(len(records))
         return ImportCounts(created, updated, renewed, unchanged)
 
+    # Single customer operations (``services.customer_ops``).
+
+    def find_customer(self, tenant_id: int, external_ref: str, *, lock: bool = False) -> CustomerView | None:
+        """The customer with ``external_ref`` and their subscriptions by id (``lock`` needs nothing more)."""
+        self._touch()
+        tables = self._tables
+        row = next(
+            (c for c in tables.customers.values() if c.tenant_id == tenant_id and c.external_ref == external_ref), None
+        )
+        if row is None:
+            return None
+        subscriptions = sorted(
+            (s for s in tables.subscriptions.values() if s.tenant_id == tenant_id and s.customer_id == row.id),
+            key=lambda s: s.id,
+        )
+        return CustomerView(
+            row.id,
+            row.external_ref,
+            row.name,
+            row.phone,
+            row.opted_out,
+            row.removed_at,
+            row.erased_at,
+            tuple(
+                SubscriptionView(
+                    s.id, s.external_ref, s.plan, s.amount, s.currency, s.expires_on, s.status, s.removed_at
+                )
+                for s in subscriptions
+            ),
+        )
+
+    def _customer_rows(self, tenant_id: int, customer_id: int) -> tuple[CustomerRow | None, list[SubscriptionRow]]:
+        self._touch()
+        customer = self._tables.customers.get(customer_id)
+        if customer is None or customer.tenant_id != tenant_id:
+            return None, []
+        subscriptions = [
+            s for s in self._tables.subscriptions.values() if s.tenant_id == tenant_id and s.customer_id == customer_id
+        ]
+        return customer, subscriptions
+
+    def remove_customer(self, tenant_id: int, customer_id: int) -> bool:
+        """Stamp ``removed_at`` (the transaction's now) where it is not set yet; whether anything changed."""
+        now = self._session.transaction_now()
+        customer, subscriptions = self._customer_rows(tenant_id, customer_id)
+        changed = False
+        if customer is not None and customer.removed_at is None:
+            self._tables.customers[customer.id] = dataclasses.replace(customer, removed_at=now)
+            changed = True
+        for subscription in subscriptions:
+            if subscription.removed_at is None:
+                self._tables.subscriptions[subscription.id] = dataclasses.replace(subscription, removed_at=now)
+                changed = True
+        return changed
+
+    def set_opted_out(self, tenant_id: int, customer_id: int, opted_out: bool) -> bool:
+        """Set the customer's ``opted_out``; whether it changed."""
+        customer, _ = self._customer_rows(tenant_id, customer_id)
+        if customer is None or customer.opted_out == opted_out:
+            return False
+        self._tables.customers[customer.id] = dataclasses.replace(customer, opted_out=opted_out)
+        return True
+
+    def erase_customer(self, tenant_id: int, customer_id: int, token: str) -> None:
+        """Overwrite the customer's personal data in place, as the SQL catalog does."""
+        now = self._session.transaction_now()
+        customer, subscriptions = self._customer_rows(tenant_id, customer_id)
+        if customer is None:
+            return
+        if any(c.tenant_id == tenant_id and c.external_ref == token for c in self._tables.customers.values()):
+            raise ConstraintViolation(f"customers_tenant_external_ref_key: {token!r}")
+        self._tables.customers[customer.id] = dataclasses.replace(
+            customer,
+            name="",
+            phone=None,
+            external_ref=token,
+            opted_out=True,
+            erased_at=now,
+            removed_at=customer.removed_at or now,
+        )
+        for s in subscriptions:
+            self._tables.subscriptions[s.id] = dataclasses.replace(
+                s,
+                external_ref=None if s.external_ref is None else f"erased-{s.id}",
+                removed_at=s.removed_at or now,
+            )
+
 
 def _numeric_12_2(amount: Decimal) -> Decimal:
     """What PostgreSQL stores in a ``numeric(12, 2)`` column (halves rounded away from zero)."""
@@ -200,3 +297,8 @@ def _checked(tenant: Tenant) -> Tenant:
     if tenant.rate_per_second is not None and not tenant.rate_per_second > 0:
         raise ConstraintViolation("tenants_rate_positive")
     return tenant
+
+
+def _kept(row: object | None, *names: str) -> dict[str, object]:
+    """Columns an import does not write, carried over from the stored row (the SQL upsert leaves them)."""
+    return {} if row is None else {name: getattr(row, name) for name in names}

@@ -99,6 +99,8 @@ class FakeLedger:
             if window is None:
                 continue
             customer = tables.customers[sub.customer_id]
+            if sub.removed_at is not None or customer.removed_at is not None:
+                continue  # as _DUE_SQL: removed customers and subscriptions are never claimed
             reason = (
                 "subscription_inactive"
                 if sub.status != "active"
@@ -247,10 +249,21 @@ class FakeLedger:
             (
                 row
                 for row in self._rows()
-                if is_closed(row) and row.status == status and (since is None or _at_or_after(row.updated_at, since))
+                if is_closed(row)
+                and row.status == status
+                and (since is None or _at_or_after(row.updated_at, since))
+                and self._still_wanted(row.subscription_id)
             ),
             key=lambda row: row.id,
         )
+
+    def _still_wanted(self, subscription_id: int) -> bool:
+        """As the SQL's resend filter: the subscription and customer are not removed, nor opted out."""
+        sub = self._tables.subscriptions.get(subscription_id)
+        if sub is None or sub.removed_at is not None:
+            return False
+        customer = self._tables.customers[sub.customer_id]
+        return customer.removed_at is None and not customer.opted_out
 
     def count_ended(self, status: str, since: dt.datetime | None) -> int:
         """Closed reminders with ``status`` that ended at or after ``since``."""
@@ -276,6 +289,31 @@ class FakeLedger:
         """The newest ``limit`` rows (with ``status``), newest first."""
         rows = sorted((row for row in self._rows() if status is None or row.status == status), key=lambda r: -r.id)
         return [row.view() for row in rows[: max(limit, 0)]]
+
+    # Single customer operations (``services.customer_ops``).
+
+    def _of(self, subscription_ids: Sequence[int]) -> list[ReminderRow]:
+        wanted = set(subscription_ids)
+        return sorted((row for row in self._rows() if row.subscription_id in wanted), key=lambda row: row.id)
+
+    def reminders_of(self, subscription_ids: Sequence[int], *, lock: bool = False) -> list[ReminderView]:
+        """Every reminder of these subscriptions, by id (units of work are serialised: no lock needed)."""
+        return [row.view() for row in self._of(subscription_ids)]
+
+    def cancel_pending_of(self, subscription_ids: Sequence[int], skip_reason: str) -> int:
+        """These subscriptions' pending reminders become skipped with ``skip_reason``; how many."""
+        now = self._session.transaction_now()
+        pending = [row for row in self._of(subscription_ids) if row.status == PENDING]
+        for row in pending:
+            self._write(row, status=ReminderStatus.SKIPPED.value, skip_reason=skip_reason, updated_at=now)
+        return len(pending)
+
+    def erase_reminders_of(self, subscription_ids: Sequence[int]) -> int:
+        """Clear body, provider message id and error of these subscriptions' rows (``updated_at`` stays)."""
+        rows = self._of(subscription_ids)
+        for row in rows:
+            self._write(row, body=None, provider_message_id=None, last_error=None)
+        return len(rows)
 
 
 def _at_or_after(stamp: dt.datetime | None, instant: dt.datetime) -> bool:

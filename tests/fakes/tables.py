@@ -32,8 +32,9 @@ class CustomerRow:
     name: str
     phone: str | None
     opted_out: bool
-    # Migration 0007: set when the customer was removed (the ledger's retention reads it).
+    # Migration 0007: removed (by `customers remove`, a full sync) and erased (right to erasure).
     removed_at: dt.datetime | None = None
+    erased_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class SubscriptionRow:
     currency: str
     expires_on: dt.date
     status: str
-    # Migration 0007: set when the subscription was removed (the ledger's retention reads it).
+    # Migration 0007: the billing platform's reference (None: the customer's one subscription), removal.
+    external_ref: str | None = None
     removed_at: dt.datetime | None = None
 
 
