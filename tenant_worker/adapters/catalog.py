@@ -8,15 +8,24 @@ object. Per-tenant methods take the tenant id and filter on it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tenant_worker.adapters import customer_sync
 from tenant_worker.adapters.orm import CustomerRow, SmsTemplateRow, SubscriptionRow, TenantRow
 from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
-from tenant_worker.domain.records import TENANT_MUTABLE_FIELDS, CustomerRecord, ImportCounts, Template, Tenant
+from tenant_worker.domain.records import (
+    TENANT_MUTABLE_FIELDS,
+    CustomerRecord,
+    ImportCounts,
+    ImportPlan,
+    ImportRow,
+    Template,
+    Tenant,
+)
 from tenant_worker.domain.shards import queue_for_new_tenant
 
 
@@ -179,7 +188,11 @@ class SqlCatalog:
             customer.external_ref: (customer, subscription)
             for customer, subscription in self.session.execute(
                 select(CustomerRow, SubscriptionRow)
-                .join(SubscriptionRow, SubscriptionRow.customer_id == CustomerRow.id, isouter=True)
+                .join(
+                    SubscriptionRow,
+                    (SubscriptionRow.customer_id == CustomerRow.id) & SubscriptionRow.external_ref.is_(None),
+                    isouter=True,
+                )
                 .where(CustomerRow.tenant_id == tenant_id)
             )
         }
@@ -222,6 +235,19 @@ class SqlCatalog:
         if progress is not None:
             progress(len(records))
         return ImportCounts(created, updated, renewed, unchanged)
+
+    # Customer sync: the streaming, set-based import.
+
+    def import_rows(
+        self,
+        tenant_id: int,
+        chunks: Iterable[Sequence[ImportRow]],
+        *,
+        full_sync: bool,
+        approve: Callable[[ImportPlan], bool],
+    ) -> tuple[ImportPlan, bool]:
+        """Stage with COPY, plan, and merge set-based if approved (``adapters.customer_sync``)."""
+        return customer_sync.import_rows(self.session, tenant_id, chunks, full_sync=full_sync, approve=approve)
 
 
 def _assign(row: object, **values: object) -> bool:

@@ -68,6 +68,8 @@ class SkipReason(enum.StrEnum):
     EXPIRED = "expired_before_send"
     # The rendered SMS needs more segments than the tenant's max_segments (decided at send time, alerted).
     TOO_LONG = "too_long"
+    # A full customer sync removed the subscription (or its customer) before it was sent.
+    REMOVED = "removed"
 
 
 @dataclass(frozen=True)

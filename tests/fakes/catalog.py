@@ -9,12 +9,21 @@ updated, renewed and unchanged customers exactly as the SQL upsert does.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
-from tenant_worker.domain.records import TENANT_MUTABLE_FIELDS, CustomerRecord, ImportCounts, Template, Tenant
+from tenant_worker.domain.records import (
+    TENANT_MUTABLE_FIELDS,
+    CustomerRecord,
+    ImportCounts,
+    ImportPlan,
+    ImportRow,
+    Template,
+    Tenant,
+)
 from tenant_worker.domain.shards import queue_for_new_tenant
+from tests.fakes import customer_sync
 from tests.fakes.tables import ConstraintViolation, CustomerRow, FakeSession, SubscriptionRow, Tables, TemplateRow
 
 _CENTS = Decimal("0.01")
@@ -145,7 +154,11 @@ class FakeCatalog:
         if tenant_id not in tables.tenants:
             raise ConstraintViolation(f"customers: no tenant {tenant_id}")
         by_ref = {c.external_ref: c for c in tables.customers.values() if c.tenant_id == tenant_id}
-        subscription_of = {s.customer_id: s for s in tables.subscriptions.values() if s.tenant_id == tenant_id}
+        subscription_of = {
+            s.customer_id: s
+            for s in tables.subscriptions.values()
+            if s.tenant_id == tenant_id and s.external_ref is None
+        }
         created = updated = renewed = unchanged = 0
         for record in records:
             known = by_ref.get(record.external_ref)
@@ -156,6 +169,7 @@ class FakeCatalog:
                 record.name,
                 record.phone,
                 record.opted_out,
+                *((known.removed_at, known.updated_at) if known else ()),
             )
             old = subscription_of.get(customer.id)
             subscription = SubscriptionRow(
@@ -167,6 +181,7 @@ class FakeCatalog:
                 record.currency,
                 record.expires_on,
                 record.status,
+                *((None, old.removed_at, old.updated_at) if old else ()),
             )
             if known is None:
                 created += 1
@@ -184,6 +199,22 @@ class FakeCatalog:
         if progress is not None:
             progress(len(records))
         return ImportCounts(created, updated, renewed, unchanged)
+
+    # Customer sync: the streaming, set-based import.
+
+    def import_rows(
+        self,
+        tenant_id: int,
+        chunks: Iterable[Sequence[ImportRow]],
+        *,
+        full_sync: bool,
+        approve: Callable[[ImportPlan], bool],
+    ) -> tuple[ImportPlan, bool]:
+        """``adapters.customer_sync`` in memory (``tests.fakes.customer_sync``)."""
+        self._touch()
+        if tenant_id not in self._tables.tenants:
+            raise ConstraintViolation(f"customers: no tenant {tenant_id}")
+        return customer_sync.import_rows(self._session, tenant_id, chunks, full_sync=full_sync, approve=approve)
 
 
 def _numeric_12_2(amount: Decimal) -> Decimal:

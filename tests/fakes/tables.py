@@ -32,11 +32,14 @@ class CustomerRow:
     name: str
     phone: str | None
     opted_out: bool
+    # Migration 0007 (the customer sync): when a full sync removed the customer; when it last changed.
+    removed_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
 class SubscriptionRow:
-    """A row of ``subscriptions`` (one per customer)."""
+    """A row of ``subscriptions``: unique per (customer, ``external_ref``), None counting as one value."""
 
     id: int
     tenant_id: int
@@ -46,6 +49,11 @@ class SubscriptionRow:
     currency: str
     expires_on: dt.date
     status: str
+    # Migration 0007 (the customer sync): the subscription's reference, when a full sync removed it,
+    # when it last changed.
+    external_ref: str | None = None
+    removed_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
