@@ -107,7 +107,12 @@ _ACTIVE = "SELECT count(*) FROM subscriptions WHERE tenant_id = :tenant_id AND r
 _MERGE_CUSTOMERS = f"""
     INSERT INTO customers AS c (tenant_id, external_ref, name, phone, opted_out)
     SELECT DISTINCT ON (customer_ref) :tenant_id, customer_ref, name, phone, opted_out
-      FROM {_STAGING} ORDER BY customer_ref, line
+      FROM {_STAGING} s
+     WHERE NOT EXISTS (SELECT 1 FROM customers old
+                        WHERE old.tenant_id = :tenant_id AND old.external_ref = s.customer_ref
+                          AND old.removed_at IS NULL
+                          AND (old.name, old.phone, old.opted_out) IS NOT DISTINCT FROM (s.name, s.phone, s.opted_out))
+     ORDER BY customer_ref, line
     ON CONFLICT (tenant_id, external_ref) DO UPDATE
        SET name = EXCLUDED.name, phone = EXCLUDED.phone, opted_out = EXCLUDED.opted_out,
            removed_at = NULL, updated_at = now()
@@ -120,6 +125,11 @@ _MERGE_SUBSCRIPTIONS = f"""
     SELECT :tenant_id, c.id, s.subscription_ref, s.plan, s.amount, s.currency, s.expires_on, s.status
       FROM {_STAGING} s
       JOIN customers c ON c.tenant_id = :tenant_id AND c.external_ref = s.customer_ref
+      LEFT JOIN subscriptions old ON old.tenant_id = :tenant_id AND old.customer_id = c.id
+                                 AND old.external_ref IS NOT DISTINCT FROM s.subscription_ref
+     WHERE old.id IS NULL
+        OR (old.plan, old.amount, old.currency, old.expires_on, old.status, old.removed_at IS NULL)
+           IS DISTINCT FROM (s.plan, s.amount, s.currency, s.expires_on, s.status, true)
     ON CONFLICT (customer_id, external_ref) DO UPDATE
        SET plan = EXCLUDED.plan, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
            expires_on = EXCLUDED.expires_on, status = EXCLUDED.status, removed_at = NULL, updated_at = now()
@@ -163,6 +173,10 @@ def import_rows(
 ) -> tuple[ImportPlan, bool]:
     """``Catalog.import_rows`` on PostgreSQL (see the module docs)."""
     params = {"tenant_id": tenant_id}
+    # Every statement here joins whole sets; right after a bulk load the statistics of customers and
+    # subscriptions can claim one row, and a nested loop over 1,000,000 would be quadratic.
+    nestloop = session.execute(text("SELECT current_setting('enable_nestloop')")).scalar_one()
+    session.execute(text("SELECT set_config('enable_nestloop', 'off', true)"))
     session.execute(text(f"DROP TABLE IF EXISTS {_STAGING}"))
     session.execute(text(_CREATE))
     _copy(session, chunks)
@@ -182,6 +196,7 @@ def import_rows(
             session.execute(text(_REMOVE), params)
             session.execute(text(_REMOVE_CUSTOMERS), params)
     session.execute(text(f"DROP TABLE {_STAGING}"))
+    session.execute(text("SELECT set_config('enable_nestloop', :value, true)"), {"value": nestloop})
     return plan, applied
 
 
