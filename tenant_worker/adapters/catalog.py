@@ -249,6 +249,11 @@ class SqlCatalog:
         """Stage with COPY, plan, and merge set-based if approved (``adapters.customer_sync``)."""
         return customer_sync.import_rows(self.session, tenant_id, chunks, full_sync=full_sync, approve=approve)
 
+    def known_phones(self, tenant_id: int) -> set[str]:
+        """The tenant's stored phone numbers."""
+        query = text("SELECT DISTINCT phone FROM customers WHERE tenant_id = :tenant_id AND phone IS NOT NULL")
+        return set(self.session.scalars(query, {"tenant_id": tenant_id}))
+
 
 def _assign(row: object, **values: object) -> bool:
     changed = False

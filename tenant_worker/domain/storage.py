@@ -115,6 +115,11 @@ class Catalog(Protocol):
         and their pending reminders become ``skipped`` ('removed'). All in the caller's unit of work."""
         ...
 
+    def known_phones(self, tenant_id: int) -> set[str]:
+        """The tenant's stored phone numbers (E.164, validated when imported): a re-import need not
+        parse them again."""
+        ...
+
 
 class Ledger(Protocol):
     """One tenant's reminder ledger: the source of truth for what was claimed, sent and why."""

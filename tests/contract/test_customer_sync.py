@@ -216,3 +216,11 @@ def test_the_schema_refusing_a_row_half_way_leaves_the_previous_state(storage: S
     with pytest.raises(IntegrityError), storage.uow() as tx:
         tx.catalog.import_rows(tenant.id, [rows(*bad)], full_sync=True, approve=lambda _plan: True)
     assert state(storage, tenant) == before
+
+
+def test_known_phones_are_the_tenants_stored_numbers(storage: StorageUnderTest) -> None:
+    tenant, other = new_tenant(storage), new_tenant(storage)
+    run(storage, tenant, rows(customer("ada", DUE, phone="+31611111111"), customer("bob", DUE, phone="+31611111111")))
+    run(storage, other, rows(customer("cy", DUE, phone="+31622222222")))
+    with storage.uow() as tx:
+        assert tx.catalog.known_phones(tenant.id) == {"+31611111111"}

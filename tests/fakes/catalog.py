@@ -216,6 +216,11 @@ class FakeCatalog:
             raise ConstraintViolation(f"customers: no tenant {tenant_id}")
         return customer_sync.import_rows(self._session, tenant_id, chunks, full_sync=full_sync, approve=approve)
 
+    def known_phones(self, tenant_id: int) -> set[str]:
+        """The tenant's stored phone numbers."""
+        self._touch()
+        return {c.phone for c in self._tables.customers.values() if c.tenant_id == tenant_id and c.phone is not None}
+
 
 def _numeric_12_2(amount: Decimal) -> Decimal:
     """What PostgreSQL stores in a ``numeric(12, 2)`` column (halves rounded away from zero)."""
