@@ -173,10 +173,7 @@ def import_rows(
 ) -> tuple[ImportPlan, bool]:
     """``Catalog.import_rows`` on PostgreSQL (see the module docs)."""
     params = {"tenant_id": tenant_id}
-    # Every statement here joins whole sets; right after a bulk load the statistics of customers and
-    # subscriptions can claim one row, and a nested loop over 1,000,000 would be quadratic.
-    nestloop = session.execute(text("SELECT current_setting('enable_nestloop')")).scalar_one()
-    session.execute(text("SELECT set_config('enable_nestloop', 'off', true)"))
+    saved = _configure(session, _SETTINGS)
     session.execute(text(f"DROP TABLE IF EXISTS {_STAGING}"))
     session.execute(text(_CREATE))
     _copy(session, chunks)
@@ -196,8 +193,24 @@ def import_rows(
             session.execute(text(_REMOVE), params)
             session.execute(text(_REMOVE_CUSTOMERS), params)
     session.execute(text(f"DROP TABLE {_STAGING}"))
-    session.execute(text("SELECT set_config('enable_nestloop', :value, true)"), {"value": nestloop})
+    _configure(session, saved)
     return plan, applied
+
+
+# For this transaction only (restored after). Every statement here joins whole sets: right after a bulk
+# load the statistics of customers and subscriptions can claim one row, and a nested loop over 1,000,000
+# would be quadratic. Sorts and hashes of a large file spill to disk at the default 4 MB: 64 MB took a
+# 100,000-row merge from 5.1 to 3.3 s and a re-import's from 2.2 to 1.3 s.
+_SETTINGS = {"enable_nestloop": "off", "work_mem": "64MB"}
+
+
+def _configure(session: Session, settings: dict[str, str]) -> dict[str, str]:
+    """Set ``settings`` for the transaction; returns their previous values."""
+    previous = {}
+    for name, value in settings.items():
+        previous[name] = session.execute(text("SELECT current_setting(:name)"), {"name": name}).scalar_one()
+        session.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    return previous
 
 
 def _copy(session: Session, chunks: Iterable[Sequence[ImportRow]]) -> None:
