@@ -7,17 +7,24 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from tenant_worker import cli_customers, cli_errors, cli_ledger, cli_onboard, cli_reminders, cli_schedule, cli_tenant
-from tenant_worker.adapters import csv_files
+from tenant_worker import (
+    cli_customers,
+    cli_errors,
+    cli_import,
+    cli_ledger,
+    cli_onboard,
+    cli_reminders,
+    cli_schedule,
+    cli_tenant,
+)
 from tenant_worker.adapters.db import check_database, get_engine, upgrade_database
 from tenant_worker.adapters.redis_check import check_redis
 from tenant_worker.adapters.redis_queues import discarded_counts, queue_depths, reserved_count
 from tenant_worker.bootstrap import Services, build_gateway
 from tenant_worker.cli_common import print_result as _print
 from tenant_worker.cli_common import run_celery
-from tenant_worker.services import customers, gateway_access, sharding, sweep
+from tenant_worker.services import gateway_access, sharding, sweep
 
 Handler = Callable[[argparse.Namespace, Services], int]
 
@@ -57,18 +64,6 @@ def cmd_queues(args: argparse.Namespace, services: Services) -> int:
                 print(f"{'discarded as malformed from ' + queue + ': ' + reason:<59} {count:>8}")
 
     _print(data, args.json, table)
-    return 0
-
-
-def cmd_customers_import(args: argparse.Namespace, services: Services) -> int:
-    """Import a customers CSV: all rows or none."""
-    text = csv_files.read_csv_text(Path(args.file))
-    with services.uow() as tx:
-        counts = customers.import_customers(tx, args.slug, text, args.region)
-    print(
-        f"imported into {args.slug}: {counts.created} created, {counts.updated} updated "
-        f"({counts.renewed} renewed), {counts.unchanged} unchanged"
-    )
     return 0
 
 
@@ -192,11 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     tenant = cli_tenant.register(sub)
 
     cust = sub.add_parser("customers", help="manage customers").add_subparsers(dest="action", required=True)
-    imp = cust.add_parser("import", help="import a customers CSV (all rows or none)")
-    imp.add_argument("slug")
-    imp.add_argument("file")
-    imp.add_argument("--region", help="country (e.g. NL) for numbers written without +country code")
-    imp.set_defaults(handler=cmd_customers_import)
+    cli_import.register_import(cust)
     cli_customers.register(cust)
 
     sw = sub.add_parser("sweep", help="claim due reminders and enqueue them")

@@ -8,12 +8,13 @@ object. Per-tenant methods take the tenant id and filter on it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tenant_worker.adapters import customer_sync
 from tenant_worker.adapters.orm import CustomerRow, SmsTemplateRow, SubscriptionRow, TenantRow
 from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
 from tenant_worker.domain.records import (
@@ -21,6 +22,8 @@ from tenant_worker.domain.records import (
     CustomerRecord,
     CustomerView,
     ImportCounts,
+    ImportPlan,
+    ImportRow,
     SubscriptionView,
     Template,
     Tenant,
@@ -187,7 +190,11 @@ class SqlCatalog:
             customer.external_ref: (customer, subscription)
             for customer, subscription in self.session.execute(
                 select(CustomerRow, SubscriptionRow)
-                .join(SubscriptionRow, SubscriptionRow.customer_id == CustomerRow.id, isouter=True)
+                .join(
+                    SubscriptionRow,
+                    (SubscriptionRow.customer_id == CustomerRow.id) & SubscriptionRow.external_ref.is_(None),
+                    isouter=True,
+                )
                 .where(CustomerRow.tenant_id == tenant_id)
             )
         }
@@ -318,6 +325,24 @@ class SqlCatalog:
             """),
             {"tenant_id": tenant_id, "customer_id": customer_id},
         )
+
+    # Customer sync: the streaming, set-based import.
+
+    def import_rows(
+        self,
+        tenant_id: int,
+        chunks: Iterable[Sequence[ImportRow]],
+        *,
+        full_sync: bool,
+        approve: Callable[[ImportPlan], bool],
+    ) -> tuple[ImportPlan, bool]:
+        """Stage with COPY, plan, and merge set-based if approved (``adapters.customer_sync``)."""
+        return customer_sync.import_rows(self.session, tenant_id, chunks, full_sync=full_sync, approve=approve)
+
+    def known_phones(self, tenant_id: int) -> set[str]:
+        """The tenant's stored phone numbers."""
+        query = text("SELECT DISTINCT phone FROM customers WHERE tenant_id = :tenant_id AND phone IS NOT NULL")
+        return set(self.session.scalars(query, {"tenant_id": tenant_id}))
 
 
 def _assign(row: object, **values: object) -> bool:

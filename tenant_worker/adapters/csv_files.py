@@ -22,9 +22,9 @@ from pathlib import Path
 from tenant_worker.domain.model import ValidationError
 
 MAX_FILE_BYTES = 128 * 1024 * 1024
-"""Largest customers CSV read: 128 MiB, about 1.7 million customers of ~80 bytes. The file is parsed
-in memory (~600 bytes per row, so ~1 GB at the limit) and imported in one transaction; a larger file
-can be split and imported part by part, as importing is an upsert."""
+"""Largest customers CSV read: 128 MiB, about 1.7 million customers of ~80 bytes, imported in one
+transaction (:func:`stream_rows` reads it a line at a time, so memory does not grow with it); a
+larger file can be split and imported part by part, as importing is an upsert (but not a full sync)."""
 
 MAX_FIELD_CHARS = 64 * 1024
 """Longest CSV field read (64 KiB). Every column has a far smaller bound of its own (a name 100
@@ -61,6 +61,34 @@ def read_csv_text(path: Path) -> str:
         ) from None
 
 
+def stream_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """:func:`read_rows` of a file, read a line at a time (constant memory), with
+    :func:`read_csv_text`'s checks: the size limit, UTF-16, bytes that are not UTF-8 (the error names
+    the line, found by reading the file again), each as a :class:`ValidationError` naming the file."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        read_csv_text(path)  # raises, with the message naming the limit
+    with path.open("rb") as head:
+        if head.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            raise ValidationError([f"{path}: line 1: the file is UTF-16; save it as UTF-8"])
+    with path.open(encoding="utf-8-sig", newline="") as lines:
+        try:
+            yield from _rows(_checked_lines(lines))
+        except UnicodeDecodeError:
+            read_csv_text(path)  # raises, naming the line and column of the byte
+            raise
+
+
+def _checked_lines(lines: Iterable[str]) -> Iterator[str]:
+    """The lines, refusing one with a NUL character (naming its line)."""
+    for number, line in enumerate(lines, start=1):
+        if "\x00" in line:
+            raise ValidationError(
+                [f"line {number}: contains a NUL byte (a UTF-16 or binary file?); save it as UTF-8 text"]
+            )
+        yield line
+
+
 def read_rows(text: str) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line, cells)`` for every record that is not blank; ``line`` is the record's last line.
 
@@ -71,8 +99,12 @@ def read_rows(text: str) -> Iterator[tuple[int, list[str]]]:
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
         raise ValidationError([f"line {line}: contains a NUL byte (a UTF-16 or binary file?); save it as UTF-8 text"])
+    return _rows(_lines(text))
+
+
+def _rows(lines: Iterator[str]) -> Iterator[tuple[int, list[str]]]:
     _ensure_field_limit()
-    reader = csv.reader(_lines(text))
+    reader = csv.reader(lines)
     while True:
         try:
             cells = next(reader)

@@ -84,7 +84,10 @@ class Template:
 
 @dataclass(frozen=True)
 class CustomerRecord:
-    """One validated import row: a customer and their (single) subscription."""
+    """One validated import row: a customer and one of their subscriptions.
+
+    ``subscription_ref`` names the subscription among the customer's (``None``: the customer's one
+    subscription, as before several were possible)."""
 
     external_ref: str
     name: str
@@ -95,16 +98,19 @@ class CustomerRecord:
     expires_on: dt.date
     opted_out: bool = False
     status: str = "active"
+    subscription_ref: str | None = None
 
 
 @dataclass(frozen=True)
 class ImportCounts:
-    """What an import changed."""
+    """What an import changed, counted per row (customer and subscription): ``renewed`` rows are also
+    ``updated`` (their ``expires_on`` changed); ``removed`` counts subscriptions a full sync took away."""
 
     created: int = 0
     updated: int = 0
     renewed: int = 0
     unchanged: int = 0
+    removed: int = 0
 
 
 @dataclass(frozen=True)
@@ -238,3 +244,22 @@ class PrunedBatch:
     examined: int
     deleted: int
     last: PruneCursor | None
+
+
+# One row for ``Catalog.import_rows``: the CSV line it came from (for rejects) and its record.
+ImportRow = tuple[int, CustomerRecord]
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """What a staged import would change (``Catalog.import_rows``), before anything is written.
+
+    ``samples`` holds, per kind (created, updated, renewed, removed), the first five rows as
+    ``customer_ref`` or ``customer_ref/subscription_ref``. ``rejects`` are (line, reason) of rows the
+    file itself contradicts: a key repeated, or one customer's details differing between rows.
+    ``active`` is how many subscriptions of the tenant were not removed before the import."""
+
+    counts: ImportCounts
+    samples: dict[str, list[str]]
+    rejects: list[tuple[int, str]]
+    active: int

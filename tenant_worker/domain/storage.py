@@ -14,7 +14,7 @@ it returns each row's tenant so the caller can report per tenant.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Protocol
 
@@ -24,6 +24,8 @@ from tenant_worker.domain.records import (
     CustomerView,
     DueReminder,
     ImportCounts,
+    ImportPlan,
+    ImportRow,
     LedgerWrite,
     PruneCursor,
     PrunedBatch,
@@ -115,6 +117,31 @@ class Catalog(Protocol):
         """Erase the customer's personal data: name emptied, phone NULL, ``external_ref`` replaced by
         ``token``, each subscription's ``external_ref`` by ``erased-<id>``; ``erased_at`` and
         ``removed_at`` (customer and subscriptions) set, and the customer opted out."""
+
+    # Customer sync: the streaming, set-based import.
+
+    def import_rows(
+        self,
+        tenant_id: int,
+        chunks: Iterable[Sequence[ImportRow]],
+        *,
+        full_sync: bool,
+        approve: Callable[[ImportPlan], bool],
+    ) -> tuple[ImportPlan, bool]:
+        """Stage every chunk of (line, record), compare it with the tenant's customers and
+        subscriptions (keyed by ``external_ref`` and ``subscription_ref``), and pass the
+        :class:`ImportPlan` to ``approve``; apply it only if that returns True. Returns the plan and
+        whether it was applied.
+
+        Applying writes only rows that change (an unchanged one keeps ``updated_at`` and its
+        reminders), clears ``removed_at`` of rows the file brings back, and leaves out the plan's
+        rejects. ``full_sync``: subscriptions and customers absent from the file get ``removed_at``
+        and their pending reminders become ``skipped`` ('removed'). All in the caller's unit of work."""
+        ...
+
+    def known_phones(self, tenant_id: int) -> set[str]:
+        """The tenant's stored phone numbers (E.164, validated when imported): a re-import need not
+        parse them again."""
         ...
 
 

@@ -1,8 +1,9 @@
 """Onboarding and offboarding a tenant in one step (``tenant-worker tenant onboard|offboard``).
 
-Onboarding validates the definition and the customers CSV completely before writing anything. A bad
-CSV row is written, with its reasons, to a rejects file next to the CSV (a report for whoever fixes
-the file, not state); by default any rejected row aborts the onboarding with nothing written to the
+Onboarding validates the definition and the customers CSV completely before anything is committed
+(the CSV through ``services.customers.sync_customers``, the import's own path). A bad CSV row is
+written, with its reasons, to a rejects file next to the CSV (a report for whoever fixes the file,
+not state); by default any rejected row aborts the onboarding with nothing written to the
 database or Redis, and ``allow_rejects`` imports the good rows instead. Tenant, templates and
 customers are written in one transaction; the RedBeat entry is written after it commits (if Redis
 fails then, ``schedule sync`` - also run by beat - creates it). Re-running a definition changes
@@ -12,7 +13,7 @@ nothing; a changed one updates the tenant, and templates no longer in the file a
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,17 @@ from tenant_worker.adapters import csv_files
 from tenant_worker.domain.localtime import next_local_run
 from tenant_worker.domain.model import ReminderStatus, TenantStatus, ValidationError
 from tenant_worker.domain.ports import SYSTEM_CLOCK, Clock, ScheduleStore
-from tenant_worker.domain.records import CustomerRecord, Template, Tenant
+from tenant_worker.domain.records import Template, Tenant
 from tenant_worker.domain.shards import is_dedicated_queue
 from tenant_worker.domain.storage import UnitOfWork, UnitOfWorkFactory
-from tenant_worker.services.customers import RejectedRow, parse_customers_rows
+from tenant_worker.services.customers import (
+    ImportOptions,
+    ImportRefused,
+    RejectedRow,
+    SourceRow,
+    source_rows,
+    sync_customers,
+)
 from tenant_worker.services.definitions import TenantDefinition
 from tenant_worker.services.schedules import Desired, ScheduleService
 
@@ -65,11 +73,11 @@ def write_rejects(csv_path: Path, rejects: list[RejectedRow]) -> Path:
     return target
 
 
-def read_customers(customers_csv: Path, region: str | None) -> tuple[list[CustomerRecord], list[RejectedRow]]:
-    """Read and parse the customers CSV; a file that cannot be read as a whole (encoding, NUL byte,
-    a field over the limit) is a :class:`ValidationError` naming the file and the line."""
+def customer_rows(customers_csv: Path) -> Iterator[SourceRow]:
+    """The customers CSV's rows, read a line at a time; what makes the file unreadable as a whole
+    (encoding, NUL byte, a field over the limit) is a :class:`ValidationError` naming the file."""
     try:
-        return parse_customers_rows(csv_files.read_csv_text(customers_csv), region)
+        yield from source_rows(csv_files.stream_rows(customers_csv))
     except ValidationError as exc:
         prefix = f"{customers_csv}: "
         problems = [p if p.startswith(prefix) else prefix + p for p in exc.problems]
@@ -138,24 +146,12 @@ def onboard(
 ) -> OnboardReport:
     """Validate everything, then create/update tenant, templates and customers, then the schedule."""
     report = OnboardReport(definition.spec.slug, dry_run=dry_run)
-    records: list[CustomerRecord] = []
-    rejects: list[RejectedRow] = []
-    if customers_csv is not None:
-        records, rejects = read_customers(customers_csv, region)
-    if rejects:
-        report.rejected, report.rejects_file = len(rejects), str(write_rejects(customers_csv or Path(), rejects))
-        if not allow_rejects:
-            problems = [f"{customers_csv}: line {r.line}: {r.reason}" for r in rejects]
-            raise ValidationError([*problems, f"rejected rows written to {report.rejects_file}; nothing was imported"])
     stored = store.get(definition.spec.slug)  # also: Redis must answer before the database is touched
     try:
         with uow() as tx:
             tenant = _apply_tenant(tx, definition, report, shard_count)
-            if records:
-                counts = tx.catalog.upsert_customers(
-                    tenant.id, records, None if progress is None else lambda done: progress(done, len(records))
-                )
-                report.customers = asdict(counts)
+            if customers_csv is not None:
+                _import_customers(tx, tenant.slug, customers_csv, region, allow_rejects, progress, report)
             if dry_run:
                 raise _DryRun
     except _DryRun:
@@ -240,3 +236,30 @@ def _count_sending(uow: UnitOfWorkFactory, tenant_id: int) -> int:
 def _cancel_pending(uow: UnitOfWorkFactory, tenant_id: int) -> int:
     with uow() as tx:
         return tx.ledger(tenant_id).cancel_pending("tenant_offboarded")
+
+
+def _import_customers(
+    tx: UnitOfWork,
+    slug: str,
+    customers_csv: Path,
+    region: str | None,
+    allow_rejects: bool,
+    progress: Progress | None,
+    report: OnboardReport,
+) -> None:
+    """``services.customers.sync_customers`` on the CSV, in the onboarding's transaction; rejected
+    rows go to ``<name>.rejects.csv`` next to it (and refuse everything unless ``allow_rejects``)."""
+    options = ImportOptions(allow_rejects=allow_rejects, region=region)
+    try:
+        result = sync_customers(tx, slug, customer_rows(customers_csv), options)
+    except ImportRefused as refused:
+        rejects = refused.report.rejects
+        target = write_rejects(customers_csv, rejects)
+        report.rejected, report.rejects_file = len(rejects), str(target)
+        problems = [f"{customers_csv}: line {r.line}: {r.reason}" for r in rejects]
+        raise ValidationError([*problems, f"rejected rows written to {target}; nothing was imported"]) from None
+    if result.rejects:
+        report.rejected, report.rejects_file = result.rejected, str(write_rejects(customers_csv, result.rejects))
+    report.customers = asdict(result.counts)
+    if progress is not None:
+        progress(result.rows, result.rows)

@@ -9,7 +9,7 @@ updated, renewed and unchanged customers exactly as the SQL upsert does.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
@@ -18,11 +18,14 @@ from tenant_worker.domain.records import (
     CustomerRecord,
     CustomerView,
     ImportCounts,
+    ImportPlan,
+    ImportRow,
     SubscriptionView,
     Template,
     Tenant,
 )
 from tenant_worker.domain.shards import queue_for_new_tenant
+from tests.fakes import customer_sync
 from tests.fakes.tables import ConstraintViolation, CustomerRow, FakeSession, SubscriptionRow, Tables, TemplateRow
 
 _CENTS = Decimal("0.01")
@@ -153,7 +156,11 @@ class FakeCatalog:
         if tenant_id not in tables.tenants:
             raise ConstraintViolation(f"customers: no tenant {tenant_id}")
         by_ref = {c.external_ref: c for c in tables.customers.values() if c.tenant_id == tenant_id}
-        subscription_of = {s.customer_id: s for s in tables.subscriptions.values() if s.tenant_id == tenant_id}
+        subscription_of = {
+            s.customer_id: s
+            for s in tables.subscriptions.values()
+            if s.tenant_id == tenant_id and s.external_ref is None
+        }
         created = updated = renewed = unchanged = 0
         for record in records:
             known = by_ref.get(record.external_ref)
@@ -164,7 +171,7 @@ class FakeCatalog:
                 record.name,
                 record.phone,
                 record.opted_out,
-                **_kept(known, "removed_at", "erased_at"),
+                **_kept(known, "removed_at", "erased_at", "updated_at"),
             )
             old = subscription_of.get(customer.id)
             subscription = SubscriptionRow(
@@ -176,7 +183,7 @@ class FakeCatalog:
                 record.currency,
                 record.expires_on,
                 record.status,
-                **_kept(old, "external_ref", "removed_at"),
+                **_kept(old, "external_ref", "removed_at", "updated_at"),
             )
             if known is None:
                 created += 1
@@ -281,6 +288,27 @@ class FakeCatalog:
                 external_ref=None if s.external_ref is None else f"erased-{s.id}",
                 removed_at=s.removed_at or now,
             )
+
+    # Customer sync: the streaming, set-based import.
+
+    def import_rows(
+        self,
+        tenant_id: int,
+        chunks: Iterable[Sequence[ImportRow]],
+        *,
+        full_sync: bool,
+        approve: Callable[[ImportPlan], bool],
+    ) -> tuple[ImportPlan, bool]:
+        """``adapters.customer_sync`` in memory (``tests.fakes.customer_sync``)."""
+        self._touch()
+        if tenant_id not in self._tables.tenants:
+            raise ConstraintViolation(f"customers: no tenant {tenant_id}")
+        return customer_sync.import_rows(self._session, tenant_id, chunks, full_sync=full_sync, approve=approve)
+
+    def known_phones(self, tenant_id: int) -> set[str]:
+        """The tenant's stored phone numbers."""
+        self._touch()
+        return {c.phone for c in self._tables.customers.values() if c.tenant_id == tenant_id and c.phone is not None}
 
 
 def _numeric_12_2(amount: Decimal) -> Decimal:

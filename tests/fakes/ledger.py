@@ -95,6 +95,8 @@ class FakeLedger:
         for sub in sorted(tables.subscriptions.values(), key=lambda s: s.id):
             if sub.tenant_id != self._tenant_id or not today < sub.expires_on <= last:
                 continue
+            if sub.removed_at is not None or tables.customers[sub.customer_id].removed_at is not None:
+                continue
             window = due_window(today, sub.expires_on, windows, recorded.get((sub.id, sub.expires_on), ()))
             if window is None:
                 continue

@@ -32,14 +32,16 @@ class CustomerRow:
     name: str
     phone: str | None
     opted_out: bool
-    # Migration 0007: removed (by `customers remove`, a full sync) and erased (right to erasure).
+    # Migration 0007: removed (by `customers remove`, a full sync), erased (right to erasure); when it
+    # last changed (the sync's "unchanged rows are not rewritten").
     removed_at: dt.datetime | None = None
     erased_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
 class SubscriptionRow:
-    """A row of ``subscriptions`` (one per customer)."""
+    """A row of ``subscriptions``: unique per (customer, ``external_ref``), None counting as one value."""
 
     id: int
     tenant_id: int
@@ -49,9 +51,11 @@ class SubscriptionRow:
     currency: str
     expires_on: dt.date
     status: str
-    # Migration 0007: the billing platform's reference (None: the customer's one subscription), removal.
+    # Migration 0007: the billing platform's reference (None: the customer's one subscription), when it
+    # was removed, when it last changed.
     external_ref: str | None = None
     removed_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

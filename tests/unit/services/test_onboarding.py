@@ -97,7 +97,7 @@ def test_onboarding_creates_the_tenant_its_templates_its_customers_and_its_sched
     report = onboard(storage, store, definition(), customers_csv(tmp_path, *GOOD_ROWS), shard_count=16, clock=clock)
 
     assert (report.created, report.changes, report.schedule) == (True, ["create tenant acme"], "created")
-    assert report.customers == {"created": 2, "updated": 0, "renewed": 0, "unchanged": 0}
+    assert report.customers == {"created": 2, "updated": 0, "renewed": 0, "unchanged": 0, "removed": 0}
     tenant = stored_tenant(storage)
     assert (tenant.name, tenant.timezone, tenant.send_time, tenant.status) == (
         "Acme Fiber",
@@ -143,7 +143,7 @@ def test_re_running_the_same_definition_changes_nothing(storage, store, clock, t
     again = onboard(storage, store, definition(), csv_path, shard_count=16, clock=clock)
 
     assert (again.created, again.changes, again.schedule) == (False, [], "unchanged")
-    assert again.customers == {"created": 0, "updated": 0, "renewed": 0, "unchanged": 2}
+    assert again.customers == {"created": 0, "updated": 0, "renewed": 0, "unchanged": 2, "removed": 0}
     assert stored_tenant(storage) == tenant
     assert store.get("acme") == entry
     assert (again.next_run_utc, again.next_run_local) == (first.next_run_utc, first.next_run_local)
@@ -220,7 +220,7 @@ def test_a_dry_run_reports_what_it_would_do_and_writes_nothing(storage, store, c
     )
 
     assert (report.dry_run, report.created, report.schedule) == (True, True, "create")
-    assert report.customers == {"created": 2, "updated": 0, "renewed": 0, "unchanged": 0}
+    assert report.customers == {"created": 2, "updated": 0, "renewed": 0, "unchanged": 0, "removed": 0}
     assert report.next_run_utc == "2026-03-03T09:00:00+00:00"
     assert (storage.tables.tenants, storage.tables.customers, storage.tables.templates) == ({}, {}, {})
     assert store.all() == {}

@@ -1,0 +1,142 @@
+"""Benchmark: the customer import (``tenant-worker customers import``) against raw COPY.
+
+For each size, on a fresh database of the same server:
+
+* ``raw COPY``: the same CSV file into a plain table of text columns (``COPY ... (FORMAT csv)``):
+  the fastest PostgreSQL takes these bytes, the limit an import is measured against;
+* ``first import``: the file into an empty tenant (validation, COPY into staging, set-based merge);
+* ``re-import``: a file with 1% of the rows changed (a new ``expires_on``) and 1% new rows.
+
+Each import runs in a subprocess of its own (``--child``), which reports its peak RSS
+(``getrusage(RUSAGE_SELF).ru_maxrss``). Prints the numbers and the ratios against the targets:
+first import <= 5x raw COPY, re-import <= 0.25x the first import, RSS <= 300 MB. Asserts nothing.
+
+    .venv/bin/python scripts/bench_import.py --sizes 100000,1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from bench_common import database
+
+from tenant_worker.domain.localtime import SendingWindow
+
+HEADER = "external_ref,subscription_ref,name,phone,plan,amount,currency,expires_on"
+EXPIRES = dt.date(2030, 1, 1)
+ALWAYS_OPEN = SendingWindow(dt.time(0), dt.time(0))
+
+
+def write_csv(path: Path, rows: int, changed: int = 0, new: int = 0) -> None:
+    """``rows`` customers (the first ``changed`` with a later ``expires_on``) and ``new`` more."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write(HEADER + "\n")
+        for i in range(rows + new):
+            expires = EXPIRES + dt.timedelta(days=30 if i < changed else 0)
+            out.write(f"cust-{i:08d},,Customer {i},+3161{i % 10_000_000:07d},Fiber 100,29.95,EUR,{expires}\n")
+
+
+def raw_copy(url: str, path: Path) -> float:
+    """Seconds to COPY the file into a plain table of text columns."""
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE raw_copy (" + ", ".join(f"{c} text" for c in HEADER.split(",")) + ")")
+        started = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY raw_copy FROM STDIN (FORMAT csv, HEADER)") as copy,
+            path.open("rb") as data,
+        ):
+            while block := data.read(1 << 20):
+                copy.write(block)
+        conn.commit()
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE raw_copy")
+        conn.commit()
+    return seconds
+
+
+def run_child(url: str, slug: str, path: Path) -> dict[str, object]:
+    """Import ``path`` in a subprocess; its wall time (seen from here), counts and peak RSS."""
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", url, slug, str(path)], capture_output=True, text=True, check=True
+    )
+    result: dict[str, object] = json.loads(out.stdout)
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def child(url: str, slug: str, path: str) -> None:
+    """The import as the CLI runs it, then counts and peak RSS as JSON on stdout."""
+    from tenant_worker.adapters import csv_files
+    from tenant_worker.adapters.db import session_factory
+    from tenant_worker.adapters.sql_storage import sql_unit_of_work
+    from tenant_worker.services.customers import ImportOptions, source_rows, sync_customers
+
+    uow = sql_unit_of_work(session_factory(url))
+    started = time.perf_counter()
+    with uow() as tx:
+        report = sync_customers(tx, slug, source_rows(csv_files.stream_rows(Path(path))), ImportOptions())
+    seconds = time.perf_counter() - started
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"counts": report.as_dict(), "import_seconds": seconds, "rss_mb": rss_mb}))
+
+
+def bench(size: int) -> None:
+    """One size: raw COPY, first import, 1%+1% re-import."""
+    from tenant_worker.adapters.db import session_factory
+    from tenant_worker.adapters.sql_storage import sql_unit_of_work
+    from tenant_worker.domain.model import TenantSpec
+
+    with database(None) as url, tempfile.TemporaryDirectory() as tmp:
+        first, delta = Path(tmp) / "first.csv", Path(tmp) / "delta.csv"
+        write_csv(first, size)
+        write_csv(delta, size, changed=size // 100, new=size // 100)
+        spec = TenantSpec("bench-import", "Bench", "Europe/Amsterdam", "Bench", sending_window=ALWAYS_OPEN)
+        with sql_unit_of_work(session_factory(url))() as tx:
+            tx.catalog.create_tenant(spec.validated(), 16)
+        raw = raw_copy(url.replace("postgresql+psycopg", "postgresql"), first)
+        one = run_child(url, "bench-import", first)
+        two = run_child(url, "bench-import", delta)
+        mb = first.stat().st_size / 1e6
+        print(f"\n{size:,} rows ({mb:.0f} MB CSV)")
+        print(f"  raw COPY         {raw:8.2f} s  {size / raw:>10,.0f} rows/s")
+        for name, run in (("first import", one), ("re-import 1%+1%", two)):
+            seconds = float(run["seconds"])  # type: ignore[arg-type]
+            counts = run["counts"]
+            assert isinstance(counts, dict)
+            summary = ", ".join(f"{k} {counts[k]:,}" for k in ("created", "updated", "unchanged"))
+            print(
+                f"  {name:<16} {seconds:8.2f} s  {size / seconds:>10,.0f} rows/s"
+                f"  RSS {run['rss_mb']:.0f} MB  ({summary})"
+            )
+        first_s, delta_s = float(one["seconds"]), float(two["seconds"])  # type: ignore[arg-type]
+        peak = max(float(one["rss_mb"]), float(two["rss_mb"]))  # type: ignore[arg-type]
+        print(f"  first / raw COPY   {first_s / raw:5.2f}x  (target <= 5x)")
+        print(f"  delta / first      {delta_s / first_s:5.2f}x  (target <= 0.25x)")
+        print(f"  peak RSS           {peak:5.0f} MB (target <= 300 MB)")
+
+
+def main() -> None:
+    """Parse arguments and run each size."""
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(*sys.argv[2:5])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100000", help="comma-separated row counts")
+    args = parser.parse_args()
+    for size in (int(s) for s in args.sizes.split(",")):
+        bench(size)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""The customer import on PostgreSQL: COPY into a staging table, then a few set-based statements.
+
+Each chunk of rows is streamed with ``COPY ... FROM STDIN`` (psycopg 3) into a temporary table that
+lives as long as the transaction, so an import's memory is one chunk whatever the file's size. The
+file is then checked against itself (a key repeated, one customer's details differing between rows),
+compared with the tenant's rows (counts and samples for the plan), and, once approved, merged with
+``INSERT ... ON CONFLICT DO UPDATE ... WHERE (...) IS DISTINCT FROM (...)``: rows that do not change
+are not rewritten, so they keep ``updated_at`` and nothing about their reminders moves.
+
+Subscriptions are keyed by (customer_id, external_ref) through the ``NULLS NOT DISTINCT`` unique index
+``subscriptions_customer_ref_key`` (migration 0007): ``ON CONFLICT (customer_id, external_ref)`` infers
+it, and a NULL reference conflicts with the customer's NULL one, as it must.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from tenant_worker.domain.records import ImportCounts, ImportPlan, ImportRow
+
+_STAGING = "customer_import_staging"
+_COLUMNS = (
+    "line",
+    "customer_ref",
+    "name",
+    "phone",
+    "opted_out",
+    "subscription_ref",
+    "plan",
+    "amount",
+    "currency",
+    "expires_on",
+    "status",
+)
+
+_CREATE = f"""
+    CREATE TEMP TABLE {_STAGING} (
+        line bigint NOT NULL, customer_ref text NOT NULL, name text NOT NULL, phone text,
+        opted_out boolean NOT NULL, subscription_ref text, plan text NOT NULL, amount numeric(12, 2) NOT NULL,
+        currency text NOT NULL, expires_on date NOT NULL, status text NOT NULL
+    ) ON COMMIT DROP
+"""
+
+# Later rows repeating a (customer, subscription) key, and rows whose customer details differ from
+# the customer's first row: the file contradicts itself there, so those rows are rejected.
+_REJECTS = f"""
+    SELECT line, customer_ref, subscription_ref, first_line, duplicate FROM (
+        SELECT line, customer_ref, subscription_ref,
+               min(line) OVER (PARTITION BY customer_ref, subscription_ref) AS first_line,
+               true AS duplicate
+          FROM {_STAGING}) AS d
+     WHERE line <> first_line
+    UNION ALL
+    SELECT line, customer_ref, subscription_ref, first_line, false FROM (
+        SELECT line, customer_ref, subscription_ref,
+               (name, phone, opted_out) IS DISTINCT FROM
+                   (first_value(name) OVER w, first_value(phone) OVER w, first_value(opted_out) OVER w) AS differs,
+               first_value(line) OVER w AS first_line
+          FROM {_STAGING}
+        WINDOW w AS (PARTITION BY customer_ref ORDER BY line)) AS c
+     WHERE differs
+     ORDER BY line, duplicate DESC
+"""
+
+# Each staged row against the stored customer and subscription it names.
+_CLASSIFIED = f"""
+    SELECT s.line,
+           s.customer_ref || coalesce('/' || s.subscription_ref, '') AS label,
+           CASE WHEN sub.id IS NULL THEN 'created'
+                WHEN (c.name, c.phone, c.opted_out, c.removed_at IS NULL,
+                      sub.plan, sub.amount, sub.currency, sub.expires_on, sub.status, sub.removed_at IS NULL)
+                     IS DISTINCT FROM
+                     (s.name, s.phone, s.opted_out, true,
+                      s.plan, s.amount, s.currency, s.expires_on, s.status, true) THEN 'updated'
+                ELSE 'unchanged' END AS kind,
+           sub.id IS NOT NULL AND sub.expires_on <> s.expires_on AS renewed
+      FROM {_STAGING} s
+      LEFT JOIN customers c ON c.tenant_id = :tenant_id AND c.external_ref = s.customer_ref
+      LEFT JOIN subscriptions sub ON sub.tenant_id = :tenant_id AND sub.customer_id = c.id
+                                 AND sub.external_ref IS NOT DISTINCT FROM s.subscription_ref
+"""
+
+_PLAN = f"""
+    SELECT kind, renewed, count(*) AS n,
+           (array_agg(line ORDER BY line))[1:5] AS lines, (array_agg(label ORDER BY line))[1:5] AS labels
+      FROM ({_CLASSIFIED}) AS k
+     GROUP BY kind, renewed
+"""
+
+# The tenant's subscriptions a full sync removes: not removed yet, and absent from the file.
+_ABSENT_SUBSCRIPTIONS = f"""
+    SELECT sub.id, c.external_ref || coalesce('/' || sub.external_ref, '') AS label
+      FROM subscriptions sub
+      JOIN customers c ON c.tenant_id = sub.tenant_id AND c.id = sub.customer_id
+     WHERE sub.tenant_id = :tenant_id AND sub.removed_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM {_STAGING} s
+                        WHERE s.customer_ref = c.external_ref
+                          AND s.subscription_ref IS NOT DISTINCT FROM sub.external_ref)
+"""
+
+_ACTIVE = "SELECT count(*) FROM subscriptions WHERE tenant_id = :tenant_id AND removed_at IS NULL"
+
+_MERGE_CUSTOMERS = f"""
+    INSERT INTO customers AS c (tenant_id, external_ref, name, phone, opted_out)
+    SELECT DISTINCT ON (customer_ref) :tenant_id, customer_ref, name, phone, opted_out
+      FROM {_STAGING} s
+     WHERE NOT EXISTS (SELECT 1 FROM customers old
+                        WHERE old.tenant_id = :tenant_id AND old.external_ref = s.customer_ref
+                          AND old.removed_at IS NULL
+                          AND (old.name, old.phone, old.opted_out) IS NOT DISTINCT FROM (s.name, s.phone, s.opted_out))
+     ORDER BY customer_ref, line
+    ON CONFLICT (tenant_id, external_ref) DO UPDATE
+       SET name = EXCLUDED.name, phone = EXCLUDED.phone, opted_out = EXCLUDED.opted_out,
+           removed_at = NULL, updated_at = now()
+     WHERE (c.name, c.phone, c.opted_out, c.removed_at IS NULL)
+           IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.phone, EXCLUDED.opted_out, true)
+"""
+
+_MERGE_SUBSCRIPTIONS = f"""
+    INSERT INTO subscriptions AS sub (tenant_id, customer_id, external_ref, plan, amount, currency, expires_on, status)
+    SELECT :tenant_id, c.id, s.subscription_ref, s.plan, s.amount, s.currency, s.expires_on, s.status
+      FROM {_STAGING} s
+      JOIN customers c ON c.tenant_id = :tenant_id AND c.external_ref = s.customer_ref
+      LEFT JOIN subscriptions old ON old.tenant_id = :tenant_id AND old.customer_id = c.id
+                                 AND old.external_ref IS NOT DISTINCT FROM s.subscription_ref
+     WHERE old.id IS NULL
+        OR (old.plan, old.amount, old.currency, old.expires_on, old.status, old.removed_at IS NULL)
+           IS DISTINCT FROM (s.plan, s.amount, s.currency, s.expires_on, s.status, true)
+    ON CONFLICT (customer_id, external_ref) DO UPDATE
+       SET plan = EXCLUDED.plan, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+           expires_on = EXCLUDED.expires_on, status = EXCLUDED.status, removed_at = NULL, updated_at = now()
+     WHERE (sub.plan, sub.amount, sub.currency, sub.expires_on, sub.status, sub.removed_at IS NULL)
+           IS DISTINCT FROM (EXCLUDED.plan, EXCLUDED.amount, EXCLUDED.currency, EXCLUDED.expires_on,
+                             EXCLUDED.status, true)
+"""
+
+# Removal waits for the tenant's sweep (its advisory lock), so a sweep cannot claim a reminder for a
+# subscription between this statement and the commit; pending reminders are skipped in id order,
+# atomically against a send task's pending -> sending claim.
+_REMOVE = f"""
+    WITH gone AS (
+        UPDATE subscriptions SET removed_at = now(), updated_at = now()
+         WHERE tenant_id = :tenant_id AND id IN (SELECT id FROM ({_ABSENT_SUBSCRIPTIONS}) AS a)
+        RETURNING id),
+    skipped AS (
+        UPDATE reminders SET status = 'skipped', skip_reason = 'removed', updated_at = now()
+         WHERE id IN (SELECT id FROM reminders
+                       WHERE tenant_id = :tenant_id AND status = 'pending'
+                         AND subscription_id IN (SELECT id FROM gone)
+                       ORDER BY id FOR UPDATE)
+        RETURNING id)
+    SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM skipped)
+"""
+
+_REMOVE_CUSTOMERS = f"""
+    UPDATE customers c SET removed_at = now(), updated_at = now()
+     WHERE c.tenant_id = :tenant_id AND c.removed_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM {_STAGING} s WHERE s.customer_ref = c.external_ref)
+"""
+
+
+def import_rows(
+    session: Session,
+    tenant_id: int,
+    chunks: Iterable[Sequence[ImportRow]],
+    *,
+    full_sync: bool,
+    approve: Callable[[ImportPlan], bool],
+) -> tuple[ImportPlan, bool]:
+    """``Catalog.import_rows`` on PostgreSQL (see the module docs)."""
+    params = {"tenant_id": tenant_id}
+    saved = _configure(session, _SETTINGS)
+    session.execute(text(f"DROP TABLE IF EXISTS {_STAGING}"))
+    session.execute(text(_CREATE))
+    _copy(session, chunks)
+    session.execute(text(f"ANALYZE {_STAGING}"))
+    rejects = _merged([_reject(row) for row in session.execute(text(_REJECTS))])
+    if rejects:
+        session.execute(text(f"DELETE FROM {_STAGING} WHERE line = ANY(:lines)"), {"lines": [r[0] for r in rejects]})
+    plan = _plan(session, params, full_sync, rejects)
+    applied = approve(plan)
+    if applied:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended('tenant-sweep:' || :tenant_id, 0))"), params
+        )
+        session.execute(text(_MERGE_CUSTOMERS), params)
+        session.execute(text(_MERGE_SUBSCRIPTIONS), params)
+        if full_sync:
+            session.execute(text(_REMOVE), params)
+            session.execute(text(_REMOVE_CUSTOMERS), params)
+    session.execute(text(f"DROP TABLE {_STAGING}"))
+    _configure(session, saved)
+    return plan, applied
+
+
+# For this transaction only (restored after). Every statement here joins whole sets: right after a bulk
+# load the statistics of customers and subscriptions can claim one row, and a nested loop over 1,000,000
+# would be quadratic. Sorts and hashes of a large file spill to disk at the default 4 MB: 64 MB took a
+# 100,000-row merge from 5.1 to 3.3 s and a re-import's from 2.2 to 1.3 s.
+_SETTINGS = {"enable_nestloop": "off", "work_mem": "64MB"}
+
+
+def _configure(session: Session, settings: dict[str, str]) -> dict[str, str]:
+    """Set ``settings`` for the transaction; returns their previous values."""
+    previous = {}
+    for name, value in settings.items():
+        previous[name] = session.execute(text("SELECT current_setting(:name)"), {"name": name}).scalar_one()
+        session.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    return previous
+
+
+def _copy(session: Session, chunks: Iterable[Sequence[ImportRow]]) -> None:
+    """Stream every chunk into the staging table with COPY, in the session's transaction."""
+    raw: Any = session.connection().connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY {_STAGING} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        for chunk in chunks:
+            for line, r in chunk:
+                copy.write_row(
+                    (
+                        line,
+                        r.external_ref,
+                        r.name,
+                        r.phone,
+                        r.opted_out,
+                        r.subscription_ref,
+                        r.plan,
+                        r.amount,
+                        r.currency,
+                        r.expires_on,
+                        r.status,
+                    )
+                )
+
+
+def _merged(rejects: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """One (line, reasons) per line, in line order, reasons joined with "; "."""
+    merged: dict[int, list[str]] = {}
+    for line, reason in rejects:
+        merged.setdefault(line, []).append(reason)
+    return [(line, "; ".join(reasons)) for line, reasons in merged.items()]
+
+
+def _reject(row: Any) -> tuple[int, str]:
+    key = row.customer_ref + ("" if row.subscription_ref is None else f"/{row.subscription_ref}")
+    if row.duplicate:
+        return int(row.line), f"external_ref {key!r} repeats line {row.first_line}"
+    return int(row.line), f"customer {row.customer_ref!r}: name, phone or opted_out differ from line {row.first_line}"
+
+
+def _plan(session: Session, params: dict[str, int], full_sync: bool, rejects: list[tuple[int, str]]) -> ImportPlan:
+    counts = dict.fromkeys(("created", "updated", "renewed", "unchanged", "removed"), 0)
+    firsts: dict[str, list[tuple[int, str]]] = {"created": [], "updated": [], "renewed": []}
+    for kind, renewed, n, lines, labels in session.execute(text(_PLAN), params):
+        counts[kind] += n
+        for name in (kind, "renewed") if renewed else (kind,):
+            if name != "unchanged":
+                firsts[name] += zip(lines, labels, strict=True)
+        if renewed:
+            counts["renewed"] += n
+    samples = {name: [label for _, label in sorted(pairs)[:5]] for name, pairs in firsts.items()}
+    samples["removed"] = []
+    if full_sync:
+        query = (
+            f'SELECT count(*), (array_agg(label ORDER BY label COLLATE "C"))[1:5] FROM ({_ABSENT_SUBSCRIPTIONS}) AS a'
+        )
+
+        removed, labels = session.execute(text(query), params).one()
+        counts["removed"], samples["removed"] = int(removed), list(labels or [])
+    active = int(session.execute(text(_ACTIVE), params).scalar_one())
+    return ImportPlan(ImportCounts(**counts), samples, rejects, active)

@@ -1,0 +1,176 @@
+"""The customer sync (``services.customers.sync_customers``) on the fakes: counts, all or nothing,
+the removal guard, dry runs, several subscriptions per customer; and hypothesis properties."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tenant_worker.adapters import csv_files
+from tenant_worker.domain.records import ImportCounts, Tenant
+from tenant_worker.domain.storage import StorageUnavailable
+from tenant_worker.services.customers import ImportOptions, ImportRefused, ImportReport, source_rows, sync_customers
+from tests.fakes import FakeStorage
+
+HEADER = "external_ref,subscription_ref,name,phone,plan,amount,currency,expires_on"
+TODAY = dt.date(2026, 3, 2)
+
+
+def row(ref: str, sub: str = "", expires: str = "2026-03-05", name: str = "", plan: str = "Fiber 100") -> str:
+    phone = f"+3161{sum(map(ord, ref)) % 10_000_000:07d}"
+    return f"{ref},{sub},{name or 'Customer ' + ref},{phone},{plan},29.95,EUR,{expires}"
+
+
+def csv_text(*rows: str) -> str:
+    return "\n".join([HEADER, *rows]) + "\n"
+
+
+def sync(storage: FakeStorage, text: str, slug: str = "acme", **options: object) -> ImportReport:
+    with storage() as tx:
+        return sync_customers(tx, slug, source_rows(csv_files.read_rows(text)), ImportOptions(**options))  # type: ignore[arg-type]
+
+
+def active(storage: FakeStorage, tenant: Tenant) -> set[tuple[str, str | None]]:
+    tables = storage.tables
+    return {
+        (tables.customers[s.customer_id].external_ref, s.external_ref)
+        for s in tables.subscriptions.values()
+        if s.tenant_id == tenant.id and s.removed_at is None and tables.customers[s.customer_id].removed_at is None
+    }
+
+
+@pytest.fixture
+def storage() -> FakeStorage:
+    return FakeStorage()
+
+
+@pytest.fixture
+def tenant(storage: FakeStorage) -> Tenant:
+    return storage.add_tenant("acme")
+
+
+def test_rows_stream_in_chunks_and_are_counted_per_subscription(storage: FakeStorage, tenant: Tenant) -> None:
+    seen: list[int] = []
+    text = csv_text(row("ada", "fiber"), row("ada", "tv"), row("bob"), row("cy"), row("di"))
+    with storage() as tx:
+        rows = source_rows(csv_files.read_rows(text))
+        report = sync_customers(tx, "acme", rows, ImportOptions(chunk_rows=2), progress=seen.append)
+    assert report.counts == ImportCounts(created=5) and report.rows == 5 and report.applied
+    assert seen == [2, 4, 5]
+    assert active(storage, tenant) == {("ada", "fiber"), ("ada", "tv"), ("bob", None), ("cy", None), ("di", None)}
+    assert len({c.id for c in storage.tables.customers.values()}) == 4
+
+
+def test_any_rejected_row_refuses_the_import_naming_every_line(storage: FakeStorage, tenant: Tenant) -> None:
+    text = csv_text(row("ada"), "bob,,Bob,call me,Fiber,1.234,EUR,2026-03-05", row("ada"), row("cy"))
+    with pytest.raises(ImportRefused) as refused:
+        sync(storage, text)
+    assert refused.value.problems[0].startswith("line 3: phone number")
+    assert refused.value.problems[1] == "line 4: external_ref 'ada' repeats line 2"
+    assert refused.value.report.rejected == 2 and not refused.value.report.applied
+    assert storage.tables.customers == {}
+
+
+def test_allow_rejects_imports_the_valid_rows_and_reports_the_others(storage: FakeStorage, tenant: Tenant) -> None:
+    text = csv_text(row("ada"), "bob,,Bob,call me,Fiber,1,EUR,2026-03-05", row("ada"), row("cy"))
+    report = sync(storage, text, allow_rejects=True)
+    assert report.counts == ImportCounts(created=2)
+    assert [(r.line, r.raw.get("external_ref")) for r in report.rejects] == [(3, "bob"), (4, None)]
+    assert active(storage, tenant) == {("ada", None), ("cy", None)}
+
+
+def test_a_lost_connection_half_way_leaves_the_previous_state(storage: FakeStorage, tenant: Tenant) -> None:
+    sync(storage, csv_text(row("ada")))
+    before = (dict(storage.tables.customers), dict(storage.tables.subscriptions))
+    storage.fail_next(at="commit")
+    with pytest.raises(StorageUnavailable):
+        sync(storage, csv_text(row("ada", expires="2027-01-01"), row("bob")), full_sync=True, max_removals_percent=None)
+    assert (storage.tables.customers, storage.tables.subscriptions) == before
+
+
+def test_a_dry_run_reports_exactly_what_an_import_then_does(storage: FakeStorage, tenant: Tenant) -> None:
+    sync(storage, csv_text(row("ada"), row("bob"), row("cy")))
+    before = (dict(storage.tables.customers), dict(storage.tables.subscriptions))
+    text = csv_text(row("ada", expires="2027-01-01"), row("bob"), row("di"))
+    dry = sync(storage, text, full_sync=True, dry_run=True, max_removals_percent=None)
+    assert (storage.tables.customers, storage.tables.subscriptions) == before
+    assert not dry.applied and dry.dry_run
+    assert dry.counts == ImportCounts(created=1, updated=1, renewed=1, unchanged=1, removed=1)
+    assert dry.samples == {"created": ["di"], "updated": ["ada"], "renewed": ["ada"], "removed": ["cy"]}
+    real = sync(storage, text, full_sync=True, max_removals_percent=None)
+    assert (real.counts, real.samples, real.applied) == (dry.counts, dry.samples, True)
+
+
+def test_the_removal_guard_refuses_a_full_sync_removing_too_much(storage: FakeStorage, tenant: Tenant) -> None:
+    sync(storage, csv_text(*(row(f"c{i}") for i in range(20))))
+    shorter = csv_text(*(row(f"c{i}") for i in range(17)))  # 3 of 20 = 15% would go
+    with pytest.raises(ImportRefused) as refused:
+        sync(storage, shorter, full_sync=True)  # the default: 10%
+    assert refused.value.problems == [
+        "the full sync would remove 3 of 20 subscriptions, more than 10%; "
+        "check the file, or allow it with a larger --max-removals"
+    ]
+    assert len(active(storage, tenant)) == 20
+    with pytest.raises(ImportRefused, match="would remove 3 subscriptions; the limit is 2"):
+        sync(storage, shorter, full_sync=True, max_removals=2, max_removals_percent=None)
+    assert sync(storage, shorter, full_sync=True, max_removals_percent=15).counts.removed == 3
+    assert len(active(storage, tenant)) == 17
+
+
+def test_a_full_sync_skips_the_removed_subscriptions_pending_reminders(storage: FakeStorage, tenant: Tenant) -> None:
+    sync(storage, csv_text(row("ada", "fiber"), row("ada", "tv"), row("bob")))
+    with storage() as tx:
+        tx.ledger(tenant.id).claim_due_reminders(TODAY, (5, 3, 1))
+    sync(storage, csv_text(row("ada", "fiber")), full_sync=True, max_removals_percent=None)
+    assert sorted((r.status, r.skip_reason) for r in storage.reminders(tenant)) == [
+        ("pending", None),
+        ("skipped", "removed"),
+        ("skipped", "removed"),
+    ]
+
+
+# Properties -------------------------------------------------------------------------------------------
+
+REFS = st.sampled_from(["a", "b", "c", "d", "e"])
+SUBS = st.sampled_from(["", "x", "y"])
+ROW = st.tuples(REFS, SUBS, st.sampled_from(["2026-03-04", "2026-03-05", "2026-06-01"]), st.sampled_from(["P", "Q"]))
+
+
+def unique_rows(draw_rows: list[tuple[str, str, str, str]]) -> list[str]:
+    """One row per (customer, subscription), each customer with the same details on every row."""
+    seen: dict[tuple[str, str], str] = {}
+    for ref, sub, expires, plan in draw_rows:
+        seen.setdefault((ref, sub), row(ref, sub, expires, plan=plan))
+    return list(seen.values())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ROW, max_size=12))
+def test_importing_a_file_twice_equals_importing_it_once(draw_rows: list[tuple[str, str, str, str]]) -> None:
+    storage = FakeStorage()
+    tenant = storage.add_tenant("acme")
+    text = csv_text(*unique_rows(draw_rows))
+    sync(storage, text)
+    with storage() as tx:
+        tx.ledger(tenant.id).claim_due_reminders(TODAY, (5, 3, 1))
+    before = (dict(storage.tables.customers), dict(storage.tables.subscriptions), dict(storage.tables.reminders))
+    again = sync(storage, text)
+    assert again.counts == ImportCounts(unchanged=again.rows)
+    assert (storage.tables.customers, storage.tables.subscriptions, storage.tables.reminders) == before
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(ROW, max_size=12), st.lists(ROW, max_size=12))
+def test_a_full_sync_leaves_exactly_the_successors_rows_active(
+    first: list[tuple[str, str, str, str]], second: list[tuple[str, str, str, str]]
+) -> None:
+    storage = FakeStorage()
+    tenant = storage.add_tenant("acme")
+    sync(storage, csv_text(*unique_rows(first)))
+    successor = unique_rows(second)
+    sync(storage, csv_text(*successor), full_sync=True, max_removals_percent=None)
+    wanted = {(line.split(",")[0], line.split(",")[1] or None) for line in successor}
+    assert active(storage, tenant) == wanted
