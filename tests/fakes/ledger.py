@@ -290,7 +290,7 @@ class FakeLedger:
     def list_reminders(self, status: str | None = None, limit: int = 1000) -> list[ReminderView]:
         """The newest ``limit`` rows (with ``status``), newest first."""
         rows = sorted((row for row in self._rows() if status is None or row.status == status), key=lambda r: -r.id)
-        return [row.view() for row in rows[: max(limit, 0)]]
+        return rows[: max(limit, 0)]
 
     # Single customer operations (``services.customer_ops``).
 
@@ -300,7 +300,7 @@ class FakeLedger:
 
     def reminders_of(self, subscription_ids: Sequence[int], *, lock: bool = False) -> list[ReminderView]:
         """Every reminder of these subscriptions, by id (units of work are serialised: no lock needed)."""
-        return [row.view() for row in self._of(subscription_ids)]
+        return self._of(subscription_ids)
 
     def cancel_pending_of(self, subscription_ids: Sequence[int], skip_reason: str) -> int:
         """These subscriptions' pending reminders become skipped with ``skip_reason``; how many."""

@@ -111,7 +111,7 @@ class FakeStorage:
         with self.lock:
             rows = sorted(self.tables.reminders.values(), key=lambda row: row.id)
         return [
-            row.view()
+            row
             for row in rows
             if (tenant_id is None or row.tenant_id == tenant_id) and (status is None or row.status == status)
         ]
@@ -119,7 +119,7 @@ class FakeStorage:
     def reminder(self, reminder_id: int) -> ReminderView:
         """One ledger row."""
         with self.lock:
-            return self.tables.reminders[reminder_id].view()
+            return self.tables.reminders[reminder_id]
 
     def update_reminders(self, reminder_ids: Iterable[int], **columns: Any) -> None:
         """Set ledger columns directly (what an SQL test does with a raw ``UPDATE``)."""

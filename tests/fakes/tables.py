@@ -68,33 +68,9 @@ class TemplateRow:
     body: str
 
 
-@dataclass(frozen=True)
-class ReminderRow:
-    """A row of ``reminders``: the ledger. Its fields are :class:`ReminderView`'s, in that order."""
-
-    id: int
-    tenant_id: int
-    subscription_id: int
-    expires_on: dt.date
-    window_days: int
-    local_date: dt.date
-    status: str
-    skip_reason: str | None = None
-    body: str | None = None
-    encoding: str | None = None
-    segments: int | None = None
-    provider_message_id: str | None = None
-    attempts: int = 0
-    last_error: str | None = None
-    enqueued_at: dt.datetime | None = None
-    sent_at: dt.datetime | None = None
-    send_started_at: dt.datetime | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-
-    def view(self) -> ReminderView:
-        """The row as the ledger port hands it out."""
-        return ReminderView(**{f.name: getattr(self, f.name) for f in fields(self)})
+# A row of ``reminders`` (the ledger) is stored as the very record the ledger port hands out: their
+# columns are the same, and a frozen dataclass is already an immutable table row.
+ReminderRow = ReminderView
 
 
 REMINDER_COLUMNS = frozenset(f.name for f in fields(ReminderRow)) - {"id", "tenant_id"}
