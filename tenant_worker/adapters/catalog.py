@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import fields
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -32,24 +33,10 @@ from tenant_worker.domain.shards import queue_for_new_tenant
 
 
 def tenant_record(row: TenantRow) -> Tenant:
-    """The domain record of a tenant row."""
-    return Tenant(
-        id=row.id,
-        slug=row.slug,
-        name=row.name,
-        timezone=row.timezone,
-        locale=row.locale,
-        originator=row.originator,
-        windows=tuple(row.windows),
-        status=row.status,
-        queue=row.queue,
-        rate_per_second=row.rate_per_second,
-        max_segments=row.max_segments,
-        send_time=row.send_time,
-        window_start=row.window_start,
-        window_end=row.window_end,
-        scheduled=row.scheduled,
-    )
+    """The domain record of a tenant row: every field of :class:`Tenant` is the row's column of that
+    name (the windows array as a tuple)."""
+    values = {field.name: getattr(row, field.name) for field in fields(Tenant)}
+    return Tenant(**{**values, "windows": tuple(row.windows)})
 
 
 class SqlCatalog:
