@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tenant_worker.config import ConfigurationError
+
 
 def print_result(data: Any, as_json: bool, table: Callable[[], None]) -> None:
     """Print ``data`` as JSON with ``--json``, else as the command's own text."""
@@ -15,6 +17,19 @@ def print_result(data: Any, as_json: bool, table: Callable[[], None]) -> None:
         print(json.dumps(data, indent=2, default=str))
     else:
         table()
+
+
+def confirmed(yes: bool, question: str, refusal: str) -> bool:
+    """Whether a destructive command may go ahead: ``--yes``, or "y" at a prompt on a terminal. With
+    neither, :class:`ConfigurationError` with ``refusal`` (status 2): a script must say ``--yes``."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigurationError(f"{refusal}: confirm with --yes (no terminal to ask)")
+    if input(f"{question} [y/N] ").strip().lower() in ("y", "yes"):
+        return True
+    print("nothing changed")
+    return False
 
 
 def parsed(parse: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -11,8 +11,7 @@ import argparse
 import sys
 
 from tenant_worker.bootstrap import Services
-from tenant_worker.cli_common import print_result
-from tenant_worker.config import ConfigurationError
+from tenant_worker.cli_common import confirmed, print_result
 from tenant_worker.errors import EXIT_FAILED
 from tenant_worker.services import customer_ops
 from tenant_worker.services.customer_ops import ChangeReport, CustomerDetails
@@ -91,13 +90,8 @@ def cmd_customers_erase(args: argparse.Namespace, services: Services) -> int:
         f"customer {args.ref} of {args.slug} ({len(details.customer.subscriptions)} subscriptions, "
         f"{len(details.reminders)} reminders): name, phone and SMS texts are deleted for good"
     )
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise ConfigurationError(f"erasing {what}: confirm with --yes (no terminal to ask)")
-        answer = input(f"Erase {what}. Go ahead? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing changed")
-            return EXIT_FAILED
+    if not confirmed(args.yes, f"Erase {what}. Go ahead?", f"erasing {what}"):
+        return EXIT_FAILED
     report = customer_ops.erase_customer(services.uow, args.slug, args.ref, services.clock, wait=args.wait)
     if not report.erased:
         print(

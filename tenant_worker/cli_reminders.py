@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 
 from tenant_worker.bootstrap import Services
-from tenant_worker.cli_common import print_result
+from tenant_worker.cli_common import confirmed, print_result
 from tenant_worker.config import ConfigurationError
 from tenant_worker.services import resend
 
@@ -40,13 +39,8 @@ def cmd_reminders_retry(args: argparse.Namespace, services: Services) -> int:
         data = {"tenant": args.tenant, "status": args.status, "matching": count, "reopened": 0}
         print_result(data, args.json, lambda: print(summary))
         return 0
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise ConfigurationError(f"{what} would be sent again: confirm with --yes (no terminal to ask)")
-        answer = input(f"Send {what} again? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing changed")
-            return 1
+    if not confirmed(args.yes, f"Send {what} again?", f"{what} would be sent again"):
+        return 1
     report = resend.resend(services.uow, args.tenant, args.status, args.since, services.queue, services.settings)
     summary = f"{report.reopened} reminders of {args.tenant} back to pending, {report.published} published now"
     summary += f"; {report.error}" if report.error else "; the rest follow as batches finish"
