@@ -18,9 +18,10 @@ from tenant_worker.services.definitions import TenantDefinition, parse_definitio
 from tenant_worker.services.onboarding import offboard, onboard
 from tenant_worker.services.schedules import ScheduleService
 from tests.fakes import FakeClock, FakeScheduleStore, FakeStorage
+from tests.fakes.clock import DEFAULT_START
 
 # 2026-03-02 09:00 UTC is 10:00 in Amsterdam (CET): a Monday in winter time.
-NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+NOW = DEFAULT_START  # the clock fixture's start (conftest.py)
 TODAY = dt.date(2026, 3, 2)
 HEADER = "external_ref,name,phone,plan,amount,currency,expires_on"
 GOOD_ROWS = (
@@ -48,16 +49,6 @@ def customers_csv(tmp_path: Path, *rows: str) -> Path:
     path = tmp_path / "customers.csv"
     path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(NOW)
-
-
-@pytest.fixture
-def storage(clock: FakeClock) -> FakeStorage:
-    return FakeStorage(clock)
 
 
 @pytest.fixture

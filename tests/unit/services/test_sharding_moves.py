@@ -15,26 +15,12 @@ from tenant_worker.config import Settings, load_settings
 from tenant_worker.domain.model import ReminderStatus, ValidationError
 from tenant_worker.domain.records import CustomerRecord, Tenant
 from tenant_worker.services.sharding import QueueInfo, known_queues, move_tenant, target_queue, worker_queues
-from tests.fakes import FakeClock, FakeQueue, FakeStorage
+from tests.fakes import FakeStorage
+from tests.fakes.clock import DEFAULT_START
 
-NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+NOW = DEFAULT_START  # the clock fixture's start (conftest.py)
 TODAY = dt.date(2026, 3, 2)
 DEDICATED = constants.DEDICATED_QUEUE_PREFIX + "acme"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(NOW)
-
-
-@pytest.fixture
-def storage(clock: FakeClock) -> FakeStorage:
-    return FakeStorage(clock)
-
-
-@pytest.fixture
-def queue() -> FakeQueue:
-    return FakeQueue()
 
 
 @pytest.fixture
