@@ -120,6 +120,8 @@ class CustomerRow(Base):
     name: Mapped[str] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(20))
     opted_out: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # When the customer opted out (migration 0010): a STOP reply, the CLI or the API.
+    opted_out_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when a full sync or `customers remove` took the customer away (migration 0007); kept for
     # the ledger's sake, never swept.
     removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -262,5 +264,29 @@ class ReminderRow(Base):
     # Set before the SMS's request may start (migration 0005); NULL = this attempt never reached
     # MessageBird, so a row whose worker died can safely go back to pending.
     send_started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last status report MessageBird sent for this SMS (migration 0010); NULL = none yet.
+    delivery_status: Mapped[str | None] = mapped_column(String(24))
+    delivery_status_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    delivery_reason: Mapped[str | None] = mapped_column(Text)
+    delivery_error_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _created()
+
+
+class ApiKeyRow(Base):
+    """A tenant's API key: only the SHA-256 of the secret is kept (migration 0009)."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        Index("api_keys_tenant_idx", "tenant_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(BigInteger)
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[dt.datetime] = _created()
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
