@@ -10,9 +10,10 @@ from collections.abc import Sequence
 
 from sqlalchemy import func, select, text
 
+from tenant_worker.adapters import ledger_views
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.repository import _CLOSED, _IN_FLIGHT, _WAITING, SqlLedgerCore
-from tenant_worker.domain.records import ReminderView
+from tenant_worker.domain.records import DayCount, ReminderQuery, ReminderView
 
 # A resend never reaches a customer who was removed, opted out (or erased) since the row ended.
 _STILL_WANTED = """EXISTS (SELECT 1 FROM subscriptions s JOIN customers c
@@ -88,6 +89,14 @@ class SqlLedger(SqlLedgerCore):
             select(ReminderRow).where(ReminderRow.tenant_id == self.tenant_id, ReminderRow.id.in_(ids))
         )
         return [_view(row) for row in sorted(rows, key=lambda row: row.id, reverse=True)]
+
+    def page_reminders(self, query: ReminderQuery) -> list[ReminderView]:
+        """One page of the listing, newest first (``adapters.ledger_views``)."""
+        return ledger_views.page_reminders(self.session, self.tenant_id, query)
+
+    def count_by_day(self, since: dt.date, until: dt.date) -> list[DayCount]:
+        """Reminders per day, status and delivery status (``adapters.ledger_views``)."""
+        return ledger_views.count_by_day(self.session, self.tenant_id, since, until)
 
     # Single customer operations (``services.customer_ops``).
 

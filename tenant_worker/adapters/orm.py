@@ -49,6 +49,7 @@ LEDGER_INDEX_PREDICATES = {
     "reminders_sending_since_idx": SENDING,
     "reminders_published_since_idx": PUBLISHED,
     "reminders_closed_since_idx": CLOSED,
+    "reminders_closed_day_idx": CLOSED,
 }
 
 
@@ -243,6 +244,10 @@ class ReminderRow(Base):
         # Retention (migration 0008): closed rows by age, id last so a prune batch resumes exactly
         # where the previous one stopped (adapters/ledger_repair.py).
         Index("reminders_closed_since_idx", "updated_at", "id", postgresql_where=text(CLOSED)),
+        # The API's per-day counts (migration 0011): closed rows by tenant and claim day. Closed rows
+        # only, so no dispatch statement can use it; no column a status report writes, so recording
+        # one stays a HOT update.
+        Index("reminders_closed_day_idx", "tenant_id", "local_date", postgresql_where=text(CLOSED)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

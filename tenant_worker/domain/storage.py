@@ -22,6 +22,7 @@ from tenant_worker.domain.model import TenantSpec, TenantStatus
 from tenant_worker.domain.records import (
     CustomerRecord,
     CustomerView,
+    DayCount,
     DueReminder,
     ImportCounts,
     ImportPlan,
@@ -29,6 +30,7 @@ from tenant_worker.domain.records import (
     LedgerWrite,
     PruneCursor,
     PrunedBatch,
+    ReminderQuery,
     ReminderView,
     RepairedRow,
     SendJob,
@@ -236,6 +238,18 @@ class Ledger(Protocol):
 
     def list_reminders(self, status: str | None = None, limit: int = 1000) -> list[ReminderView]:
         """The newest ``limit`` rows (with ``status``), newest first."""
+        ...
+
+    # The HTTP API's ledger views (``services.reminder_views``).
+
+    def page_reminders(self, query: ReminderQuery) -> list[ReminderView]:
+        """Up to ``query.limit`` rows matching ``query``'s filters with an id below ``query.before_id``,
+        newest first (see :class:`ReminderQuery`)."""
+        ...
+
+    def count_by_day(self, since: dt.date, until: dt.date) -> list[DayCount]:
+        """Reminders claimed from ``since`` to ``until`` (tenant-local days, inclusive), counted per day,
+        status and delivery status; combinations with no rows are left out."""
         ...
 
     # Single customer operations (``services.customer_ops``).

@@ -16,7 +16,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from tenant_worker.domain.model import ReminderStatus
-from tenant_worker.domain.records import OUTCOME_COLUMNS, DueReminder, LedgerWrite, ReminderView, SendJob
+from tenant_worker.domain.records import (
+    NO_DELIVERY_STATUS,
+    OUTCOME_COLUMNS,
+    DayCount,
+    DueReminder,
+    LedgerWrite,
+    ReminderQuery,
+    ReminderView,
+    SendJob,
+)
 from tenant_worker.domain.windows import due_window
 from tests.fakes.tables import FakeSession, ReminderRow, Tables, check_reminder
 
@@ -291,6 +300,32 @@ class FakeLedger:
         """The newest ``limit`` rows (with ``status``), newest first."""
         rows = sorted((row for row in self._rows() if status is None or row.status == status), key=lambda r: -r.id)
         return rows[: max(limit, 0)]
+
+    def page_reminders(self, query: ReminderQuery) -> list[ReminderView]:
+        """``adapters.ledger_views.page_reminders``: the filters ANDed, newest first, below the cursor."""
+        wanted = None if query.subscription_ids is None else set(query.subscription_ids)
+        delivery = query.delivery_status
+        rows = [
+            row
+            for row in self._rows()
+            if (query.status is None or row.status == query.status)
+            and (delivery is None or row.delivery_status == (None if delivery == NO_DELIVERY_STATUS else delivery))
+            and (query.since is None or row.local_date >= query.since)
+            and (query.until is None or row.local_date <= query.until)
+            and (wanted is None or row.subscription_id in wanted)
+            and (query.before_id is None or row.id < query.before_id)
+        ]
+        return sorted(rows, key=lambda row: -row.id)[: max(query.limit, 0)]
+
+    def count_by_day(self, since: dt.date, until: dt.date) -> list[DayCount]:
+        """``adapters.ledger_views.count_by_day``: per day, status and delivery status (None first)."""
+        counts: dict[tuple[dt.date, str, str | None], int] = {}
+        for row in self._rows():
+            if since <= row.local_date <= until:
+                key = (row.local_date, row.status, row.delivery_status)
+                counts[key] = counts.get(key, 0) + 1
+        order = sorted(counts, key=lambda k: (k[0], k[1], k[2] is not None, k[2] or ""))
+        return [DayCount(day, status, delivery, counts[(day, status, delivery)]) for day, status, delivery in order]
 
     # Single customer operations (``services.customer_ops``).
 
