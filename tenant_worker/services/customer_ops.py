@@ -116,10 +116,14 @@ class EraseReport:
         return asdict(self)
 
 
+class CustomerNotFound(ValidationError):
+    """No customer has this reference (never imported, or erased); the HTTP API answers 404."""
+
+
 def _customer(tx: UnitOfWork, tenant: Tenant, ref: str, lock: bool = False) -> CustomerView:
     customer = tx.catalog.find_customer(tenant.id, ref, lock=lock)
     if customer is None:
-        raise ValidationError(
+        raise CustomerNotFound(
             [
                 f"unknown customer {ref!r} of tenant {tenant.slug!r} "
                 "(never imported, or erased: an erased reference is gone)"

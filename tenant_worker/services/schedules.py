@@ -13,11 +13,12 @@ import zoneinfo
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from tenant_worker.domain.localtime import format_hhmm, next_local_runs
+from tenant_worker.domain.localtime import SendingWindow, format_hhmm, next_local_runs
 from tenant_worker.domain.model import TenantStatus, ValidationError, is_valid_timezone
 from tenant_worker.domain.ports import SYSTEM_CLOCK, Clock, ScheduleStore, StoredSchedule
 from tenant_worker.domain.records import Tenant
 from tenant_worker.domain.storage import UnitOfWorkFactory
+from tenant_worker.domain.windows import WindowsError, normalize_windows
 
 
 def queue_for_tenant(tenant: Tenant) -> str:
@@ -137,6 +138,7 @@ class ScheduleService:
             "timezone": tenant.timezone,
             "send_time": format_hhmm(tenant.send_time),
             "sending_window": f"{format_hhmm(tenant.window_start)}-{format_hhmm(tenant.window_end)}",
+            "windows": list(tenant.ordered_windows),
             "state": state,
             "queue": stored.queue if stored else None,
             "next_run_utc": _iso(next_run),
@@ -174,6 +176,48 @@ class ScheduleService:
             tenant = replace(tenant, send_time=send_time, scheduled=True, timezone=timezone or tenant.timezone)
             tx.catalog.save_tenant(tenant)
         self.apply(tenant)
+        return self.show(slug)
+
+    def update(
+        self,
+        slug: str,
+        send_time: dt.time | None = None,
+        timezone: str | None = None,
+        windows: tuple[int, ...] | None = None,
+        sending_window: SendingWindow | None = None,
+    ) -> dict[str, Any]:
+        """Change any of the send time, zone, reminder windows and sending window (None: keep it),
+        validated together (the send time must fall inside the sending window, or its reminders would
+        wait every day), then re-point beat's entry; re-creates a removed schedule."""
+        problems = []
+        if timezone is not None and not is_valid_timezone(timezone):
+            problems.append(f"time zone {timezone!r} is not an IANA time zone (e.g. Europe/Amsterdam)")
+        if windows is not None:
+            try:
+                windows = normalize_windows(windows)
+            except WindowsError as exc:
+                problems.append(str(exc))
+        with self.uow() as tx:
+            tenant = tx.catalog.find_tenant(slug)
+            window = sending_window or tenant.sending_window
+            changed = replace(
+                tenant,
+                send_time=send_time or tenant.send_time,
+                timezone=timezone or tenant.timezone,
+                windows=windows or tenant.windows,
+                window_start=window.start,
+                window_end=window.end,
+                scheduled=True,
+            )
+            if not window.contains(changed.send_time):
+                problems.append(
+                    f"send time {format_hhmm(changed.send_time)} is outside the sending window {window}: "
+                    "its reminders would wait for the window every day"
+                )
+            if problems:
+                raise ValidationError(problems)
+            tx.catalog.save_tenant(changed)
+        self.apply(changed)
         return self.show(slug)
 
     def _set_state(self, slug: str, status: TenantStatus | None, scheduled: bool) -> Tenant:

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from tenant_worker import constants
+from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import TenantStatus, ValidationError
 from tenant_worker.domain.records import Tenant
 from tenant_worker.services.schedules import ScheduleService, SyncReport
-from tests.fakes import FakeScheduleStore, FakeStorage
+from tests.fakes import FakeClock, FakeScheduleStore, FakeStorage
 
 # Saturday 2026-03-28 12:00 UTC: Amsterdam (CET, +01:00) moves to summer time the next night.
 NOW = dt.datetime(2026, 3, 28, 12, 0, tzinfo=dt.UTC)
@@ -145,6 +146,7 @@ def test_show_gives_the_next_and_last_run_in_utc_and_local_time_across_a_dst_cha
         "timezone": "Europe/Amsterdam",
         "send_time": "10:00",
         "sending_window": "00:00-00:00",
+        "windows": [5, 3, 1],
         "state": "active",
         "queue": queue,
         "next_run_utc": "2026-03-29T08:00:00+00:00",
@@ -363,3 +365,36 @@ def test_an_unknown_tenant_is_a_clear_error_and_nothing_is_published(store, serv
         getattr(service, action)("nobody")
 
     assert (store.all(), store.published) == ({}, [])
+
+
+# update (the HTTP API's PUT) -----------------------------------------------------------------------------
+
+
+def test_update_changes_time_zone_windows_and_sending_window_together_and_moves_the_entry(store, storage) -> None:
+    service = ScheduleService(storage, store, FakeClock(NOW))
+    service.apply(storage.add_tenant("acme", send_time=dt.time(10)), NOW)
+
+    shown = service.update("acme", dt.time(9, 30), "America/New_York", (1, 7, 3), SendingWindow(dt.time(9), dt.time(18)))
+
+    tenant = tenant_in_db(storage, "acme")
+    assert (tenant.send_time, tenant.timezone, tenant.ordered_windows) == (dt.time(9, 30), "America/New_York", (7, 3, 1))
+    assert (tenant.window_start, tenant.window_end) == (dt.time(9), dt.time(18))
+    assert entry_fields(store, "acme")[:2] == ("America/New_York", dt.time(9, 30))
+    assert (shown["windows"], shown["sending_window"], shown["send_time"]) == ([7, 3, 1], "09:00-18:00", "09:30")
+    assert shown["next_run_local"] == "2026-03-28T09:30:00-04:00"  # New York is on summer time already
+
+
+def test_update_refuses_every_problem_at_once_and_changes_nothing(store, storage) -> None:
+    service = ScheduleService(storage, store, FakeClock(NOW))
+    before = storage.add_tenant("acme", send_time=dt.time(10))
+
+    with pytest.raises(ValidationError) as refused:
+        service.update("acme", dt.time(22), "Mars/Olympus", (0,), SendingWindow(dt.time(8), dt.time(21)))
+
+    assert [problem.split(" ")[0:2] for problem in refused.value.problems] == [
+        ["time", "zone"],
+        ["reminder", "windows"],
+        ["send", "time"],
+    ]
+    assert tenant_in_db(storage, "acme") == before
+    assert store.get("acme") is None
