@@ -64,7 +64,9 @@ def test_a_customer_filter_keeps_that_customers_reminders_and_an_unknown_one_non
         (ReminderQuery(since=TODAY, until=TODAY - dt.timedelta(days=1)), "is after"),
     ],
 )
-def test_bad_filters_are_refused(storage: FakeStorage, new_tenant: NewTenant, query: ReminderQuery, problem: str) -> None:
+def test_bad_filters_are_refused(
+    storage: FakeStorage, new_tenant: NewTenant, query: ReminderQuery, problem: str
+) -> None:
     with pytest.raises(ValidationError, match=problem):
         reminder_views.list_reminders(storage, new_tenant().slug, query)
 

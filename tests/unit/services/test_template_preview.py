@@ -8,9 +8,9 @@ import datetime as dt
 import pytest
 
 from tenant_worker.domain.templates import TemplateError
+from tenant_worker.services.template_preview import save_with_preview
 from tests.fakes import FakeStorage
 from tests.unit.services.conftest import NewTenant
-from tenant_worker.services.template_preview import save_with_preview
 
 NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
@@ -31,7 +31,8 @@ def test_a_saved_template_is_previewed_for_its_window_with_sample_values(
 def test_a_non_gsm_character_makes_the_preview_ucs2(storage: FakeStorage, new_tenant: NewTenant) -> None:
     tenant = new_tenant()
     with storage() as tx:
-        shown = save_with_preview(tx, tenant.slug, "Hallo {customer_name} \u2014 betaal {amount} {currency}", None, None)
+        body = "Hallo {customer_name} \u2014 betaal {amount} {currency}"
+        shown = save_with_preview(tx, tenant.slug, body, None, None)
     assert (shown.encoding, shown.worst_case_encoding) == ("UCS-2", "UCS-2")
 
 
