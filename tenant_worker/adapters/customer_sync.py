@@ -7,6 +7,10 @@ compared with the tenant's rows (counts and samples for the plan), and, once app
 ``INSERT ... ON CONFLICT DO UPDATE ... WHERE (...) IS DISTINCT FROM (...)``: rows that do not change
 are not rewritten, so they keep ``updated_at`` and nothing about their reminders moves.
 
+A small import (at most :data:`SMALL_IMPORT_ROWS` rows: an HTTP API request) finds each staged row's
+customer and subscription by index instead, so it costs its own rows, not the tenant's size: 1,000 rows
+into a 200,000-customer tenant went from 580 ms to 45-85 ms.
+
 Subscriptions are keyed by (customer_id, external_ref) through the ``NULLS NOT DISTINCT`` unique index
 ``subscriptions_customer_ref_key`` (migration 0007): ``ON CONFLICT (customer_id, external_ref)`` infers
 it, and a NULL reference conflicts with the customer's NULL one, as it must.
@@ -66,6 +70,22 @@ _REJECTS = f"""
      ORDER BY line, duplicate DESC
 """
 
+# How a statement finds each staged row's customer: a join for a file (hashed, with nested loops off),
+# or, for a small import, an index probe per staged row. LATERAL with OFFSET 0 is never flattened into
+# a join, so the probe stays per row even when the statistics of a freshly loaded tenant make walking
+# its customers look cheap (with nested loops on, that walk would be repeated per staged row).
+_JOIN_CUSTOMERS = {
+    False: "JOIN customers c ON c.tenant_id = :tenant_id AND c.external_ref = s.customer_ref",
+    True: """CROSS JOIN LATERAL (SELECT id FROM customers
+                                  WHERE tenant_id = :tenant_id AND external_ref = s.customer_ref OFFSET 0) AS c""",
+}
+_LEFT_JOIN_CUSTOMERS = {
+    False: "LEFT JOIN customers c ON c.tenant_id = :tenant_id AND c.external_ref = s.customer_ref",
+    True: """LEFT JOIN LATERAL (SELECT id, name, phone, opted_out, removed_at FROM customers
+                                 WHERE tenant_id = :tenant_id AND external_ref = s.customer_ref OFFSET 0) AS c
+             ON true""",
+}
+
 # Each staged row against the stored customer and subscription it names.
 _CLASSIFIED = f"""
     SELECT s.line,
@@ -79,7 +99,7 @@ _CLASSIFIED = f"""
                 ELSE 'unchanged' END AS kind,
            sub.id IS NOT NULL AND sub.expires_on <> s.expires_on AS renewed
       FROM {_STAGING} s
-      LEFT JOIN customers c ON c.tenant_id = :tenant_id AND c.external_ref = s.customer_ref
+      {{customers}}
       LEFT JOIN subscriptions sub ON sub.tenant_id = :tenant_id AND sub.customer_id = c.id
                                  AND sub.external_ref IS NOT DISTINCT FROM s.subscription_ref
 """
@@ -124,7 +144,7 @@ _MERGE_SUBSCRIPTIONS = f"""
     INSERT INTO subscriptions AS sub (tenant_id, customer_id, external_ref, plan, amount, currency, expires_on, status)
     SELECT :tenant_id, c.id, s.subscription_ref, s.plan, s.amount, s.currency, s.expires_on, s.status
       FROM {_STAGING} s
-      JOIN customers c ON c.tenant_id = :tenant_id AND c.external_ref = s.customer_ref
+      {{customers}}
       LEFT JOIN subscriptions old ON old.tenant_id = :tenant_id AND old.customer_id = c.id
                                  AND old.external_ref IS NOT DISTINCT FROM s.subscription_ref
      WHERE old.id IS NULL
@@ -173,22 +193,23 @@ def import_rows(
 ) -> tuple[ImportPlan, bool]:
     """``Catalog.import_rows`` on PostgreSQL (see the module docs)."""
     params = {"tenant_id": tenant_id}
-    saved = _configure(session, _SETTINGS)
     session.execute(text(f"DROP TABLE IF EXISTS {_STAGING}"))
     session.execute(text(_CREATE))
-    _copy(session, chunks)
+    small = _copy(session, chunks) <= SMALL_IMPORT_ROWS
+    saved = _configure(session, _SMALL_SETTINGS if small else _SETTINGS)
     session.execute(text(f"ANALYZE {_STAGING}"))
     rejects = _merged([_reject(row) for row in session.execute(text(_REJECTS))])
     if rejects:
         session.execute(text(f"DELETE FROM {_STAGING} WHERE line = ANY(:lines)"), {"lines": [r[0] for r in rejects]})
-    plan = _plan(session, params, full_sync, rejects)
+    plan = _plan(session, params, full_sync, rejects, small)
     applied = approve(plan)
     if applied:
         session.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended('tenant-sweep:' || :tenant_id, 0))"), params
         )
         session.execute(text(_MERGE_CUSTOMERS), params)
-        session.execute(text(_MERGE_SUBSCRIPTIONS), params)
+        merge = _MERGE_SUBSCRIPTIONS.format(customers=_JOIN_CUSTOMERS[small])
+        session.execute(text(merge), params)
         if full_sync:
             session.execute(text(_REMOVE), params)
             session.execute(text(_REMOVE_CUSTOMERS), params)
@@ -202,6 +223,13 @@ def import_rows(
 # would be quadratic. Sorts and hashes of a large file spill to disk at the default 4 MB: 64 MB took a
 # 100,000-row merge from 5.1 to 3.3 s and a re-import's from 2.2 to 1.3 s.
 _SETTINGS = {"enable_nestloop": "off", "work_mem": "64MB"}
+# An import of at most this many rows (an HTTP API request: 1,000) keeps nested loops: each staged row
+# is then an index probe into the tenant's customers and subscriptions, so a request costs its own rows
+# and not the tenant's size (hash joins read every row of the tenant: 580 ms per 1,000-row request on
+# a 200,000-customer tenant). Its joins are outer joins from the staging table, which a nested loop can
+# only drive from the staging side, and its one inner join probes per row (``_PROBE_CUSTOMERS``).
+SMALL_IMPORT_ROWS = 10_000
+_SMALL_SETTINGS = {"enable_nestloop": "on", "work_mem": "64MB"}
 
 
 def _configure(session: Session, settings: dict[str, str]) -> dict[str, str]:
@@ -213,11 +241,13 @@ def _configure(session: Session, settings: dict[str, str]) -> dict[str, str]:
     return previous
 
 
-def _copy(session: Session, chunks: Iterable[Sequence[ImportRow]]) -> None:
-    """Stream every chunk into the staging table with COPY, in the session's transaction."""
+def _copy(session: Session, chunks: Iterable[Sequence[ImportRow]]) -> int:
+    """Stream every chunk into the staging table with COPY, in the session's transaction; how many rows."""
+    staged = 0
     raw: Any = session.connection().connection.driver_connection
     with raw.cursor() as cursor, cursor.copy(f"COPY {_STAGING} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
         for chunk in chunks:
+            staged += len(chunk)
             for line, r in chunk:
                 copy.write_row(
                     (
@@ -234,6 +264,7 @@ def _copy(session: Session, chunks: Iterable[Sequence[ImportRow]]) -> None:
                         r.status,
                     )
                 )
+    return staged
 
 
 def _merged(rejects: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -251,10 +282,13 @@ def _reject(row: Any) -> tuple[int, str]:
     return int(row.line), f"customer {row.customer_ref!r}: name, phone or opted_out differ from line {row.first_line}"
 
 
-def _plan(session: Session, params: dict[str, int], full_sync: bool, rejects: list[tuple[int, str]]) -> ImportPlan:
+def _plan(
+    session: Session, params: dict[str, int], full_sync: bool, rejects: list[tuple[int, str]], small: bool
+) -> ImportPlan:
     counts = dict.fromkeys(("created", "updated", "renewed", "unchanged", "removed"), 0)
     firsts: dict[str, list[tuple[int, str]]] = {"created": [], "updated": [], "renewed": []}
-    for kind, renewed, n, lines, labels in session.execute(text(_PLAN), params):
+    plan = _PLAN.format(customers=_LEFT_JOIN_CUSTOMERS[small])
+    for kind, renewed, n, lines, labels in session.execute(text(plan), params):
         counts[kind] += n
         for name in (kind, "renewed") if renewed else (kind,):
             if name != "unchanged":
@@ -270,5 +304,5 @@ def _plan(session: Session, params: dict[str, int], full_sync: bool, rejects: li
 
         removed, labels = session.execute(text(query), params).one()
         counts["removed"], samples["removed"] = int(removed), list(labels or [])
-    active = int(session.execute(text(_ACTIVE), params).scalar_one())
+    active = int(session.execute(text(_ACTIVE), params).scalar_one()) if full_sync else 0
     return ImportPlan(ImportCounts(**counts), samples, rejects, active)

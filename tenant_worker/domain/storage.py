@@ -14,7 +14,7 @@ it returns each row's tenant so the caller can report per tenant.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from types import TracebackType
 from typing import Protocol
 
@@ -141,9 +141,10 @@ class Catalog(Protocol):
         and their pending reminders become ``skipped`` ('removed'). All in the caller's unit of work."""
         ...
 
-    def known_phones(self, tenant_id: int) -> set[str]:
+    def known_phones(self, tenant_id: int, refs: Collection[str] | None = None) -> set[str]:
         """The tenant's stored phone numbers (E.164, validated when imported): a re-import need not
-        parse them again."""
+        parse them again. ``refs``: only those of the customers with these ``external_ref`` (a small
+        import reads its own customers' numbers by index, not the whole tenant's)."""
         ...
 
 

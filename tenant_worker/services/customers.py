@@ -280,7 +280,7 @@ def sync_customers(
     refused (:class:`ImportRefused`) or a dry run. ``progress`` gets the number of rows read after
     every chunk. All or nothing: the caller's unit of work is the transaction."""
     tenant = tx.catalog.find_tenant(slug)
-    known = tx.catalog.known_phones(tenant.id)
+    known = tx.catalog.known_phones(tenant.id, _named_customers(rows, options.chunk_rows))
     rejects: list[RejectedRow] = []
     read = 0
 
@@ -328,6 +328,14 @@ def sync_customers(
     if refusal:
         raise ImportRefused(refusal, report)
     return report
+
+
+def _named_customers(rows: Iterable[SourceRow], at_most: int) -> set[str] | None:
+    """The customers a small batch of rows names (an HTTP request's 1,000), whose stored numbers are
+    read by index; None for a stream or a big batch (a file), which reads all the tenant's at once."""
+    if not isinstance(rows, Sequence) or len(rows) > at_most:
+        return None
+    return {row.raw.get("external_ref", "").strip() for row in rows}
 
 
 def _removal_problems(plan: ImportPlan, options: ImportOptions) -> list[str]:

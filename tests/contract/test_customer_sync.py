@@ -93,7 +93,8 @@ def test_several_subscriptions_per_customer_are_created_then_left_alone(storage:
     before = state(storage, tenant)
     assert set(before) == {("ada", "fiber"), ("ada", "tv"), ("bob", None)}
 
-    again = run(storage, tenant, first)
+    assert run(storage, tenant, first).active == 0  # counted for a full sync only
+    again = run(storage, tenant, first, full_sync=True)
 
     assert again.counts == ImportCounts(unchanged=3) and again.active == 3
     assert state(storage, tenant) == before  # updated_at kept: nothing rewritten
@@ -224,3 +225,6 @@ def test_known_phones_are_the_tenants_stored_numbers(storage: StorageUnderTest) 
     run(storage, other, rows(customer("cy", DUE, phone="+31622222222")))
     with storage.uow() as tx:
         assert tx.catalog.known_phones(tenant.id) == {"+31611111111"}
+        assert tx.catalog.known_phones(tenant.id, ["bob", "cy", "nobody"]) == {"+31611111111"}
+        assert tx.catalog.known_phones(other.id, ["ada", "bob"]) == set()
+        assert tx.catalog.known_phones(tenant.id, []) == set()

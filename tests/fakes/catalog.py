@@ -9,7 +9,7 @@ updated, renewed and unchanged customers exactly as the SQL upsert does.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
@@ -305,10 +305,14 @@ class FakeCatalog:
             raise ConstraintViolation(f"customers: no tenant {tenant_id}")
         return customer_sync.import_rows(self._session, tenant_id, chunks, full_sync=full_sync, approve=approve)
 
-    def known_phones(self, tenant_id: int) -> set[str]:
-        """The tenant's stored phone numbers."""
+    def known_phones(self, tenant_id: int, refs: Collection[str] | None = None) -> set[str]:
+        """The tenant's stored phone numbers (``refs``: of these customers only)."""
         self._touch()
-        return {c.phone for c in self._tables.customers.values() if c.tenant_id == tenant_id and c.phone is not None}
+        return {
+            c.phone
+            for c in self._tables.customers.values()
+            if c.tenant_id == tenant_id and c.phone is not None and (refs is None or c.external_ref in refs)
+        }
 
 
 def _numeric_12_2(amount: Decimal) -> Decimal:

@@ -140,7 +140,8 @@ def _plan(
         counts["removed"] = len(absent)
         labels = sorted(_label(tables.customers[s.customer_id].external_ref, s.external_ref) for s in absent)
         samples["removed"] = labels[:5]
-    active = sum(1 for s in tables.subscriptions.values() if s.tenant_id == tenant_id and s.removed_at is None)
+    kept = (s for s in tables.subscriptions.values() if s.tenant_id == tenant_id and s.removed_at is None)
+    active = sum(1 for _ in kept) if full_sync else 0
     return ImportPlan(ImportCounts(**counts), samples, rejects, active)
 
 
