@@ -1,6 +1,6 @@
-"""The API app served in this process (uvicorn in a thread), on in-memory fakes: every error is a problem document without a traceback,
-and ``deps`` lets each key reach exactly what it may. (The real server is tested in
-``tests/integration/api``.)"""
+"""The API app served in this process (uvicorn in a thread) on in-memory fakes: every error is a
+problem document without a traceback, and ``deps`` lets each key reach exactly what it may. (The
+``tenant-worker api`` process is tested in ``tests/integration/api``.)"""
 
 from __future__ import annotations
 
