@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tenant_worker.domain.records import Template, Tenant
 from tenant_worker.domain.sms_limits import worst_case_sms
-from tenant_worker.domain.storage import UnitOfWork
+from tenant_worker.domain.storage import UnitOfWork, UnitOfWorkFactory
 from tenant_worker.domain.templates import render_template
 from tenant_worker.services.tenants import local_today, save_template
 
@@ -67,3 +67,10 @@ def save_with_preview(
     problem), and return its preview."""
     save_template(tx, slug, body, window_days, locale)
     return preview_template(tx.catalog.find_tenant(slug), Template(window_days, locale, body))
+
+
+def templates_of(uow: UnitOfWorkFactory, slug: str) -> tuple[Tenant, list[Template]]:
+    """The tenant and its templates, ordered by window then locale (any last)."""
+    with uow() as tx:
+        tenant = tx.catalog.find_tenant(slug)
+        return tenant, tx.catalog.templates(tenant.id)
