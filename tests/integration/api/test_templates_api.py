@@ -1,0 +1,44 @@
+"""Templates over HTTP on the real server: saved per window and locale with a rendered preview, its
+encoding and segments; refused (422, every reason named) when the CLI would refuse them."""
+
+from __future__ import annotations
+
+from tests.integration.api.conftest import ApiServer, problem
+
+
+def test_a_template_is_saved_with_a_preview_and_its_cost_and_then_listed(api_server: ApiServer) -> None:
+    tenant = api_server.make_tenant()
+    body = "Hoi {customer_name}, je {plan} verloopt over {days_left} dagen. Betaal {amount} {currency}."
+    with api_server.client(tenant.key) as client:
+        saved = client.put(f"/v1/tenants/{tenant.slug}/templates/3/nl", json={"body": body})
+        listed = client.get(f"/v1/tenants/{tenant.slug}/templates").json()
+    assert saved.status_code == 200, saved.text
+    shown = saved.json()
+    assert (shown["window"], shown["locale"], shown["body"]) == (3, "nl", body)
+    assert shown["preview"] == "Hoi Jane Doe, je Fiber 100 verloopt over 3 dagen. Betaal 49.00 EUR."
+    assert shown["cost"] == {"encoding": "GSM-7", "length": len(shown["preview"]), "segments": 1}
+    assert shown["worst_case"]["segments"] == 2 and shown["max_segments"] == 3
+    assert {"window": 3, "locale": "nl", "body": body} in listed["templates"]
+    assert {"window": None, "locale": None} == {k: listed["templates"][-1][k] for k in ("window", "locale")}
+    assert "customer_name" in listed["placeholders"]
+
+
+def test_an_unknown_placeholder_is_a_problem_naming_it_and_nothing_is_saved(api_server: ApiServer) -> None:
+    tenant = api_server.make_tenant()
+    with api_server.client(tenant.key) as client:
+        refused = problem(client.put(f"/v1/tenants/{tenant.slug}/templates/any/any", json={"body": "Pay {iban}"}), 422)
+        default = client.get(f"/v1/tenants/{tenant.slug}/templates").json()["templates"]
+    assert refused["detail"].startswith("unknown placeholder {iban}; allowed: amount, currency, customer_name")
+    assert len(default) == 1 and "{iban}" not in default[0]["body"]
+
+
+def test_a_window_the_tenant_lacks_a_bad_scope_or_too_many_segments_are_refused(api_server: ApiServer) -> None:
+    tenant = api_server.make_tenant()
+    url = f"/v1/tenants/{tenant.slug}/templates"
+    with api_server.client(tenant.key) as client:
+        no_window = problem(client.put(f"{url}/4/any", json={"body": "Hi"}), 422)
+        bad_scope = problem(client.put(f"{url}/soon/any", json={"body": "Hi"}), 422)
+        too_long = problem(client.put(f"{url}/any/any", json={"body": "{customer_name} " * 6}), 422)
+    assert no_window["detail"] == "window 4 is not one of the tenant's windows (5, 3, 1)"
+    assert bad_scope["detail"] == "window 'soon' must be a number of days or 'any'"
+    assert "SMS segments" in too_long["detail"] and "max_segments" in too_long["detail"]
