@@ -19,7 +19,7 @@ def test_a_template_is_saved_with_a_preview_and_its_cost_and_then_listed(api_ser
     assert shown["cost"] == {"encoding": "GSM-7", "length": len(shown["preview"]), "segments": 1}
     assert shown["worst_case"]["segments"] == 2 and shown["max_segments"] == 3
     assert {"window": 3, "locale": "nl", "body": body} in listed["templates"]
-    assert {"window": None, "locale": None} == {k: listed["templates"][-1][k] for k in ("window", "locale")}
+    assert {k: listed["templates"][-1][k] for k in ("window", "locale")} == {"window": None, "locale": None}
     assert "customer_name" in listed["placeholders"]
 
 
