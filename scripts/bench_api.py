@@ -114,7 +114,7 @@ def part_upsert(api: ApiProcess, args: argparse.Namespace) -> dict[str, float]:
     if args.existing:
         print(f"upsert: preloading {args.clients} tenants with {args.existing:,} customers each ...", flush=True)
         bulk_load(api.database_url, [tenant_id for tenant_id, _ in tenants], args.existing, 0, 300)
-    expires_on = dt.date.today() + dt.timedelta(days=200)
+    expires_on = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=200)
 
     def client_run(client_index: int) -> list[float]:
         _, key = tenants[client_index]
@@ -173,10 +173,13 @@ def main() -> None:
     args = parser.parse_args()
     parts = list(PARTS) if args.part == "all" else [args.part]
     log = Path(os.environ.get("BENCH_API_LOG", "/tmp/bench-api.log"))
-    with database(args.database_url) as url, redis_server(args.redis_url) as redis_url:
-        with api_process(url, redis_url, args.workers, log) as api:
-            for name in parts:
-                PARTS[name](api, args)
+    with (
+        database(args.database_url) as url,
+        redis_server(args.redis_url) as redis_url,
+        api_process(url, redis_url, args.workers, log) as api,
+    ):
+        for name in parts:
+            PARTS[name](api, args)
 
 
 if __name__ == "__main__":
