@@ -34,6 +34,19 @@ def test_the_openapi_document_lists_the_paths_and_the_bearer_scheme(api_server: 
                 assert operation["security"] == [{"ApiKey": []}], path
 
 
+def test_every_change_takes_an_idempotency_key_and_errors_are_problem_documents(api_server: ApiServer) -> None:
+    with api_server.client() as client:
+        document = client.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            headers = [p["name"] for p in operation.get("parameters", []) if p["in"] == "header"]
+            assert (headers.count("Idempotency-Key") == 1) == (method in ("post", "put", "patch", "delete")), path
+            assert "application/problem+json" in operation["responses"]["default"]["content"], path
+            if "422" in operation["responses"]:
+                assert "application/problem+json" in operation["responses"]["422"]["content"], path
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
 def test_the_docs_page_is_served(api_server: ApiServer) -> None:
     with api_server.client() as client:
         response = client.get("/docs")
