@@ -181,3 +181,18 @@ def test_a_revoked_key_is_401(client: httpx.Client, storage: FakeStorage, keys: 
     keys.revoke(created.key.prefix, keys.clock.now())
     body = assert_problem(client.get("/v1/tenants/acme/probe", headers=auth(created.secret)), 401)
     assert "revoked" in str(body["detail"])
+
+
+def test_readyz_is_a_503_problem_naming_what_is_unreachable() -> None:
+    dead = free_port()
+    settings = Settings(
+        redis_url=f"redis://127.0.0.1:{dead}/0", database_url=f"postgresql://nobody@127.0.0.1:{dead}/none"
+    )
+    with serving(create_app(bootstrap(settings))) as http:
+        response = http.get("/readyz")
+        alive = http.get("/healthz")
+    body = assert_problem(response, 503)
+    assert body["checks"] == {"database": "unreachable", "redis": "unreachable"}
+    assert body["detail"] == "unreachable: database, redis"
+    assert str(dead) not in response.text and "nobody" not in response.text
+    assert alive.json() == {"status": "ok"}
