@@ -172,44 +172,11 @@ class ReminderView:
     send_started_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
-    # MessageBird's last status report for the SMS (migration 0010); None: none received yet.
+    # MessageBird's last status report (migration 0010); None: none yet.
     delivery_status: str | None = None
     delivery_status_at: dt.datetime | None = None
     delivery_reason: str | None = None
     delivery_error_code: int | None = None
-
-
-# ``ReminderQuery.delivery_status`` asking for rows with no status report yet (the column is NULL).
-NO_DELIVERY_STATUS = "none"
-
-
-@dataclass(frozen=True)
-class ReminderQuery:
-    """One page of a tenant's ledger listing (``Ledger.page_reminders``): filters, all optional and
-    combined with AND, and the keyset position. Rows come newest first (by id); ``before_id`` is the
-    last id of the previous page, so a page costs its own rows however deep the listing goes.
-
-    ``since``/``until`` bound ``local_date`` (the tenant-local day the reminder was claimed for),
-    inclusive. ``delivery_status`` :data:`NO_DELIVERY_STATUS` asks for rows without a report.
-    ``subscription_ids`` (one customer's) restricts the listing to those subscriptions."""
-
-    status: str | None = None
-    delivery_status: str | None = None
-    since: dt.date | None = None
-    until: dt.date | None = None
-    subscription_ids: tuple[int, ...] | None = None
-    before_id: int | None = None
-    limit: int = 100
-
-
-@dataclass(frozen=True)
-class DayCount:
-    """How many of a tenant's reminders claimed on ``local_date`` have this status and delivery status."""
-
-    local_date: dt.date
-    status: str
-    delivery_status: str | None
-    count: int
 
 
 # One recorded send outcome: (reminder id, new status, the other columns it sets).
@@ -303,3 +270,38 @@ class ImportPlan:
     samples: dict[str, list[str]]
     rejects: list[tuple[int, str]]
     active: int
+
+
+# The HTTP API's ledger views (``Ledger.page_reminders``, ``Ledger.count_by_day``).
+
+# ``ReminderQuery.delivery_status`` asking for rows with no status report yet (the column is NULL).
+NO_DELIVERY_STATUS = "none"
+
+
+@dataclass(frozen=True)
+class ReminderQuery:
+    """One page of a tenant's ledger listing (``Ledger.page_reminders``): filters, all optional and
+    combined with AND, and the keyset position. Rows come newest first (by id); ``before_id`` is the
+    last id of the previous page, so a page costs its own rows however deep the listing goes.
+
+    ``since``/``until`` bound ``local_date`` (the tenant-local day the reminder was claimed for),
+    inclusive. ``delivery_status`` :data:`NO_DELIVERY_STATUS` asks for rows without a report.
+    ``subscription_ids`` (one customer's) restricts the listing to those subscriptions."""
+
+    status: str | None = None
+    delivery_status: str | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+    subscription_ids: tuple[int, ...] | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class DayCount:
+    """How many of a tenant's reminders claimed on ``local_date`` have this status and delivery status."""
+
+    local_date: dt.date
+    status: str
+    delivery_status: str | None
+    count: int
