@@ -17,9 +17,9 @@ from tenant_worker.domain.records import (
     TENANT_MUTABLE_FIELDS,
     CustomerRecord,
     CustomerView,
+    ImportChunk,
     ImportCounts,
     ImportPlan,
-    ImportRow,
     SubscriptionView,
     Template,
     Tenant,
@@ -294,7 +294,7 @@ class FakeCatalog:
     def import_rows(
         self,
         tenant_id: int,
-        chunks: Iterable[Sequence[ImportRow]],
+        chunks: Iterable[ImportChunk],
         *,
         full_sync: bool,
         approve: Callable[[ImportPlan], bool],
@@ -305,10 +305,10 @@ class FakeCatalog:
             raise ConstraintViolation(f"customers: no tenant {tenant_id}")
         return customer_sync.import_rows(self._session, tenant_id, chunks, full_sync=full_sync, approve=approve)
 
-    def known_phones(self, tenant_id: int) -> set[str]:
-        """The tenant's stored phone numbers."""
+    def unchanged_digests(self, tenant_id: int) -> set[int]:
+        """The source digests of subscriptions unchanged since their import."""
         self._touch()
-        return {c.phone for c in self._tables.customers.values() if c.tenant_id == tenant_id and c.phone is not None}
+        return customer_sync.unchanged_digests(self._tables, tenant_id)
 
 
 def _numeric_12_2(amount: Decimal) -> Decimal:
