@@ -8,7 +8,7 @@ object. Per-tenant methods take the tenant id and filter on it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 
 from sqlalchemy import delete, func, select, text, update
@@ -22,9 +22,9 @@ from tenant_worker.domain.records import (
     TENANT_MUTABLE_FIELDS,
     CustomerRecord,
     CustomerView,
+    ImportChunk,
     ImportCounts,
     ImportPlan,
-    ImportRow,
     SubscriptionView,
     Template,
     Tenant,
@@ -318,7 +318,7 @@ class SqlCatalog:
     def import_rows(
         self,
         tenant_id: int,
-        chunks: Iterable[Sequence[ImportRow]],
+        chunks: Iterable[ImportChunk],
         *,
         full_sync: bool,
         approve: Callable[[ImportPlan], bool],
@@ -326,16 +326,9 @@ class SqlCatalog:
         """Stage with COPY, plan, and merge set-based if approved (``adapters.customer_sync``)."""
         return customer_sync.import_rows(self.session, tenant_id, chunks, full_sync=full_sync, approve=approve)
 
-    def known_phones(self, tenant_id: int, refs: Collection[str] | None = None) -> set[str]:
-        """The tenant's stored phone numbers (``refs``: of these customers, through the unique index)."""
-        if refs is None:
-            query = text("SELECT DISTINCT phone FROM customers WHERE tenant_id = :tenant_id AND phone IS NOT NULL")
-            return set(self.session.scalars(query, {"tenant_id": tenant_id}))
-        query = text("""
-            SELECT phone FROM customers
-             WHERE tenant_id = :tenant_id AND external_ref = ANY(:refs) AND phone IS NOT NULL
-        """)
-        return set(self.session.scalars(query, {"tenant_id": tenant_id, "refs": list(refs)}))
+    def unchanged_digests(self, tenant_id: int) -> set[int]:
+        """The source digests of subscriptions unchanged since their import (``adapters.customer_sync``)."""
+        return set(self.session.scalars(text(customer_sync.UNCHANGED_DIGESTS), {"tenant_id": tenant_id}))
 
 
 def _assign(row: object, **values: object) -> bool:

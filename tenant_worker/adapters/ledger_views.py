@@ -8,7 +8,7 @@ a page costs its own rows (plus the rows the filters pass over), however deep th
 listing for one customer goes through the ledger's unique index, which leads with ``subscription_id``.
 
 Per-day counts read the closed rows of the days asked for through ``reminders_closed_day_idx``
-(migration 0011), and the open rows (a backlog at most) through their own indexes.
+(migration 0012), and the open rows (a backlog at most) through their own indexes.
 """
 
 from __future__ import annotations

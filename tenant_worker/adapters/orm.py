@@ -165,6 +165,11 @@ class SubscriptionRow(Base):
     external_ref: Mapped[str | None] = mapped_column(String(128))
     # Set when a full sync or `customers remove` took it away; never swept (migration 0007).
     removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The source row that last wrote this subscription through the import, and a hash of what it
+    # wrote (migration 0011): while the stored values still hash the same, a re-import of that row
+    # is recognised without validation (adapters/customer_sync.py).
+    import_digest: Mapped[int | None] = mapped_column(BigInteger)
+    import_state: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _created()
 
@@ -244,7 +249,7 @@ class ReminderRow(Base):
         # Retention (migration 0008): closed rows by age, id last so a prune batch resumes exactly
         # where the previous one stopped (adapters/ledger_repair.py).
         Index("reminders_closed_since_idx", "updated_at", "id", postgresql_where=text(CLOSED)),
-        # The API's per-day counts (migration 0011): closed rows by tenant and claim day. Closed rows
+        # The API's per-day counts (migration 0012): closed rows by tenant and claim day. Closed rows
         # only, so no dispatch statement can use it; no column a status report writes, so recording
         # one stays a HOT update.
         Index("reminders_closed_day_idx", "tenant_id", "local_date", postgresql_where=text(CLOSED)),

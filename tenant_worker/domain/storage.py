@@ -14,7 +14,7 @@ it returns each row's tenant so the caller can report per tenant.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Protocol
 
@@ -24,9 +24,9 @@ from tenant_worker.domain.records import (
     CustomerView,
     DayCount,
     DueReminder,
+    ImportChunk,
     ImportCounts,
     ImportPlan,
-    ImportRow,
     LedgerWrite,
     PruneCursor,
     PrunedBatch,
@@ -125,12 +125,12 @@ class Catalog(Protocol):
     def import_rows(
         self,
         tenant_id: int,
-        chunks: Iterable[Sequence[ImportRow]],
+        chunks: Iterable[ImportChunk],
         *,
         full_sync: bool,
         approve: Callable[[ImportPlan], bool],
     ) -> tuple[ImportPlan, bool]:
-        """Stage every chunk of (line, record), compare it with the tenant's customers and
+        """Stage every chunk's (line, record) rows, compare it with the tenant's customers and
         subscriptions (keyed by ``external_ref`` and ``subscription_ref``), and pass the
         :class:`ImportPlan` to ``approve``; apply it only if that returns True. Returns the plan and
         whether it was applied.
@@ -138,13 +138,17 @@ class Catalog(Protocol):
         Applying writes only rows that change (an unchanged one keeps ``updated_at`` and its
         reminders), clears ``removed_at`` of rows the file brings back, and leaves out the plan's
         rejects. ``full_sync``: subscriptions and customers absent from the file get ``removed_at``
-        and their pending reminders become ``skipped`` ('removed'). All in the caller's unit of work."""
+        and their pending reminders become ``skipped`` ('removed'). All in the caller's unit of work.
+
+        A staged row's source digest is stored with its subscription (with the state it wrote), so
+        that ``unchanged_digests`` can name it; a chunk's ``kept`` rows are taken as the stored rows
+        they name (see :class:`ImportChunk`)."""
         ...
 
-    def known_phones(self, tenant_id: int, refs: Collection[str] | None = None) -> set[str]:
-        """The tenant's stored phone numbers (E.164, validated when imported): a re-import need not
-        parse them again. ``refs``: only those of the customers with these ``external_ref`` (a small
-        import reads its own customers' numbers by index, not the whole tenant's)."""
+    def unchanged_digests(self, tenant_id: int) -> set[int]:
+        """The source digests of the tenant's subscriptions whose customer and subscription are
+        still exactly what the import that stored the digest wrote (not removed, nothing changed
+        since by any path): a row with such a digest needs no validation and no write."""
         ...
 
 

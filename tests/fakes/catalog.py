@@ -9,7 +9,7 @@ updated, renewed and unchanged customers exactly as the SQL upsert does.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
@@ -17,9 +17,9 @@ from tenant_worker.domain.records import (
     TENANT_MUTABLE_FIELDS,
     CustomerRecord,
     CustomerView,
+    ImportChunk,
     ImportCounts,
     ImportPlan,
-    ImportRow,
     SubscriptionView,
     Template,
     Tenant,
@@ -294,7 +294,7 @@ class FakeCatalog:
     def import_rows(
         self,
         tenant_id: int,
-        chunks: Iterable[Sequence[ImportRow]],
+        chunks: Iterable[ImportChunk],
         *,
         full_sync: bool,
         approve: Callable[[ImportPlan], bool],
@@ -305,14 +305,10 @@ class FakeCatalog:
             raise ConstraintViolation(f"customers: no tenant {tenant_id}")
         return customer_sync.import_rows(self._session, tenant_id, chunks, full_sync=full_sync, approve=approve)
 
-    def known_phones(self, tenant_id: int, refs: Collection[str] | None = None) -> set[str]:
-        """The tenant's stored phone numbers (``refs``: of these customers only)."""
+    def unchanged_digests(self, tenant_id: int) -> set[int]:
+        """The source digests of subscriptions unchanged since their import."""
         self._touch()
-        return {
-            c.phone
-            for c in self._tables.customers.values()
-            if c.tenant_id == tenant_id and c.phone is not None and (refs is None or c.external_ref in refs)
-        }
+        return customer_sync.unchanged_digests(self._tables, tenant_id)
 
 
 def _numeric_12_2(amount: Decimal) -> Decimal:

@@ -56,6 +56,10 @@ class SubscriptionRow:
     external_ref: str | None = None
     removed_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    # Migration 0011: the source digest of the import row that last wrote it, and what it wrote (the
+    # SQL stores a hash of these values; the fake keeps the values).
+    import_digest: int | None = None
+    import_state: tuple[object, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,15 @@ tenant's whole history (the ledger can hold tens of millions of rows). Closed ro
 tempt the planner into walking a tenant (migration 0004). It holds no column a delivery receipt
 writes, so recording one stays a HOT update. Built CONCURRENTLY outside the migration transaction.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from alembic import op
 from sqlalchemy import text
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
