@@ -83,3 +83,19 @@ def test_remove_opt_out_and_back_report_what_changed_and_cancel_pending_reminder
     assert (removed["changed"], removed["cancelled"], removed_again["changed"]) == (True, 1, False)
     assert gone["detail"].startswith("unknown customer 'nobody'")
     assert pending == []
+
+
+def test_a_retried_upsert_with_its_idempotency_key_gets_the_first_answer(api_server: ApiServer) -> None:
+    tenant = api_server.make_tenant()
+    body = {"rows": [row("ada"), row("bob")]}
+    url = f"/v1/tenants/{tenant.slug}/customers"
+    with api_server.client(tenant.key, **{"Idempotency-Key": "upsert-1"}) as client:
+        first = client.post(url, json=body)
+        retried = client.post(url, json=body)
+        other = problem(client.post(url, json={"rows": [row("cy")]}), 422)
+    with api_server.client(tenant.key) as client:
+        again = client.post(url, json=body).json()
+    assert first.json()["created"] == 2 and retried.json() == first.json()
+    assert retried.headers["idempotent-replayed"] == "true"
+    assert "Idempotency-Key" in other["detail"]
+    assert again["unchanged"] == 2  # without the key it runs again, and finds nothing to change
