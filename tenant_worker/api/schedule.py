@@ -105,5 +105,9 @@ def resume(scope: ScopeDep, services: ServicesDep) -> ScheduleOut:
 
 @router.post("/run-now", status_code=202, summary="Publish the tenant's sweep now")
 def run_now(scope: ScopeDep, services: ServicesDep) -> RunOut:
-    """Quiet hours still hold its SMS back outside the sending window."""
-    return RunOut(task_id=_beat(lambda: services.schedules().run_now(scope.slug)))
+    """Quiet hours still hold its SMS back outside the sending window. A paused tenant is refused
+    (409): its sweep would claim nothing."""
+    schedules = services.schedules()
+    if _beat(lambda: schedules.show(scope.slug))["state"] == "paused":
+        raise Problem(409, "Conflict", "the tenant is paused: resume its schedule first")
+    return RunOut(task_id=_beat(lambda: schedules.run_now(scope.slug)))

@@ -7,12 +7,15 @@ import zoneinfo
 from typing import Any
 
 from tenant_worker.domain.localtime import SendingWindow, format_hhmm
-from tenant_worker.domain.model import TenantSpec
+from tenant_worker.domain.model import LOCALE_PATTERN, TenantSpec
 from tenant_worker.domain.records import Template, Tenant
 from tenant_worker.domain.sms_limits import check_template_fits
 from tenant_worker.domain.storage import UnitOfWork
 from tenant_worker.domain.templates import TemplateError, validate_template
 from tenant_worker.domain.windows import normalize_windows
+
+# The sms_templates.locale column is VARCHAR(35).
+MAX_LOCALE_CHARS = 35
 
 DEFAULT_TEMPLATE = (
     "Hi {customer_name}, your {plan} subscription with {org_name} expires on {expires_on} "
@@ -41,6 +44,8 @@ def save_template(
     tenant = uow.catalog.find_tenant(slug)
     if window_days is not None and window_days not in tenant.windows:
         raise TemplateError([f"window {window_days} is not one of the tenant's windows {tenant.windows}"])
+    if locale is not None and not (len(locale) <= MAX_LOCALE_CHARS and LOCALE_PATTERN.fullmatch(locale)):
+        raise TemplateError([f"locale {locale[:40]!r} must look like 'en' or 'nl-NL'"])
     check_template_fits(body, tenant.name, tenant.max_segments)
     uow.catalog.save_template(tenant.id, Template(window_days, locale, body))
 

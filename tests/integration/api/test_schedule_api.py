@@ -81,10 +81,12 @@ def test_pause_leaves_the_due_set_resume_returns_and_run_now_publishes_the_sweep
         resumed = client.post(f"{url}/resume").json()
         paused = client.post(f"{url}/pause").json()
         assert due_at(beat_store, tenant.slug) is None
+        refused = problem(client.post(f"{url}/run-now"), 409)
         again = client.post(f"{url}/resume").json()
         run = client.post(f"{url}/run-now")
     assert (paused["state"], paused["paused"], paused["next_run_utc"]) == ("paused", True, None)
     assert (again["state"], again["paused"], again["next_run_utc"]) == ("active", False, resumed["next_run_utc"])
     assert due_at(beat_store, tenant.slug) == dt.datetime.fromisoformat(again["next_run_utc"])
+    assert refused["detail"] == "the tenant is paused: resume its schedule first"
     assert run.status_code == 202 and run.json()["task_id"]
     assert beat_store.redis.llen(tenant.tenant.queue) == queue_length + 1

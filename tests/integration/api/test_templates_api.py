@@ -32,13 +32,17 @@ def test_an_unknown_placeholder_is_a_problem_naming_it_and_nothing_is_saved(api_
     assert len(default) == 1 and "{iban}" not in default[0]["body"]
 
 
-def test_a_window_the_tenant_lacks_a_bad_scope_or_too_many_segments_are_refused(api_server: ApiServer) -> None:
+def test_a_window_the_tenant_lacks_a_bad_scope_a_bad_locale_or_too_many_segments_are_refused(
+    api_server: ApiServer,
+) -> None:
     tenant = api_server.make_tenant()
     url = f"/v1/tenants/{tenant.slug}/templates"
     with api_server.client(tenant.key) as client:
         no_window = problem(client.put(f"{url}/4/any", json={"body": "Hi"}), 422)
         bad_scope = problem(client.put(f"{url}/soon/any", json={"body": "Hi"}), 422)
         too_long = problem(client.put(f"{url}/any/any", json={"body": "{customer_name} " * 6}), 422)
+        bad_locale = problem(client.put(f"{url}/any/{'x' * 40}", json={"body": "Hi"}), 422)
     assert no_window["detail"] == "window 4 is not one of the tenant's windows (5, 3, 1)"
     assert bad_scope["detail"] == "window 'soon' must be a number of days or 'any'"
     assert "SMS segments" in too_long["detail"] and "max_segments" in too_long["detail"]
+    assert bad_locale["detail"] == f"locale {'x' * 40!r} must look like 'en' or 'nl-NL'"
