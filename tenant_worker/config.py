@@ -28,6 +28,8 @@ MESSAGEBIRD_REST_ENDPOINT = "https://rest.messagebird.com"
 # The Redis visibility timeout: an unacknowledged task is redelivered after this long. Every
 # countdown/ETA the project schedules must stay well below it, or Redis redelivers it in a loop.
 VISIBILITY_TIMEOUT_SECONDS = 3600
+# An admin key opens every tenant: refuse one short enough to guess (openssl rand -hex 32 makes 64).
+MIN_ADMIN_KEY_LENGTH = 24
 
 
 class ConfigurationError(ValueError):
@@ -104,6 +106,15 @@ class Settings:
     # ("was I reminded last time?"), and the month covers a late renewal and the 60-day windows.
     # At least MAX_WINDOW_DAYS + 30 (services/retention.py says why).
     ledger_retention_days: int = 400
+    # The HTTP control plane (``tenant-worker api``). Loopback by default: exposing it is a decision
+    # (compose and k8s set 0.0.0.0 behind their own network rules).
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    # Admin keys act on every tenant; several so one can be rotated without downtime. Never logged.
+    admin_api_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Per API key token bucket: requests per second sustained, and how many may come at once. 0 = no limit.
+    api_rate_per_second: float = 50.0
+    api_rate_burst: int = 100
 
     def __post_init__(self) -> None:
         if self.sms_backend not in ("console", "messagebird"):
@@ -134,6 +145,12 @@ class Settings:
             raise ConfigurationError("BROKER_CONNECTION_MAX_RETRIES must be >= 0 (0 = retry forever)")
         if self.ledger_retention_days and self.ledger_retention_days < MAX_WINDOW_DAYS + 30:
             raise ConfigurationError(f"LEDGER_RETENTION_DAYS must be 0 (off) or at least {MAX_WINDOW_DAYS + 30}")
+        if not 0 < self.api_port < 65536:
+            raise ConfigurationError("API_PORT must be between 1 and 65535")
+        if self.api_rate_per_second < 0 or self.api_rate_burst < 1:
+            raise ConfigurationError("API_RATE_PER_SECOND must be >= 0 (0 = no limit) and API_RATE_BURST >= 1")
+        if any(len(key) < MIN_ADMIN_KEY_LENGTH for key in self.admin_api_keys):
+            raise ConfigurationError(f"every admin API key must have at least {MIN_ADMIN_KEY_LENGTH} characters")
 
     @property
     def send_retry(self) -> RetryPolicy:
@@ -213,7 +230,12 @@ def url_password(url: str) -> str:
 
 def secrets_of(settings: Settings) -> list[str]:
     """The values that must never be logged or printed: the Redis and database passwords, and the access key."""
-    return [url_password(settings.redis_url), url_password(settings.database_url), settings.messagebird_access_key]
+    return [
+        url_password(settings.redis_url),
+        url_password(settings.database_url),
+        settings.messagebird_access_key,
+        *settings.admin_api_keys,
+    ]
 
 
 def without_password(url: str) -> str:
@@ -325,6 +347,9 @@ _NUMBERS = {
     "beat_max_interval": "BEAT_MAX_INTERVAL",
     "broker_connection_max_retries": "BROKER_CONNECTION_MAX_RETRIES",
     "ledger_retention_days": "LEDGER_RETENTION_DAYS",
+    "api_port": "API_PORT",
+    "api_rate_per_second": "API_RATE_PER_SECOND",
+    "api_rate_burst": "API_RATE_BURST",
 }
 
 
@@ -336,6 +361,13 @@ def _numbers(env: Mapping[str, str]) -> dict[str, Any]:
         value = _number(env, variable, float(default))  # type: ignore[arg-type]
         values[name] = int(value) if isinstance(default, int) else value
     return values
+
+
+def _admin_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``ADMIN_API_KEYS_FILE``'s content (the container secret) or ``ADMIN_API_KEYS``: keys separated
+    by commas or new lines, blanks ignored."""
+    text = _read_secret(env, "ADMIN_API_KEYS") or ""
+    return tuple(key.strip() for key in re.split(r"[,\n]", text) if key.strip())
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -350,5 +382,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sentry_dsn=env.get("SENTRY_DSN", ""),
         sentry_environment=env.get("SENTRY_ENVIRONMENT", env.get("TENANT_WORKER_ENV", "development")),
         environment=env.get("TENANT_WORKER_ENV", "development"),
+        api_host=env.get("API_HOST") or "127.0.0.1",
+        admin_api_keys=_admin_keys(env),
         **_numbers(env),
     )
