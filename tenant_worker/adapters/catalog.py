@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
+from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -243,7 +244,7 @@ class SqlCatalog:
             external_ref=row.external_ref,
             name=row.name,
             phone=row.phone,
-            opted_out=row.opted_out,
+            opted_out=row.opted_out or row.opted_out_at is not None,
             removed_at=row.removed_at,
             erased_at=row.erased_at,
             subscriptions=tuple(
@@ -282,13 +283,19 @@ class SqlCatalog:
         return int(getattr(customer, "rowcount", 0)) + int(getattr(subscriptions, "rowcount", 0)) > 0
 
     def set_opted_out(self, tenant_id: int, customer_id: int, opted_out: bool) -> bool:
-        """Set the customer's ``opted_out``; whether it changed."""
+        """Record the customer's own opt-out (``opted_out_at``; the import's ``opted_out`` column is the
+        tenant's), or clear both; whether it changed."""
+        changes: ColumnElement[bool]
+        values: dict[str, Any]
+        if opted_out:
+            changes, values = CustomerRow.opted_out_at.is_(None), {"opted_out_at": func.now()}
+        else:
+            changes = CustomerRow.opted_out.is_(True) | CustomerRow.opted_out_at.is_not(None)
+            values = {"opted_out": False, "opted_out_at": None}
         result = self.session.execute(
             update(CustomerRow)
-            .where(
-                CustomerRow.tenant_id == tenant_id, CustomerRow.id == customer_id, CustomerRow.opted_out != opted_out
-            )
-            .values(opted_out=opted_out, updated_at=func.now())
+            .where(CustomerRow.tenant_id == tenant_id, CustomerRow.id == customer_id, changes)
+            .values(**values, updated_at=func.now())
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0)) > 0

@@ -112,7 +112,11 @@ class Catalog(Protocol):
         ...
 
     def set_opted_out(self, tenant_id: int, customer_id: int, opted_out: bool) -> bool:
-        """Set the customer's ``opted_out``; whether it changed."""
+        """Opt the customer out, recording when (``opted_out_at``), or back in; whether it changed.
+
+        Two flags make a customer opted out: ``opted_out``, the tenant's (the import's column), and
+        ``opted_out_at``, the customer's own decision (a STOP reply, the CLI, the API), which no import
+        clears. Opting out sets the second; opting back in clears both."""
         ...
 
     def erase_customer(self, tenant_id: int, customer_id: int, token: str) -> None:

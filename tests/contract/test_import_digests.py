@@ -50,16 +50,36 @@ def test_the_digests_of_imported_rows_are_known_per_tenant(storage: StorageUnder
 
 def test_any_change_since_the_import_forgets_the_digest(storage: StorageUnderTest) -> None:
     tenant = new_tenant(storage)
-    run(storage, tenant, [(2, ADA, 11), (3, replace(ADA, subscription_ref="tv"), 12), (4, BOB, 13)])
+    ada = replace(ADA, opted_out=True)
+    run(storage, tenant, [(2, ada, 11), (3, replace(ada, subscription_ref="tv"), 12), (4, BOB, 13)])
     with storage.uow() as tx:
-        ada = tx.catalog.find_customer(tenant.id, "ada")
-        assert ada is not None
-        tx.catalog.set_opted_out(tenant.id, ada.id, True)
+        found = tx.catalog.find_customer(tenant.id, "ada")
+        assert found is not None
+        tx.catalog.set_opted_out(tenant.id, found.id, False)  # an operator opts her back in
 
     assert unchanged(storage, tenant) == {13}  # both of ada's subscriptions, through her customer row
 
     run(storage, tenant, [(2, BOB, 13)], full_sync=True, kept=[])
     assert unchanged(storage, tenant) == {13}  # ada removed: not unchanged either
+
+
+def test_an_import_never_clears_the_customers_own_opt_out(storage: StorageUnderTest) -> None:
+    tenant = new_tenant(storage)
+    run(storage, tenant, [(2, ADA, 11), (3, BOB, 13)])
+    with storage.uow() as tx:
+        found = tx.catalog.find_customer(tenant.id, "ada")
+        assert found is not None
+        assert tx.catalog.set_opted_out(tenant.id, found.id, True)  # she replied STOP
+
+    assert unchanged(storage, tenant) == {11, 13}  # her row as the tenant sends it did not change
+    plan = run(storage, tenant, [(2, replace(ADA, plan="Fiber 500"), 14), (3, BOB, 13)])
+
+    assert plan.counts == ImportCounts(updated=1, unchanged=1)
+    with storage.uow() as tx:
+        found = tx.catalog.find_customer(tenant.id, "ada")
+        assert found is not None and found.opted_out
+        claimed = sorted(status for _, status in tx.ledger(tenant.id).claim_due_reminders(TODAY, (5, 3, 1)))
+    assert claimed == ["pending", "skipped"]  # bob's sent, hers skipped
 
 
 def test_kept_rows_are_unchanged_and_present_for_a_full_sync(storage: StorageUnderTest) -> None:

@@ -222,7 +222,7 @@ class FakeCatalog:
             row.external_ref,
             row.name,
             row.phone,
-            row.opted_out,
+            row.opted_out or row.opted_out_at is not None,
             row.removed_at,
             row.erased_at,
             tuple(
@@ -260,9 +260,17 @@ class FakeCatalog:
     def set_opted_out(self, tenant_id: int, customer_id: int, opted_out: bool) -> bool:
         """Set the customer's ``opted_out``; whether it changed."""
         customer, _ = self._customer_rows(tenant_id, customer_id)
-        if customer is None or customer.opted_out == opted_out:
+        if customer is None:
             return False
-        self._tables.customers[customer.id] = dataclasses.replace(customer, opted_out=opted_out)
+        if opted_out:
+            if customer.opted_out_at is not None:
+                return False
+            changed = dataclasses.replace(customer, opted_out_at=self._session.transaction_now())
+        elif customer.opted_out or customer.opted_out_at is not None:
+            changed = dataclasses.replace(customer, opted_out=False, opted_out_at=None)
+        else:
+            return False
+        self._tables.customers[customer.id] = changed
         return True
 
     def erase_customer(self, tenant_id: int, customer_id: int, token: str) -> None:

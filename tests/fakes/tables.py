@@ -37,6 +37,8 @@ class CustomerRow:
     removed_at: dt.datetime | None = None
     erased_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    # Migration 0010: when the customer opted out (STOP, the CLI, the API); an import never undoes it.
+    opted_out_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,15 @@ import pytest
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI
 
+from tenant_worker.adapters.api_keys import SqlApiKeyStore
+from tenant_worker.adapters.db import session_factory
 from tenant_worker.api.app import create_app
 from tenant_worker.api.deps import TenantScope, tenant_scope
 from tenant_worker.bootstrap import bootstrap
 from tenant_worker.config import Settings
 from tenant_worker.domain.requests import Claim, StoredAnswer
 from tenant_worker.services import api_keys
+from tenant_worker.services.api_keys import new_key_text
 from tests.conftest import free_port, wait_until
 from tests.fakes import FakeApiKeyStore, FakeStorage
 
@@ -196,3 +199,14 @@ def test_readyz_is_a_503_problem_naming_what_is_unreachable() -> None:
     assert body["detail"] == "unreachable: database, redis"
     assert str(dead) not in response.text and "nobody" not in response.text
     assert alive.json() == {"status": "ok"}
+
+
+def test_a_tenant_key_while_the_database_is_unreachable_is_a_503_problem() -> None:
+    dead = free_port()
+    settings = Settings(redis_url=f"redis://127.0.0.1:{dead}/0", admin_api_keys=(ADMIN,))
+    store = SqlApiKeyStore(session_factory(f"postgresql://nobody@127.0.0.1:{dead}/none"))
+    services = bootstrap(settings, api_keys=store, request_limiter=Unlimited(), idempotency=NoIdempotency())
+    with serving(create_app(services)) as http:
+        response = http.get("/v1/tenants", headers=auth(new_key_text()))
+    assert_problem(response, 503)
+    assert "nobody" not in response.text and str(dead) not in response.text

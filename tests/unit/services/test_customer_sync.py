@@ -207,11 +207,25 @@ def test_another_default_region_validates_the_rows_again(storage: FakeStorage, t
 
 
 def test_a_row_changed_since_its_import_is_validated_and_compared_again(storage: FakeStorage, tenant: Tenant) -> None:
-    text = csv_text(row("ada"), row("bob"))
+    text = f"{HEADER},opted_out\n{row('ada')},true\n{row('bob')},false\n"
     sync(storage, text)
     with storage() as tx:
         ada = tx.catalog.find_customer(tenant.id, "ada")
         assert ada is not None
-        tx.catalog.set_opted_out(tenant.id, ada.id, True)
+        tx.catalog.set_opted_out(tenant.id, ada.id, False)  # an operator opts her back in
 
-    assert sync(storage, text).counts == ImportCounts(updated=1, unchanged=1)
+    assert sync(storage, text).counts == ImportCounts(updated=1, unchanged=1)  # the tenant's file says out
+
+
+def test_an_import_never_undoes_a_customers_own_opt_out(storage: FakeStorage, tenant: Tenant) -> None:
+    sync(storage, csv_text(row("ada")))
+    with storage() as tx:
+        ada = tx.catalog.find_customer(tenant.id, "ada")
+        assert ada is not None
+        tx.catalog.set_opted_out(tenant.id, ada.id, True)  # she replied STOP
+
+    sync(storage, csv_text(row("ada", expires="2027-03-05")))
+
+    with storage() as tx:
+        ada = tx.catalog.find_customer(tenant.id, "ada")
+        assert ada is not None and ada.opted_out
