@@ -7,6 +7,11 @@ waiting, in flight), each read backwards from the cursor and stopped at the page
 a page costs its own rows (plus the rows the filters pass over), however deep the listing goes. A
 listing for one customer goes through the ledger's unique index, which leads with ``subscription_id``.
 
+The other filters are checked on the rows walked, not looked up: a page for a rare status or delivery
+status walks back until it has its rows (bounded by a date range when one is given, which the planner
+may also serve from the day index). No index on ``delivery_status``: every status report would then
+rewrite index entries instead of updating its row in place (HOT).
+
 Per-day counts read the closed rows of the days asked for through ``reminders_closed_day_idx``
 (migration 0012), and the open rows (a backlog at most) through their own indexes.
 """
