@@ -24,6 +24,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -172,7 +173,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="use this (migrated, empty) database instead of a fresh one")
     args = parser.parse_args()
     parts = list(PARTS) if args.part == "all" else [args.part]
-    log = Path(os.environ.get("BENCH_API_LOG", "/tmp/bench-api.log"))
+    log = Path(tempfile.mkdtemp(prefix="bench-api-")) / "api.log"  # the server's output, shown if it fails
     with (
         database(args.database_url) as url,
         redis_server(args.redis_url) as redis_url,
