@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from tenant_worker.api.customers import CustomerRowIn
 from tenant_worker.services.customers import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, RejectedRow, validated_rows
 
@@ -16,4 +18,4 @@ def test_an_upsert_row_carries_exactly_the_import_columns_as_text() -> None:
     [validated] = list(validated_rows([source], None))
     assert not isinstance(validated, RejectedRow), validated
     line, record = validated
-    assert (line, record.amount, record.opted_out, record.subscription_ref) == (7, 12.5, True, None)
+    assert (line, record.amount, record.opted_out, record.subscription_ref) == (7, Decimal("12.5"), True, None)
