@@ -246,6 +246,7 @@ class SqlCatalog:
             opted_out=row.opted_out,
             removed_at=row.removed_at,
             erased_at=row.erased_at,
+            opted_out_at=row.opted_out_at,
             subscriptions=tuple(
                 SubscriptionView(
                     id=s.id,
@@ -288,7 +289,7 @@ class SqlCatalog:
             .where(
                 CustomerRow.tenant_id == tenant_id, CustomerRow.id == customer_id, CustomerRow.opted_out != opted_out
             )
-            .values(opted_out=opted_out, updated_at=func.now())
+            .values(opted_out=opted_out, opted_out_at=func.now() if opted_out else None, updated_at=func.now())
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0)) > 0

@@ -231,6 +231,7 @@ class FakeCatalog:
                 )
                 for s in subscriptions
             ),
+            opted_out_at=row.opted_out_at,
         )
 
     def _customer_rows(self, tenant_id: int, customer_id: int) -> tuple[CustomerRow | None, list[SubscriptionRow]]:
@@ -262,7 +263,8 @@ class FakeCatalog:
         customer, _ = self._customer_rows(tenant_id, customer_id)
         if customer is None or customer.opted_out == opted_out:
             return False
-        self._tables.customers[customer.id] = dataclasses.replace(customer, opted_out=opted_out)
+        at = self._session.transaction_now() if opted_out else None
+        self._tables.customers[customer.id] = dataclasses.replace(customer, opted_out=opted_out, opted_out_at=at)
         return True
 
     def erase_customer(self, tenant_id: int, customer_id: int, token: str) -> None:

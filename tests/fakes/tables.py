@@ -37,6 +37,7 @@ class CustomerRow:
     removed_at: dt.datetime | None = None
     erased_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    opted_out_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
