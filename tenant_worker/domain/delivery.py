@@ -117,6 +117,19 @@ def parse_report(fields: Mapping[str, str]) -> DeliveryReport | None:
     return DeliveryReport(message_id, int(reference), status, status_at, reason, int(code) if code else None)
 
 
+def parse_inbound(fields: Mapping[str, str]) -> InboundSms:
+    """An inbound SMS from MessageBird's fields: ``originator``, ``recipient`` and the text as
+    ``body`` (SMS forwarding) or ``payload`` (Flow Builder); missing ones are a ``ValidationError``."""
+    originator, recipient = fields.get("originator", "").strip(), fields.get("recipient", "").strip()
+    body = fields.get("body", fields.get("payload", ""))
+    problems = [
+        f"{name}: required" for name, value in (("originator", originator), ("recipient", recipient)) if not value
+    ]
+    if problems:
+        raise ValidationError(problems)
+    return InboundSms(originator[:32], recipient[:32], body[:1600])
+
+
 def _timestamp(raw: str) -> dt.datetime | None:
     try:
         value = dt.datetime.fromisoformat(raw.strip())

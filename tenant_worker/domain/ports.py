@@ -200,3 +200,41 @@ class ScheduleStore(Protocol):
     def publish_sweep(self, slug: str, queue: str) -> str:
         """Send the tenant's sweep task now; returns its id."""
         ...
+
+
+@dataclass(frozen=True)
+class SignedToken:
+    """A webhook signature that checked out: its unique id and when it expires (UTC)."""
+
+    token_id: str
+    expires_at: dt.datetime
+
+
+class WebhookRejected(Exception):
+    """A webhook request is not provably MessageBird's: no signature, a forged, expired or replayed one.
+    The message says which (never the token or the key)."""
+
+
+class WebhookUnavailable(RuntimeError):
+    """A webhook cannot be checked now: no signing key or public URL configured, or the replay store
+    (Redis) is down. Answered 503 so MessageBird delivers the request again later."""
+
+
+class WebhookVerifier(Protocol):
+    """Checks MessageBird's ``MessageBird-Signature-JWT`` against the URL it called and the body."""
+
+    def verify(self, signature: str | None, path: str, raw_query: str, body: bytes) -> SignedToken:
+        """The token's id and expiry if ``signature`` signs this request; else :class:`WebhookRejected`."""
+        ...
+
+
+class ReplayGuard(Protocol):
+    """Remembers the ids of tokens already used, shared by every API process."""
+
+    def first_use(self, token_id: str, ttl_seconds: int) -> bool:
+        """Remember ``token_id`` for ``ttl_seconds``; False if it was seen before (a replay)."""
+        ...
+
+    def forget(self, token_id: str) -> None:
+        """Forget ``token_id`` (its request failed on our side: MessageBird may deliver it again)."""
+        ...
