@@ -1,7 +1,7 @@
 """The composition root: the one place that knows which adapter implements which port.
 
 :func:`bootstrap` turns settings into a :class:`Services` object for one process. Every entrypoint
-(the worker's tasks, beat, the CLI, and the HTTP API that comes next) asks it for the ports and hands
+(the worker's tasks, beat, the CLI, and the HTTP API) asks it for the ports and hands
 them to one service call; nothing else builds an adapter. Tests pass fakes (``bootstrap(settings,
 uow=..., gateway=...)``) to replace any part.
 
@@ -20,17 +20,20 @@ from typing import Any, Generic, TypeVar, overload
 import redis
 from celery import Celery
 
+from tenant_worker.adapters.api_keys import SqlApiKeyStore
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue, announce_route_change
 from tenant_worker.adapters.console import ConsoleGateway
 from tenant_worker.adapters.db import session_factory
 from tenant_worker.adapters.messagebird import MessageBirdGateway
 from tenant_worker.adapters.messagebird_webhooks import MessageBirdSignatures, RedisReplayGuard
 from tenant_worker.adapters.redbeat import RedBeatStore
+from tenant_worker.adapters.redis_api import RedisIdempotencyStore, RedisRequestLimiter
 from tenant_worker.adapters.redis_breaker import RedisBrokerMarker, RedisGatewayBreaker
 from tenant_worker.adapters.redis_ratelimit import RedisRateLimiter
 from tenant_worker.adapters.sentry import SentryAlerts
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.config import Settings, load_settings
+from tenant_worker.domain.api_keys import ApiKeyStore
 from tenant_worker.domain.ports import (
     SYSTEM_CLOCK,
     AlertSink,
@@ -45,6 +48,7 @@ from tenant_worker.domain.ports import (
     SmsGateway,
     WebhookVerifier,
 )
+from tenant_worker.domain.requests import IdempotencyStore, RequestLimiter
 from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.services.schedules import ScheduleService
 
@@ -174,6 +178,21 @@ class Services:
     def announce_route_change(self) -> Callable[[], None]:
         """Tells every process's router that a tenant changed queue."""
         return lambda: announce_route_change(self.app, self.redis)
+
+    @_built
+    def api_keys(self) -> ApiKeyStore:
+        """Tenant API keys on PostgreSQL (looked up on every HTTP request)."""
+        return SqlApiKeyStore(session_factory(self.settings.database_url))
+
+    @_built
+    def request_limiter(self) -> RequestLimiter:
+        """The HTTP API's per-key rate limit, shared by every API process (Redis)."""
+        return RedisRequestLimiter(self.redis, self.settings.api_rate_per_second, self.settings.api_rate_burst)
+
+    @_built
+    def idempotency(self) -> IdempotencyStore:
+        """The HTTP API's remembered ``Idempotency-Key`` answers (Redis)."""
+        return RedisIdempotencyStore(self.redis)
 
     def schedules(self) -> ScheduleService:
         """The schedule use cases on this process's ports."""

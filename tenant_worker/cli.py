@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tenant_worker import (
+    cli_api,
     cli_customers,
     cli_errors,
     cli_import,
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     queues.set_defaults(handler=cmd_queues)
 
     cli_ledger.register(sub)
+    cli_api.register(sub)
 
     for name, handler in (("worker", cmd_worker), ("beat", cmd_beat)):
         p = sub.add_parser(name, help=f"run celery {name} (extra options are passed to Celery)")

@@ -45,6 +45,9 @@ WITHOUT_REDIS = {
     ("customers", "opt-out"),
     ("customers", "erase"),
     ("ledger", "prune"),
+    ("api-keys", "create"),
+    ("api-keys", "list"),
+    ("api-keys", "revoke"),
 }
 # `worker` and `beat` check their services themselves (production's credential rule comes first).
 SELF_CHECKED = {"worker", "beat"}

@@ -29,6 +29,8 @@ MESSAGEBIRD_REST_ENDPOINT = "https://rest.messagebird.com"
 # The Redis visibility timeout: an unacknowledged task is redelivered after this long. Every
 # countdown/ETA the project schedules must stay well below it, or Redis redelivers it in a loop.
 VISIBILITY_TIMEOUT_SECONDS = 3600
+# An admin key opens every tenant: refuse one short enough to guess (openssl rand -hex 32 makes 64).
+MIN_ADMIN_KEY_LENGTH = 24
 
 
 class ConfigurationError(ValueError):
@@ -111,6 +113,15 @@ class Settings:
     public_base_url: str = ""
     messagebird_signing_key: str = field(default="", repr=False)
     stop_keywords: tuple[str, ...] = DEFAULT_STOP_KEYWORDS
+    # The HTTP control plane (``tenant-worker api``). Loopback by default: exposing it is a decision
+    # (compose and k8s set 0.0.0.0 behind their own network rules).
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    # Admin keys act on every tenant; several so one can be rotated without downtime. Never logged.
+    admin_api_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Per API key token bucket: requests per second sustained, and how many may come at once. 0 = no limit.
+    api_rate_per_second: float = 50.0
+    api_rate_burst: int = 100
 
     def __post_init__(self) -> None:
         if self.sms_backend not in ("console", "messagebird"):
@@ -145,6 +156,12 @@ class Settings:
             raise ConfigurationError("PUBLIC_BASE_URL must not end with / nor carry a query string")
         if self.ledger_retention_days and self.ledger_retention_days < MAX_WINDOW_DAYS + 30:
             raise ConfigurationError(f"LEDGER_RETENTION_DAYS must be 0 (off) or at least {MAX_WINDOW_DAYS + 30}")
+        if not 0 < self.api_port < 65536:
+            raise ConfigurationError("API_PORT must be between 1 and 65535")
+        if self.api_rate_per_second < 0 or self.api_rate_burst < 1:
+            raise ConfigurationError("API_RATE_PER_SECOND must be >= 0 (0 = no limit) and API_RATE_BURST >= 1")
+        if any(len(key) < MIN_ADMIN_KEY_LENGTH for key in self.admin_api_keys):
+            raise ConfigurationError(f"every admin API key must have at least {MIN_ADMIN_KEY_LENGTH} characters")
 
     @property
     def send_retry(self) -> RetryPolicy:
@@ -235,6 +252,7 @@ def secrets_of(settings: Settings) -> list[str]:
         url_password(settings.database_url),
         settings.messagebird_access_key,
         settings.messagebird_signing_key,
+        *settings.admin_api_keys,
     ]
 
 
@@ -347,6 +365,9 @@ _NUMBERS = {
     "beat_max_interval": "BEAT_MAX_INTERVAL",
     "broker_connection_max_retries": "BROKER_CONNECTION_MAX_RETRIES",
     "ledger_retention_days": "LEDGER_RETENTION_DAYS",
+    "api_port": "API_PORT",
+    "api_rate_per_second": "API_RATE_PER_SECOND",
+    "api_rate_burst": "API_RATE_BURST",
 }
 
 
@@ -358,6 +379,13 @@ def _numbers(env: Mapping[str, str]) -> dict[str, Any]:
         value = _number(env, variable, float(default))  # type: ignore[arg-type]
         values[name] = int(value) if isinstance(default, int) else value
     return values
+
+
+def _admin_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``ADMIN_API_KEYS_FILE``'s content (the container secret) or ``ADMIN_API_KEYS``: keys separated
+    by commas or new lines, blanks ignored."""
+    text = _read_secret(env, "ADMIN_API_KEYS") or ""
+    return tuple(key.strip() for key in re.split(r"[,\n]", text) if key.strip())
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -375,6 +403,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
         messagebird_signing_key=_read_secret(env, "MESSAGEBIRD_SIGNING_KEY") or "",
         stop_keywords=_keywords(env.get("STOP_KEYWORDS")),
+        api_host=env.get("API_HOST") or "127.0.0.1",
+        admin_api_keys=_admin_keys(env),
         **_numbers(env),
     )
 

@@ -42,6 +42,10 @@ ALERTS_WAITING_KEY = "tenant_worker:alerts-waiting"
 # Messages workers discarded as malformed: a hash of counters, field ``<queue>:<reason>``
 # (adapters/celery_consumer.py); ``tenant-worker queues`` shows them. Deleting the key resets them.
 DISCARDED_MESSAGES_KEY = "tenant_worker:discarded_messages"
+# The HTTP API: each key's request bucket (``<prefix><key id>``) and each remembered
+# ``Idempotency-Key`` (``<prefix><scope>:<sha256 of the key>``).
+API_RATE_PREFIX = "tenant_worker:api:rate:"
+IDEMPOTENCY_PREFIX = "tenant_worker:api:idem:"
 
 # MessageBird's signed webhooks: a token id (``jti``) already seen is refused as a replay until the
 # token would have expired anyway (``<prefix><jti>``, adapters/messagebird_webhooks.py).

@@ -50,6 +50,13 @@ def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(get_engine(url), expire_on_commit=False)
 
 
+def ping_database(url: str) -> None:
+    """Run ``SELECT 1`` on a pooled connection (the API's readiness probe, every few seconds: no
+    new connection each time); raises the driver's error when PostgreSQL does not answer."""
+    with get_engine(url).connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
 def check_database(url: str, *, migrated: bool = False) -> None:
     """Fail early with a one-line message (no password) that says how to fix it when PostgreSQL is
     unreachable (:class:`ServiceUnavailable`), the database is missing or, with ``migrated``, its

@@ -1,0 +1,36 @@
+"""The ASGI application: routers, the auth and idempotency middleware, and problem+json errors.
+
+``create_app(services)`` is all a server needs; ``tenant-worker api`` builds the services with
+``bootstrap`` and serves the app with uvicorn. Each router module exposes ``router`` and is included
+here with one line.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from tenant_worker.api import admin, health, keys, problems
+from tenant_worker.api.auth import Guard
+from tenant_worker.api.idempotency import Idempotency
+from tenant_worker.bootstrap import Services
+
+DESCRIPTION = """\
+Manage tenant-worker over HTTP: tenants, their API keys and data. Authenticate every `/v1` call with
+`Authorization: Bearer <key>`: an admin key (from `ADMIN_API_KEYS`) or a tenant's key (`twk_...`),
+which sees only its own tenant. Send an `Idempotency-Key` header with POST, PUT and DELETE to make a
+retry safe. Errors are `application/problem+json`.
+"""
+
+
+def create_app(services: Services) -> FastAPI:
+    """The API on ``services`` (kept in ``app.state.services`` for the handlers)."""
+    app = FastAPI(title="tenant-worker", version="1", description=DESCRIPTION)
+    app.state.services = services
+    problems.install(app, services.settings)
+    app.include_router(health.router)
+    app.include_router(admin.router)
+    app.include_router(keys.router)
+    # Added last = runs first: the Guard resolves the caller that Idempotency keys its answers by.
+    app.add_middleware(Idempotency, store=services.idempotency)
+    app.add_middleware(Guard, services=services)
+    return app
