@@ -208,6 +208,7 @@ class MessageBirdEmulator:
                     reference=text_or_none(fields.get("reference")),
                     message_id=message_id,
                     datacoding=text_or_none(fields.get("datacoding")),
+                    report_url=report_url,
                 )
             )
             return reply

@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-import uuid
-from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import httpx
@@ -28,28 +26,17 @@ from tenant_worker.services.tenants import create_tenant
 from tenant_worker_dev.emulators.messagebird_signing import SIGNATURE_HEADER, sign_request
 from tenant_worker_dev.emulators.sentry import SentryRecorder
 from tests.conftest import ALWAYS_OPEN, add_customers, customer, new_phone, unique_slug, wait_until
-from tests.integration.api.conftest import ApiServer, api_env, problem, running_api
+from tests.integration.api import dlr_server
+from tests.integration.api.conftest import ApiServer, problem
+from tests.integration.api.dlr_server import PUBLIC, SIGNING_KEY
 
-SIGNING_KEY = "mb-signing-key-" + uuid.uuid4().hex
-PUBLIC = "https://reminders.example.test"
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+
+dlr_api = dlr_server.dlr_api  # the fixture, in this module's scope
 
 
 def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
-
-
-@pytest.fixture(scope="module")
-def dlr_api(
-    database_url: str, redis_url: str, sentry_recorder: SentryRecorder, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    """An API server with a signing key, a public URL and Sentry."""
-    env = api_env(
-        database_url, redis_url, MESSAGEBIRD_SIGNING_KEY=SIGNING_KEY, PUBLIC_BASE_URL=PUBLIC,
-        SENTRY_DSN=sentry_recorder.dsn, STOP_KEYWORDS="STOP,STOPP,ARRET,UITSCHRIJVEN",
-    )  # fmt: skip
-    with running_api(env, tmp_path_factory.mktemp("dlr") / "api.log") as server:
-        yield server
 
 
 def sent_reminders(sessions: sessionmaker[Session], tenant: Tenant, count: int = 1) -> list[int]:
