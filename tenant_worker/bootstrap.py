@@ -50,6 +50,7 @@ from tenant_worker.domain.ports import (
 )
 from tenant_worker.domain.requests import IdempotencyStore, RequestLimiter
 from tenant_worker.domain.storage import UnitOfWorkFactory
+from tenant_worker.services.report_batcher import ReportBatcher
 from tenant_worker.services.schedules import ScheduleService
 
 _T = TypeVar("_T")
@@ -173,6 +174,11 @@ class Services:
     def replay_guard(self) -> ReplayGuard:
         """Refuses a webhook signature used before (shared by every API process through Redis)."""
         return RedisReplayGuard(self.redis)
+
+    @_built
+    def report_batcher(self) -> ReportBatcher:
+        """Records MessageBird's status reports of concurrent requests in shared transactions."""
+        return ReportBatcher(self.uow, self.replay_guard, self.alerts, self.clock)
 
     @_built
     def announce_route_change(self) -> Callable[[], None]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import Sequence
 
 import redis
 from messagebird.error import ValidationError as SignatureError
@@ -20,7 +21,7 @@ from messagebird.request_validator import RequestValidator
 from redis.exceptions import RedisError
 
 from tenant_worker.constants import WEBHOOK_SEEN_PREFIX
-from tenant_worker.domain.ports import SignedToken, WebhookRejected, WebhookUnavailable
+from tenant_worker.domain.ports import SignedToken, WebhookRejected, WebhookUnavailable, replay_ttl
 
 MAX_TOKEN_ID = 128
 
@@ -57,14 +58,20 @@ class RedisReplayGuard:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
-    def first_use(self, token_id: str, ttl_seconds: int) -> bool:
-        """Remember the id; False if it was already remembered."""
+    def first_use(self, tokens: Sequence[SignedToken], now: dt.datetime) -> list[bool]:
+        """Remember the ids (one pipelined round trip); False for those already remembered."""
+        if not tokens:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for token in tokens:
+            pipe.set(WEBHOOK_SEEN_PREFIX + token.token_id, 1, nx=True, ex=replay_ttl(token, now))
         try:
-            return bool(self.client.set(WEBHOOK_SEEN_PREFIX + token_id, 1, nx=True, ex=max(ttl_seconds, 1)))
+            return [bool(answer) for answer in pipe.execute()]
         except RedisError as exc:
             raise WebhookUnavailable(f"cannot check for replays: Redis unavailable ({type(exc).__name__})") from None
 
-    def forget(self, token_id: str) -> None:
-        """Forget the id (best effort: if Redis is down, the key expires by itself)."""
-        with contextlib.suppress(RedisError):
-            self.client.delete(WEBHOOK_SEEN_PREFIX + token_id)
+    def forget(self, tokens: Sequence[SignedToken]) -> None:
+        """Forget the ids (best effort: if Redis is down, the keys expire by themselves)."""
+        if tokens:
+            with contextlib.suppress(RedisError):
+                self.client.delete(*(WEBHOOK_SEEN_PREFIX + token.token_id for token in tokens))

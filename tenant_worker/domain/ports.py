@@ -5,6 +5,7 @@ implement them (MessageBird, Celery, RedBeat, Redis, Sentry); the unit tests' fa
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -210,6 +211,15 @@ class SignedToken:
     expires_at: dt.datetime
 
 
+# Seconds a token id is remembered past its expiry: the validator's leeway (1 s) and clock skew.
+REPLAY_MARGIN_SECONDS = 5
+
+
+def replay_ttl(token: SignedToken, now: dt.datetime) -> int:
+    """How long to remember ``token``'s id: until it could no longer pass the validator."""
+    return max(1, math.ceil((token.expires_at - now).total_seconds()) + REPLAY_MARGIN_SECONDS)
+
+
 class WebhookRejected(Exception):
     """A webhook request is not provably MessageBird's: no signature, a forged, expired or replayed one.
     The message says which (never the token or the key)."""
@@ -229,12 +239,14 @@ class WebhookVerifier(Protocol):
 
 
 class ReplayGuard(Protocol):
-    """Remembers the ids of tokens already used, shared by every API process."""
+    """Remembers the ids of tokens already used, shared by every API process; several at once, as the
+    status reports of concurrent requests are checked together."""
 
-    def first_use(self, token_id: str, ttl_seconds: int) -> bool:
-        """Remember ``token_id`` for ``ttl_seconds``; False if it was seen before (a replay)."""
+    def first_use(self, tokens: Sequence[SignedToken], now: dt.datetime) -> list[bool]:
+        """Remember each token's id until a little after it expires; for each, False if its id was
+        seen before (a replay), also earlier in ``tokens``. ``WebhookUnavailable`` if it cannot tell."""
         ...
 
-    def forget(self, token_id: str) -> None:
-        """Forget ``token_id`` (its request failed on our side: MessageBird may deliver it again)."""
+    def forget(self, tokens: Sequence[SignedToken]) -> None:
+        """Forget these tokens (their requests failed on our side: MessageBird may deliver them again)."""
         ...

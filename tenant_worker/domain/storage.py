@@ -301,7 +301,7 @@ class DeliveryReceipts(Protocol):
         """Record each report on its reminder (``reference`` = reminder id, and ``provider_message_id``
         = the report's message id, so a guessed reference touches nothing) if it supersedes what is
         recorded (``domain.delivery.supersedes``), atomically against a concurrent report: a duplicate
-        or a late lower status changes nothing. Returns the reports that changed a row."""
+        or a late lower status changes nothing. Returns the reports (the objects given) that changed a row."""
         ...
 
     def tenants_for_number(self, number: str) -> list[str]:

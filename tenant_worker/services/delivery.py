@@ -1,27 +1,24 @@
-"""MessageBird's webhooks as use cases: check a signed request, record a status report, alert.
+"""MessageBird's webhooks as use cases: check a signed request, alert on undelivered SMS.
 
 :func:`authenticate` runs before anything is read from the request: the signature must check out
-(``WebhookVerifier``) and its token id must be new (``ReplayGuard``), else ``WebhookRejected`` and the
-ledger is never touched. :func:`record_reports` writes reports in one unit of work (one guarded
-``UPDATE``; see ``DeliveryReceipts``) and, after the commit, alerts once per (tenant, status, reason)
-for SMS that were not delivered. If the database fails, the token id is forgotten again, so that
-MessageBird, which delivers a report again when it is not answered 200, is not refused as a replay.
+(``WebhookVerifier``) and its token id must be new (``ReplayGuard``), else ``WebhookRejected`` and
+nothing is written. If handling the request then fails on our side, :func:`forgotten_on_failure`
+forgets the token id again, so that MessageBird, which delivers a request again until it is answered
+200, is not refused as a replay. Status reports take the same steps in batches
+(``services.report_batcher``) and end with :func:`alert_undelivered`.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from tenant_worker.domain.delivery import UNDELIVERED, DeliveryReport, RecordedReport, alert_reason
+from tenant_worker.domain.delivery import UNDELIVERED, RecordedReport, alert_reason
 from tenant_worker.domain.ports import AlertSink, Clock, ReplayGuard, SignedToken, WebhookRejected, WebhookVerifier
-from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.services.alerting import BatchAlerts
 
-# Seconds a token id is remembered past its expiry: the validator's leeway (1 s) and clock skew.
-REPLAY_MARGIN_SECONDS = 5
+REPLAYED = "replayed request: this signature was already used"
 
 
 def authenticate(
@@ -36,9 +33,8 @@ def authenticate(
     """The request's token, checked and remembered; ``WebhookRejected`` for a missing, forged,
     expired or replayed one (``WebhookUnavailable`` when the check itself cannot run)."""
     token = verifier.verify(signature, path, raw_query, body)
-    ttl = math.ceil((token.expires_at - clock.now()).total_seconds()) + REPLAY_MARGIN_SECONDS
-    if not guard.first_use(token.token_id, ttl):
-        raise WebhookRejected("replayed request: this signature was already used")
+    if not guard.first_use([token], clock.now())[0]:
+        raise WebhookRejected(REPLAYED)
     return token
 
 
@@ -48,19 +44,8 @@ def forgotten_on_failure(guard: ReplayGuard, token: SignedToken) -> Iterator[Non
     try:
         yield
     except BaseException:
-        guard.forget(token.token_id)
+        guard.forget([token])
         raise
-
-
-def record_reports(uow: UnitOfWorkFactory, alerts: AlertSink, reports: Sequence[DeliveryReport]) -> int:
-    """Record the reports (a duplicate or an out-of-order one changes nothing); alert on undelivered
-    SMS among those that changed a row. Returns how many changed a row."""
-    if not reports:
-        return 0
-    with uow() as tx:
-        recorded = tx.receipts.record_reports(reports)
-    alert_undelivered(alerts, recorded)
-    return len(recorded)
 
 
 def alert_undelivered(alerts: AlertSink, recorded: Sequence[RecordedReport]) -> None:

@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Sequence
 
-from tenant_worker.domain.ports import SYSTEM_CLOCK, Clock
+from tenant_worker.domain.ports import SignedToken, replay_ttl
 
 
 class MemoryReplayGuard:
-    """``domain.ports.ReplayGuard``: token ids with their expiry on ``clock``."""
+    """``domain.ports.ReplayGuard``: token ids with when they may be forgotten."""
 
-    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
-        self.clock = clock
+    def __init__(self) -> None:
         self.seen: dict[str, dt.datetime] = {}
         self._lock = threading.Lock()
 
-    def first_use(self, token_id: str, ttl_seconds: int) -> bool:
-        """Remember the id unless it is remembered and not expired yet."""
-        now = self.clock.now()
+    def first_use(self, tokens: Sequence[SignedToken], now: dt.datetime) -> list[bool]:
+        """Remember each id unless it is remembered and not expired yet."""
+        fresh = []
         with self._lock:
-            expires = self.seen.get(token_id)
-            if expires is not None and expires > now:
-                return False
-            self.seen[token_id] = now + dt.timedelta(seconds=max(ttl_seconds, 1))
-            return True
+            for token in tokens:
+                until = self.seen.get(token.token_id)
+                fresh.append(until is None or until <= now)
+                if fresh[-1]:
+                    self.seen[token.token_id] = now + dt.timedelta(seconds=replay_ttl(token, now))
+        return fresh
 
-    def forget(self, token_id: str) -> None:
-        """Forget the id."""
+    def forget(self, tokens: Sequence[SignedToken]) -> None:
+        """Forget the ids."""
         with self._lock:
-            self.seen.pop(token_id, None)
+            for token in tokens:
+                self.seen.pop(token.token_id, None)

@@ -6,16 +6,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+import uuid
+from concurrent.futures import Future, wait
 
 import pytest
 
 from tenant_worker.adapters.messagebird_webhooks import MessageBirdSignatures
 from tenant_worker.domain.delivery import DeliveryReport, InboundSms
-from tenant_worker.domain.ports import SYSTEM_CLOCK, WebhookRejected, WebhookUnavailable
+from tenant_worker.domain.ports import SYSTEM_CLOCK, SignedToken, WebhookRejected, WebhookUnavailable
 from tenant_worker.domain.records import Tenant
 from tenant_worker.domain.storage import StorageUnavailable
-from tenant_worker.services.delivery import authenticate, forgotten_on_failure, record_reports
+from tenant_worker.services.delivery import authenticate, forgotten_on_failure
 from tenant_worker.services.replies import handle_reply
+from tenant_worker.services.report_batcher import ReportBatcher
 from tenant_worker_dev.emulators.messagebird_signing import sign_request
 from tests.fakes import FakeStorage, RecordingAlerts
 from tests.fakes.replay import MemoryReplayGuard
@@ -77,7 +80,7 @@ def test_a_replayed_signature_is_rejected_and_a_forgotten_one_accepted_again() -
     token_id = check(signature, guard=guard)
     with pytest.raises(WebhookRejected, match="replayed"):
         check(signature, guard=guard)
-    guard.forget(token_id)
+    guard.forget([SignedToken(token_id, dt.datetime.now(dt.UTC))])
     assert check(signature, guard=guard) == token_id
 
 
@@ -102,6 +105,29 @@ def report(rid: int, status: str, seconds: int = 0, **extra: object) -> Delivery
     return DeliveryReport(f"mb-{rid}", rid, status, T0 + dt.timedelta(seconds=seconds), **extra)  # type: ignore[arg-type]
 
 
+def fresh_token() -> SignedToken:
+    return SignedToken(uuid.uuid4().hex, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+
+
+def record_batch(
+    storage: FakeStorage,
+    alerts: RecordingAlerts,
+    reports: list[DeliveryReport | None],
+    guard: MemoryReplayGuard | None = None,
+    tokens: list[SignedToken] | None = None,
+) -> list[Future[bool]]:
+    """One batch through the batcher, as its thread would take it; each request's future."""
+    batcher = ReportBatcher(storage, guard or MemoryReplayGuard(), alerts, SYSTEM_CLOCK)
+    tokens = tokens or [fresh_token() for _ in reports]
+    futures = [batcher.submit(token, item) for token, item in zip(tokens, reports, strict=True)]
+    wait(futures, timeout=5)
+    return futures
+
+
+def recorded(futures: list[Future[bool]]) -> int:
+    return sum(1 for future in futures if future.result())
+
+
 def test_undelivered_reports_alert_once_per_tenant_status_and_reason(
     storage: FakeStorage, new_tenant: NewTenant, alerts: RecordingAlerts
 ) -> None:
@@ -114,24 +140,48 @@ def test_undelivered_reports_alert_once_per_tenant_status_and_reason(
         report(c, "expired", reason="expired"),
         report(d, "delivered"),
     ]
-    assert record_reports(storage, alerts, batch) == 4
+    assert recorded(record_batch(storage, alerts, batch)) == 4
     assert sorted((slug, status, reason, ids) for slug, status, reason, ids, _ in alerts.ended) == [
         (first.slug, "delivery_failed", "error_1", [a, b]),
         (first.slug, "expired", "expired", [c]),
     ]
-    assert record_reports(storage, alerts, batch) == 0  # duplicates: nothing recorded, nothing alerted
+    assert recorded(record_batch(storage, alerts, batch)) == 0  # duplicates: nothing recorded, nothing alerted
     assert len(alerts.ended) == 2
 
 
-def test_a_token_is_forgotten_when_recording_fails(storage: FakeStorage, new_tenant: NewTenant) -> None:
-    tenant = new_tenant()
-    (rid,) = sent_reminders(storage, tenant, 1)
+def test_a_batch_refuses_replays_and_records_the_rest(storage: FakeStorage, new_tenant: NewTenant) -> None:
+    a, b = sent_reminders(storage, new_tenant(), 2)
+    guard, used, new = MemoryReplayGuard(), fresh_token(), fresh_token()
+    guard.first_use([used], dt.datetime.now(dt.UTC))
+    replayed, first, again = record_batch(
+        storage, RecordingAlerts(), [report(a, "delivered"), report(b, "delivered"), report(b, "buffered")],
+        guard, [used, new, new],
+    )  # fmt: skip
+    assert isinstance(replayed.exception(), WebhookRejected) and isinstance(again.exception(), WebhookRejected)
+    assert first.result() is True
+    assert [r.delivery_status for r in storage.reminders()] == [None, "delivered"]
+
+
+def test_a_report_that_is_not_ours_is_answered_without_recording(storage: FakeStorage) -> None:
+    (future,) = record_batch(storage, RecordingAlerts(), [None])
+    assert future.result() is False
+
+
+def test_tokens_are_forgotten_when_recording_fails(storage: FakeStorage, new_tenant: NewTenant) -> None:
+    (rid,) = sent_reminders(storage, new_tenant(), 1)
+    guard, token = MemoryReplayGuard(), fresh_token()
+    storage.fail_next()
+    (future,) = record_batch(storage, RecordingAlerts(), [report(rid, "delivered")], guard, [token])
+    assert isinstance(future.exception(), StorageUnavailable)
+    assert guard.first_use([token], dt.datetime.now(dt.UTC)) == [True]  # MessageBird's retry is accepted
+
+
+def test_a_token_is_forgotten_when_handling_a_reply_fails() -> None:
     guard = MemoryReplayGuard()
     token = authenticate(verifier, guard, SYSTEM_CLOCK, sign_request(KEY, f"{BASE}{PATH}?{QUERY}"), PATH, QUERY, b"")
-    storage.fail_next()
-    with pytest.raises(StorageUnavailable), forgotten_on_failure(guard, token):
-        record_reports(storage, RecordingAlerts(), [report(rid, "delivered")])
-    assert guard.first_use(token.token_id, 60)
+    with pytest.raises(RuntimeError), forgotten_on_failure(guard, token):
+        raise RuntimeError("the database went away")
+    assert guard.first_use([token], dt.datetime.now(dt.UTC)) == [True]
 
 
 @pytest.mark.parametrize("text", ["STOP", " stop\n", "Stop!", "arrêt", "Uitschrijven", "STOPP"])
