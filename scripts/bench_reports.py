@@ -9,7 +9,8 @@ signs them on its side.
 
 Prints (and :func:`run_reports` returns) the answer time percentiles, measured from when each request
 was due (so a server falling behind shows up as latency, not as a slower send rate), the achieved
-rate, the non-200 answers, and the lag from the last answer until the ledger shows every report.
+rate, the non-200 answers, the lag from the last answer until the ledger shows every report, and the
+server's CPU time per report (its capacity per core, however busy the machine is).
 Targets (issue 12): p99 <= 50 ms at 1,000 reports/s, lag <= 2 s. Asserts nothing.
 
     .venv/bin/python scripts/bench_reports.py --rate 1000 --seconds 10
@@ -118,6 +119,12 @@ def _delivered(database_url: str, ids: list[int]) -> int:
         )
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc``), children not included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_reports(
     rate: float = 1000.0,
     seconds: float = 10.0,
@@ -150,7 +157,10 @@ def run_reports(
                 except httpx.HTTPError:
                     time.sleep(0.1)
             requests = signed_requests(ids, signing_key, f"127.0.0.1:{port}")
+            load = os.getloadavg()[0]
+            cpu_before = _cpu_seconds(server.pid)
             results, elapsed = asyncio.run(_drive("127.0.0.1", port, requests, rate, connections))
+            cpu = _cpu_seconds(server.pid) - cpu_before
             answered = time.perf_counter()
             while _delivered(db_url, ids) < count and time.perf_counter() - answered < 30:
                 time.sleep(0.01)
@@ -170,6 +180,10 @@ def run_reports(
         "non_200": sum(1 for _, status in results if status != 200),
         "lag_s": round(lag, 3),
         "recorded": visible,
+        # What one report costs the server (one process; 0 with --api-workers > 1): the capacity of a
+        # core is 1000 / this, whatever else the machine is doing; the load shows how busy it was.
+        "server_cpu_ms_per_report": round(cpu * 1000 / count, 3) if api_workers == 1 else 0.0,
+        "load_average_1m": round(load, 2),
     }
 
 

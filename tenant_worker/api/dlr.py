@@ -56,6 +56,12 @@ class ReplyAnswer(BaseModel):
     opted_out: int
 
 
+async def _services(request: Request) -> Services:
+    """``deps.services_of`` as an async dependency: FastAPI runs a plain ``def`` dependency in its
+    thread pool, a hop that costs a status report more than checking its signature does."""
+    return services_of(request)
+
+
 @contextmanager
 def _refusals() -> Iterator[None]:
     """A rejected signature is 401; one that cannot be checked now is 503."""
@@ -79,7 +85,7 @@ _ANSWERS = {flag: ReportAnswer(recorded=flag).model_dump_json().encode() for fla
 
 
 @router.get(DLR_PATH, summary="MessageBird status report (signed)", response_model=ReportAnswer, responses=_REFUSED)
-async def messagebird_status_report(request: Request, services: Annotated[Services, Depends(services_of)]) -> Response:
+async def messagebird_status_report(request: Request, services: Annotated[Services, Depends(_services)]) -> Response:
     """Record a delivery status on the reminder whose id is the report's ``reference`` (and whose
     message is its ``id``), unless the reminder already has a more advanced one."""
     with _refusals():
@@ -109,7 +115,7 @@ def _fields(request: Request, body: bytes) -> dict[str, str]:
 
 
 @router.api_route(INBOUND_PATH, methods=["GET", "POST"], summary="MessageBird inbound SMS (signed)", responses=_REFUSED)
-async def messagebird_inbound(request: Request, services: Annotated[Services, Depends(services_of)]) -> ReplyAnswer:
+async def messagebird_inbound(request: Request, services: Annotated[Services, Depends(_services)]) -> ReplyAnswer:
     """A customer's reply: a stop keyword opts them out of the tenants texting from that number."""
     body = await request.body()
 
