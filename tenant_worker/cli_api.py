@@ -15,10 +15,12 @@ def cmd_api(args: argparse.Namespace, services: Services) -> int:
     """Serve the API until SIGTERM/Ctrl+C (uvicorn finishes the requests in flight first)."""
     import uvicorn
 
+    from tenant_worker.adapters.sentry import init_sentry
     from tenant_worker.api.app import create_app
 
     settings = services.settings
     settings.require_credentials()
+    init_sentry(settings)  # unexpected errors (500s) reach Sentry, without headers or bodies
     if not settings.admin_api_keys:
         print("warning: no ADMIN_API_KEYS(_FILE): only tenant keys can call the API", file=sys.stderr)
     host, port = args.host or settings.api_host, args.port or settings.api_port

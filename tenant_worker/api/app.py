@@ -7,11 +7,14 @@ here with one line.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from tenant_worker.api import admin, dlr, health, keys, problems
 from tenant_worker.api.auth import Guard
-from tenant_worker.api.idempotency import Idempotency
+from tenant_worker.api.idempotency import Idempotency, document_header
 from tenant_worker.bootstrap import Services
 
 DESCRIPTION = """\
@@ -34,4 +37,16 @@ def create_app(services: Services) -> FastAPI:
     # Added last = runs first: the Guard resolves the caller that Idempotency keys its answers by.
     app.add_middleware(Idempotency, store=services.idempotency)
     app.add_middleware(Guard, services=services)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with what the middleware adds to every route: problem+json errors and
+    the ``Idempotency-Key`` header (built once, on the first request for it)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        problems.document_problems(schema)
+        document_header(schema)
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -48,7 +48,7 @@ class Principal:
 def bearer_token(scope: Scope) -> str | None:
     """The key of an ``Authorization: Bearer <key>`` header, or None."""
     scheme, _, token = (Headers(scope=scope).get("authorization") or "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 def resolve(services: Services, token: str) -> Principal | None:

@@ -12,6 +12,7 @@ without a valid API key (they are refused by their route, or are signed webhooks
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -24,6 +25,23 @@ from tenant_worker.domain.requests import Claim, IdempotencyStore, RequestStoreU
 HEADER = "idempotency-key"
 METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_KEY_LENGTH = 255
+
+
+def document_header(schema: dict[str, Any]) -> None:
+    """Declare the optional ``Idempotency-Key`` header on every POST, PUT, PATCH and DELETE of the
+    OpenAPI document (the middleware serves them all, whichever router defines them)."""
+    parameter = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "maxLength": MAX_KEY_LENGTH},
+        "description": "Makes a retry safe: the first answer is replayed for 24 h; another request with "
+        "the same key is 422, a repeat while the first runs 409.",
+    }
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method.upper() in METHODS:
+                operation.setdefault("parameters", []).append(parameter)
 
 
 def fingerprint(scope: Scope, body: bytes) -> str:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from tenant_worker.adapters.sentry import init_sentry
 from tenant_worker.api.app import create_app
 from tenant_worker.bootstrap import bootstrap
 
 
 def build() -> FastAPI:
-    """A new app on services from the environment's settings."""
-    return create_app(bootstrap())
+    """A new app on services from the environment's settings (Sentry on if ``SENTRY_DSN`` is set)."""
+    services = bootstrap()
+    init_sentry(services.settings)
+    return create_app(services)

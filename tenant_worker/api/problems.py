@@ -59,6 +59,35 @@ def validation_problem(exc: RequestValidationError) -> Problem:
     return Problem(422, "Invalid request", detail, errors=errors)
 
 
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "An RFC 9457 problem document",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "example": "about:blank"},
+        "title": {"type": "string", "example": "Not found"},
+        "status": {"type": "integer", "example": 404},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {}, "description": "each invalid field (422)"},
+    },
+}
+
+
+def document_problems(schema: dict[str, Any]) -> None:
+    """Describe errors in the OpenAPI document as they are answered: every operation's 422 and any
+    other error (``default``) are ``application/problem+json`` (FastAPI's own 422 schema is not)."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(name, None)
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"] = {"description": "Invalid request", "content": content}
+            responses["default"] = {"description": "An error, as a problem document", "content": content}
+
+
 def install(app: FastAPI, settings: Settings) -> None:
     """Answer every error of ``app`` as a problem document."""
 

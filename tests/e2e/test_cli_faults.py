@@ -62,11 +62,15 @@ COMMANDS = [
     ("customers remove", ["{slug}", "kept"]),
     ("customers opt-out", ["{slug}", "kept"]),
     ("customers erase", ["{slug}", "forgotten", "--yes"]),
+    ("api-keys create", ["{slug}", "--name", "faults"]),
+    ("api-keys list", ["{slug}"]),
+    ("api", ["--port", "{port}"]),
 ]
 WITHOUT_REDIS = {
     "db upgrade", "tenant list", "tenant show", "tenant create", "tenant template", "customers import",
     "sweep --dry-run", "reminders list",
     "customers show", "customers remove", "customers opt-out", "customers erase",
+    "api-keys create", "api-keys list",
 }  # fmt: skip
 # fault -> (exit status, what the line must say) for a command that needs the broken service.
 FAULTS = {
@@ -149,7 +153,7 @@ def outcomes(
 
     def run(command: str, fault: str) -> subprocess.CompletedProcess[str]:
         words = command.split() + [
-            a.format(slug=tenant.slug, new=unique_slug("new"), csv=csv, definition=definition)
+            a.format(slug=tenant.slug, new=unique_slug("new"), csv=csv, definition=definition, port=free_port())
             for a in arguments[command]
         ]
         return subprocess.run(

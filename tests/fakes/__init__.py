@@ -8,9 +8,11 @@ Each passes the same contract tests as its real adapter (``tests/contract``; the
   ``fail_next``;
 - :class:`FakeClock`; :class:`FakeGateway` (scripted outcomes per recipient), :class:`KeyCheckingGateway`,
   :class:`MemoryGatewayBreaker`, :class:`RecordingAlerts`;
-- :class:`FakeQueue` (the task publisher), :class:`FakeBrokerMarker`, :class:`FakeScheduleStore`.
+- :class:`FakeQueue` (the task publisher), :class:`FakeBrokerMarker`, :class:`FakeScheduleStore`;
+- :class:`FakeApiKeyStore` (tenant API keys).
 """
 
+from tests.fakes.api_keys import FakeApiKeyStore
 from tests.fakes.broker import Enqueued, FakeBrokerMarker, FakeQueue, FakeScheduleStore
 from tests.fakes.catalog import FakeCatalog
 from tests.fakes.clock import FakeClock
@@ -23,6 +25,7 @@ from tests.fakes.tables import ConstraintViolation
 __all__ = [
     "ConstraintViolation",
     "Enqueued",
+    "FakeApiKeyStore",
     "FakeBrokerMarker",
     "FakeCatalog",
     "FakeClock",

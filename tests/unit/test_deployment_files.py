@@ -27,16 +27,18 @@ from celery.bin.beat import beat as celery_beat
 from celery.bin.worker import worker as celery_worker
 from sqlalchemy.engine import make_url
 
-from tenant_worker import cli, cli_errors
+from tenant_worker import cli, cli_api, cli_errors
 from tenant_worker.adapters.db import normalize_database_url
 from tenant_worker.bootstrap import Services
 from tenant_worker.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_POOLS = ("worker-shards-a", "worker-shards-b", "worker-control")
-APP_SERVICES = ("migrate", *WORKER_POOLS, "beat")
+APP_SERVICES = ("migrate", *WORKER_POOLS, "beat", "api")
 LONG_RUNNING = (*WORKER_POOLS, "beat")
-HANDLERS = {"migrate": "cmd_db_upgrade", "beat": "cmd_beat"} | {pool: "cmd_worker" for pool in WORKER_POOLS}
+HANDLERS = {"migrate": "cmd_db_upgrade", "beat": "cmd_beat", "api": "cmd_api"} | {
+    pool: "cmd_worker" for pool in WORKER_POOLS
+}
 CELERY_COMMANDS: dict[str, click.Command] = {"worker": celery_worker, "beat": celery_beat}
 # The Celery program behind each long-running service.
 PROGRAMS = {"beat": "beat"} | {pool: "worker" for pool in WORKER_POOLS}
@@ -179,7 +181,7 @@ def dispatch(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[str, arg
         return record
 
     for name in HANDLERS.values():
-        monkeypatch.setattr(cli, name, recorder(name))
+        monkeypatch.setattr(cli_api if name == "cmd_api" else cli, name, recorder(name))
     # No services here: what happens when they are missing is tests/e2e/test_cli_faults.py's business.
     monkeypatch.setattr(cli_errors, "preflight", lambda *_: None)
     assert cli.main(argv) == 0
@@ -478,7 +480,7 @@ def test_redis_password_never_appears_as_a_literal_in_the_compose_file() -> None
         assert not {"REDIS_PASSWORD", "REDIS_URL"} & set(env), f"{name} gets the Redis password as plain env"
 
 
-@pytest.mark.parametrize("secret", ["redis_password", "postgres_password"])
+@pytest.mark.parametrize("secret", ["redis_password", "postgres_password", "admin_api_keys"])
 def test_secret_files_stay_out_of_the_build_context(secret: str) -> None:
     secret_file = Path(load_compose()["secrets"][secret]["file"])
     assert excluded_from_build_context(secret_file.as_posix().removeprefix("./"))
@@ -549,3 +551,48 @@ def test_compose_environment_yields_settings_for_the_compose_services(tmp_path: 
 def test_compose_needs_no_password_in_the_host_environment(name: str) -> None:
     env = container_environment(name, {}) if "environment" in service(name) else {}
     assert not {k for k, v in env.items() if "PASSWORD" in k and not k.endswith("_FILE") and v}
+
+
+# --- docker-compose.yml: the HTTP API ------------------------------------------------------------------
+
+
+def test_api_listens_on_every_interface_in_its_container_but_is_published_on_loopback_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handler, args = dispatch(service("api")["command"], monkeypatch)
+    assert handler == "cmd_api" and args.host == "0.0.0.0"
+    published = [str(p) for p in service("api")["ports"]]
+    assert published == [f"127.0.0.1:{args.port}:{args.port}"], published
+
+
+def test_api_healthcheck_asks_readyz_on_the_port_it_listens_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, args = dispatch(service("api")["command"], monkeypatch)
+    probe = " ".join(service("api")["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{args.port}/readyz" in probe
+
+
+def test_api_starts_after_migrations_and_is_restarted() -> None:
+    api = service("api")
+    assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert api["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert api["restart"] == "unless-stopped"
+
+
+def test_api_reads_admin_keys_from_a_secret_never_from_plain_environment(tmp_path: Path) -> None:
+    env = container_environment("api", {})
+    assert secret_mounts("api").get(env["ADMIN_API_KEYS_FILE"]) == "admin_api_keys"
+    assert load_compose()["secrets"]["admin_api_keys"].keys() == {"file"}
+    for name, definition in load_compose()["services"].items():
+        assert "ADMIN_API_KEYS" not in definition.get("environment", {}), f"{name} gets admin keys as plain env"
+    keys = tmp_path / "admin_api_keys"
+    keys.write_text("k" * 64 + "\n", encoding="utf-8")
+    secrets = tmp_path / "redis_password"
+    secrets.write_text("p\n", encoding="utf-8")
+    database = tmp_path / "postgres_password"
+    database.write_text("d\n", encoding="utf-8")
+    files = {
+        "ADMIN_API_KEYS_FILE": str(keys),
+        "REDIS_PASSWORD_FILE": str(secrets),
+        "DATABASE_PASSWORD_FILE": str(database),
+    }
+    assert load_settings({**env, **files}).admin_api_keys == ("k" * 64,)

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tenant_worker"
-DRIVERS = ("sqlalchemy", "psycopg", "redis", "celery", "kombu", "redbeat", "alembic", "sentry_sdk", "messagebird")
+DRIVERS = (
+    "sqlalchemy", "psycopg", "redis", "celery", "kombu", "redbeat", "alembic", "sentry_sdk", "messagebird",
+    "fastapi", "starlette", "uvicorn",
+)  # fmt: skip
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -53,3 +56,12 @@ def test_the_domain_imports_only_the_standard_library_and_itself(path: Path) -> 
     ours -= {"tenant_worker"}  # the package itself, as in `from tenant_worker import constants`
     assert all(m.startswith(inward) for m in ours), f"domain/{path.name} imports {sorted(ours)}"
     assert not {m for m in imported_modules(path) if m.split(".")[0] in DRIVERS}
+
+
+@pytest.mark.parametrize("path", modules_of("api"), ids=lambda p: p.name)
+def test_api_handlers_hold_no_sql(path: Path) -> None:
+    bad = {m for m in imported_modules(path) if m.split(".")[0] in ("sqlalchemy", "psycopg")}
+    bad |= {
+        m for m in imported_modules(path) if m.startswith(("tenant_worker.adapters.orm", "tenant_worker.adapters.sql"))
+    }
+    assert not bad, f"api/{path.name} imports {sorted(bad)}: call a service with ports from bootstrap"

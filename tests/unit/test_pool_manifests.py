@@ -178,6 +178,10 @@ def test_worker_environment_yields_settings_with_both_passwords(tmp_path: Path) 
             DATABASE_PASSWORD_FILE=str(database_secret),
             MESSAGEBIRD_ACCESS_KEY="from-its-secret",
         )
+        if "ADMIN_API_KEYS_FILE" in env:
+            admin_keys = tmp_path / "admin_keys"
+            admin_keys.write_text("k" * 64 + "\n", encoding="utf-8")
+            env["ADMIN_API_KEYS_FILE"] = str(admin_keys)
 
         settings = load_settings(env)
 
@@ -185,3 +189,38 @@ def test_worker_environment_yields_settings_with_both_passwords(tmp_path: Path) 
         url = make_url(normalize_database_url(settings.database_url))
         assert (url.username, url.password, url.database) == ("tenant_worker", "pg/pass+word= @:%#?", "tenant_worker")
         assert settings.production, name
+
+
+def api_pod() -> dict[str, Any]:
+    pod: dict[str, Any] = k8s_pods()["tenant-worker-api"]
+    return pod
+
+
+def test_kubernetes_runs_the_api_like_compose_with_its_probes_on_its_port() -> None:
+    services: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    [container] = api_pod()["containers"]
+    assert container["args"] == services["api"]["command"]
+    args = cli.build_parser().parse_args(container["args"])
+    [port] = container["ports"]
+    assert port["containerPort"] == args.port and args.host == "0.0.0.0"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+
+
+def test_the_api_service_selects_the_api_pods_and_targets_their_port() -> None:
+    service = of_kind("Service")["tenant-worker-api"]
+    deployment = of_kind("Deployment")["tenant-worker-api"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    [container] = api_pod()["containers"]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == [container["ports"][0]["name"]]
+
+
+def test_the_api_reads_admin_keys_from_a_mounted_secret() -> None:
+    pod = api_pod()
+    env = pod_environment(pod)
+    assert mounted_secret(pod, env["ADMIN_API_KEYS_FILE"]) == ("tenant-worker-api-admin", "keys")
+    [container] = pod["containers"]
+    assert "ADMIN_API_KEYS" not in {e["name"] for e in container["env"]}
+    assert "MESSAGEBIRD_ACCESS_KEY" not in {e["name"] for e in container["env"]}, "the API sends no SMS"

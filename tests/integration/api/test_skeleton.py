@@ -29,3 +29,10 @@ def test_tenant_list_needs_an_admin_key(api_server: ApiServer) -> None:
         response = admin.get("/v1/tenants")
     assert response.status_code == 200
     assert tenant.slug in [t["slug"] for t in response.json()]
+
+
+def test_unknown_routes_and_methods_are_problem_documents(api_server: ApiServer) -> None:
+    with api_server.admin() as admin:
+        problem(admin.get("/v1/no-such-thing"), 404)
+        problem(admin.put("/v1/tenants"), 405)
+        problem(admin.post("/v1/tenants", content=b"[", headers={"content-type": "application/json"}), 422)
