@@ -22,7 +22,6 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from tenant_worker.adapters.sentry import init_sentry
 from tenant_worker.api.deps import services_of
 from tenant_worker.api.problems import Problem
 from tenant_worker.bootstrap import Services
@@ -93,7 +92,6 @@ async def messagebird_status_report(request: Request, services: Annotated[Servic
         signature = request.headers.get(SIGNATURE_HEADER)
         token = services.webhook_verifier.verify(signature, DLR_PATH, _raw_query(request), b"")
         report = parse_report(dict(request.query_params))
-        init_sentry(services.settings)  # once per process: undelivered SMS are alerted
         async with asyncio.timeout(RECORD_TIMEOUT_SECONDS):
             recorded = await asyncio.wrap_future(services.report_batcher.submit(token, report))
     return Response(_ANSWERS[recorded], media_type="application/json")
