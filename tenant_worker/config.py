@@ -150,10 +150,9 @@ class Settings:
             raise ConfigurationError("BEAT_LOCK_TIMEOUT must be at least twice BEAT_MAX_INTERVAL (and both >= 1)")
         if self.broker_connection_max_retries < 0:
             raise ConfigurationError("BROKER_CONNECTION_MAX_RETRIES must be >= 0 (0 = retry forever)")
-        if self.public_base_url and urlsplit(self.public_base_url).scheme not in ("http", "https"):
-            raise ConfigurationError("PUBLIC_BASE_URL must start with https:// (or http://)")
-        if self.public_base_url.endswith("/") or "?" in self.public_base_url:
-            raise ConfigurationError("PUBLIC_BASE_URL must not end with / nor carry a query string")
+        base = self.public_base_url
+        if base and (urlsplit(base).scheme not in ("http", "https") or base.endswith("/") or "?" in base):
+            raise ConfigurationError("PUBLIC_BASE_URL must be an https:// (or http://) URL without a final / or query")
         if self.ledger_retention_days and self.ledger_retention_days < MAX_WINDOW_DAYS + 30:
             raise ConfigurationError(f"LEDGER_RETENTION_DAYS must be 0 (off) or at least {MAX_WINDOW_DAYS + 30}")
         if not 0 < self.api_port < 65536:
@@ -402,14 +401,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         environment=env.get("TENANT_WORKER_ENV", "development"),
         public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
         messagebird_signing_key=_read_secret(env, "MESSAGEBIRD_SIGNING_KEY") or "",
-        stop_keywords=_keywords(env.get("STOP_KEYWORDS")),
+        # STOP_KEYWORDS: comma-separated; unset or empty keeps the defaults.
+        stop_keywords=tuple(w.strip() for w in env.get("STOP_KEYWORDS", "").split(",") if w.strip())
+        or DEFAULT_STOP_KEYWORDS,
         api_host=env.get("API_HOST") or "127.0.0.1",
         admin_api_keys=_admin_keys(env),
         **_numbers(env),
     )
-
-
-def _keywords(raw: str | None) -> tuple[str, ...]:
-    """``STOP_KEYWORDS``: comma-separated words; unset or empty keeps the defaults."""
-    words = tuple(word.strip() for word in (raw or "").split(",") if word.strip())
-    return words or DEFAULT_STOP_KEYWORDS
