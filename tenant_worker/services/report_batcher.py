@@ -13,6 +13,7 @@ are forgotten and the requests fail (5xx), so MessageBird delivers them again.
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from tenant_worker.domain.delivery import DeliveryReport
 from tenant_worker.domain.ports import AlertSink, Clock, ReplayGuard, SignedToken, WebhookRejected
 from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.services.delivery import REPLAYED, alert_undelivered
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,14 @@ class ReportBatcher:
             self.clock.sleep(self.max_wait)
             with self._arrived:
                 batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-            self.handle(batch)
+            try:
+                self.handle(batch)
+            except Exception:  # an alert that failed after the answers: this thread must live on
+                log.exception("status reports: alerting failed after %d reports were answered", len(batch))
 
     def handle(self, batch: list[_Waiting]) -> None:
-        """Check and record one batch, then settle every request's future (never raises)."""
+        """Check and record one batch and settle every request's future; only alerting, which comes
+        after, may raise."""
         try:
             fresh = self.guard.first_use([item.token for item in batch], self.clock.now())
         except Exception as exc:
