@@ -126,7 +126,7 @@ def test_opting_out_records_when_and_opting_in_clears_it(storage: StorageUnderTe
         assert tx.catalog.set_opted_out(tenant.id, found.id, True)
     with storage.uow() as tx:
         opted = tx.catalog.find_customer(tenant.id, "a")
-        assert opted is not None and opted.opted_out and opted.opted_out_at is not None
+        assert opted is not None and opted.opted_out_at is not None
         tx.catalog.set_opted_out(tenant.id, opted.id, False)
     with storage.uow() as tx:
         back = tx.catalog.find_customer(tenant.id, "a")

@@ -205,8 +205,8 @@ def test_a_stop_reply_opts_the_sender_out_of_the_tenant_texting_from_that_number
     with storage() as tx:
         mine = tx.catalog.find_customer(tenant.id, records[0].external_ref)
         theirs = tx.catalog.find_customer(elsewhere.id, records[0].external_ref)
-    assert mine is not None and mine.opted_out and mine.opted_out_at is not None
-    assert theirs is not None and not theirs.opted_out
+    assert mine is not None and mine.opted_out_at is not None
+    assert theirs is not None and theirs.opted_out_at is None
 
 
 @pytest.mark.parametrize("text", ["don't stop", "STOP IT", "", "yes"])
@@ -218,7 +218,7 @@ def test_other_replies_change_nothing(storage: FakeStorage, new_tenant: NewTenan
     assert not result.stop and result.opted_out == []
     with storage() as tx:
         found = tx.catalog.find_customer(tenant.id, records[0].external_ref)
-    assert found is not None and not found.opted_out
+    assert found is not None and found.opted_out_at is None
 
 
 def test_a_second_stop_changes_nothing(storage: FakeStorage, new_tenant: NewTenant) -> None:
