@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
+from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,9 +23,9 @@ from tenant_worker.domain.records import (
     TENANT_MUTABLE_FIELDS,
     CustomerRecord,
     CustomerView,
+    ImportChunk,
     ImportCounts,
     ImportPlan,
-    ImportRow,
     SubscriptionView,
     Template,
     Tenant,
@@ -243,7 +244,7 @@ class SqlCatalog:
             external_ref=row.external_ref,
             name=row.name,
             phone=row.phone,
-            opted_out=row.opted_out,
+            opted_out=row.opted_out or row.opted_out_at is not None,
             removed_at=row.removed_at,
             erased_at=row.erased_at,
             opted_out_at=row.opted_out_at,
@@ -283,13 +284,19 @@ class SqlCatalog:
         return int(getattr(customer, "rowcount", 0)) + int(getattr(subscriptions, "rowcount", 0)) > 0
 
     def set_opted_out(self, tenant_id: int, customer_id: int, opted_out: bool) -> bool:
-        """Set the customer's ``opted_out``; whether it changed."""
+        """Record the customer's own opt-out (``opted_out_at``; the import's ``opted_out`` column is the
+        tenant's), or clear both; whether it changed."""
+        changes: ColumnElement[bool]
+        values: dict[str, Any]
+        if opted_out:
+            changes, values = CustomerRow.opted_out_at.is_(None), {"opted_out_at": func.now()}
+        else:
+            changes = CustomerRow.opted_out.is_(True) | CustomerRow.opted_out_at.is_not(None)
+            values = {"opted_out": False, "opted_out_at": None}
         result = self.session.execute(
             update(CustomerRow)
-            .where(
-                CustomerRow.tenant_id == tenant_id, CustomerRow.id == customer_id, CustomerRow.opted_out != opted_out
-            )
-            .values(opted_out=opted_out, opted_out_at=func.now() if opted_out else None, updated_at=func.now())
+            .where(CustomerRow.tenant_id == tenant_id, CustomerRow.id == customer_id, changes)
+            .values(**values, updated_at=func.now())
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0)) > 0
@@ -319,7 +326,7 @@ class SqlCatalog:
     def import_rows(
         self,
         tenant_id: int,
-        chunks: Iterable[Sequence[ImportRow]],
+        chunks: Iterable[ImportChunk],
         *,
         full_sync: bool,
         approve: Callable[[ImportPlan], bool],
@@ -327,10 +334,9 @@ class SqlCatalog:
         """Stage with COPY, plan, and merge set-based if approved (``adapters.customer_sync``)."""
         return customer_sync.import_rows(self.session, tenant_id, chunks, full_sync=full_sync, approve=approve)
 
-    def known_phones(self, tenant_id: int) -> set[str]:
-        """The tenant's stored phone numbers."""
-        query = text("SELECT DISTINCT phone FROM customers WHERE tenant_id = :tenant_id AND phone IS NOT NULL")
-        return set(self.session.scalars(query, {"tenant_id": tenant_id}))
+    def unchanged_digests(self, tenant_id: int) -> set[int]:
+        """The source digests of subscriptions unchanged since their import (``adapters.customer_sync``)."""
+        return customer_sync.unchanged_digests(self.session, tenant_id)
 
 
 def _assign(row: object, **values: object) -> bool:

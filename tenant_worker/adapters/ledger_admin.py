@@ -18,7 +18,8 @@ from tenant_worker.domain.records import ReminderView
 _STILL_WANTED = """EXISTS (SELECT 1 FROM subscriptions s JOIN customers c
                              ON c.tenant_id = s.tenant_id AND c.id = s.customer_id
                           WHERE s.tenant_id = reminders.tenant_id AND s.id = reminders.subscription_id
-                            AND s.removed_at IS NULL AND c.removed_at IS NULL AND NOT c.opted_out)"""
+                            AND s.removed_at IS NULL AND c.removed_at IS NULL
+                            AND NOT c.opted_out AND c.opted_out_at IS NULL)"""
 
 # Put in front of the previous error of a reopened row (once, however often it is reopened).
 _RESENT = "sent again by an operator after: "

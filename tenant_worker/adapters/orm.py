@@ -164,6 +164,11 @@ class SubscriptionRow(Base):
     external_ref: Mapped[str | None] = mapped_column(String(128))
     # Set when a full sync or `customers remove` took it away; never swept (migration 0007).
     removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The source row that last wrote this subscription through the import, and a hash of what it
+    # wrote (migration 0011): while the stored values still hash the same, a re-import of that row
+    # is recognised without validation (adapters/customer_sync.py).
+    import_digest: Mapped[int | None] = mapped_column(BigInteger)
+    import_state: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _created()
 

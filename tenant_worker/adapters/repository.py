@@ -28,7 +28,7 @@ _DUE_SQL = """
            (SELECT min(w) FROM unnest(CAST(:windows AS integer[])) AS w
              WHERE w >= s.expires_on - CAST(:today AS date)) AS window_days,
            CASE WHEN s.status <> 'active' THEN 'subscription_inactive'
-                WHEN c.opted_out THEN 'opted_out'
+                WHEN c.opted_out OR c.opted_out_at IS NOT NULL THEN 'opted_out'
                 WHEN c.phone IS NULL THEN 'invalid_phone' END AS skip_reason
       FROM subscriptions s
       JOIN customers c ON c.tenant_id = s.tenant_id AND c.id = s.customer_id

@@ -8,6 +8,7 @@ fakes of the unit tests.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -255,6 +256,23 @@ class PrunedBatch:
 
 # One row for ``Catalog.import_rows``: the CSV line it came from (for rejects) and its record.
 ImportRow = tuple[int, CustomerRecord]
+# A row the importer did not validate because an earlier import wrote exactly it and nothing has
+# changed the stored row since (``Catalog.unchanged_digests``): its line and its source digest.
+KeptRow = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class ImportChunk:
+    """Rows for ``Catalog.import_rows``, a chunk at a time.
+
+    ``rows`` are validated and staged; ``digests`` (parallel to ``rows``, or empty) are their source
+    digests, stored with the subscription so that the next import can recognise the row unchanged.
+    ``kept`` are rows recognised so: they count as unchanged and as present for a full sync, and are
+    compared with the staged rows of the same customer like any other row."""
+
+    rows: Sequence[ImportRow]
+    digests: Sequence[int] = ()
+    kept: Sequence[KeptRow] = ()
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from tenant_worker.domain.records import (
     CustomerRecord,
     CustomerView,
     DueReminder,
+    ImportChunk,
     ImportCounts,
     ImportPlan,
-    ImportRow,
     LedgerWrite,
     PruneCursor,
     PrunedBatch,
@@ -111,8 +111,11 @@ class Catalog(Protocol):
         ...
 
     def set_opted_out(self, tenant_id: int, customer_id: int, opted_out: bool) -> bool:
-        """Set the customer's ``opted_out`` and ``opted_out_at`` (now; None when opting back in); whether
-        it changed."""
+        """Opt the customer out, recording when (``opted_out_at``), or back in; whether it changed.
+
+        Two flags make a customer opted out: ``opted_out``, the tenant's (the import's column), and
+        ``opted_out_at``, the customer's own decision (a STOP reply, the CLI, the API), which no import
+        clears. Opting out sets the second; opting back in clears both."""
         ...
 
     def erase_customer(self, tenant_id: int, customer_id: int, token: str) -> None:
@@ -125,12 +128,12 @@ class Catalog(Protocol):
     def import_rows(
         self,
         tenant_id: int,
-        chunks: Iterable[Sequence[ImportRow]],
+        chunks: Iterable[ImportChunk],
         *,
         full_sync: bool,
         approve: Callable[[ImportPlan], bool],
     ) -> tuple[ImportPlan, bool]:
-        """Stage every chunk of (line, record), compare it with the tenant's customers and
+        """Stage every chunk's (line, record) rows, compare it with the tenant's customers and
         subscriptions (keyed by ``external_ref`` and ``subscription_ref``), and pass the
         :class:`ImportPlan` to ``approve``; apply it only if that returns True. Returns the plan and
         whether it was applied.
@@ -138,12 +141,17 @@ class Catalog(Protocol):
         Applying writes only rows that change (an unchanged one keeps ``updated_at`` and its
         reminders), clears ``removed_at`` of rows the file brings back, and leaves out the plan's
         rejects. ``full_sync``: subscriptions and customers absent from the file get ``removed_at``
-        and their pending reminders become ``skipped`` ('removed'). All in the caller's unit of work."""
+        and their pending reminders become ``skipped`` ('removed'). All in the caller's unit of work.
+
+        A staged row's source digest is stored with its subscription (with the state it wrote), so
+        that ``unchanged_digests`` can name it; a chunk's ``kept`` rows are taken as the stored rows
+        they name (see :class:`ImportChunk`)."""
         ...
 
-    def known_phones(self, tenant_id: int) -> set[str]:
-        """The tenant's stored phone numbers (E.164, validated when imported): a re-import need not
-        parse them again."""
+    def unchanged_digests(self, tenant_id: int) -> set[int]:
+        """The source digests of the tenant's subscriptions whose customer and subscription are
+        still exactly what the import that stored the digest wrote (not removed, nothing changed
+        since by any path): a row with such a digest needs no validation and no write."""
         ...
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from collections.abc import Set as AbstractSet
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 from tenant_worker.adapters import csv_files
 from tenant_worker.adapters.phones import InvalidPhoneError, normalize_phone
 from tenant_worker.domain.model import SubscriptionStatus, ValidationError
-from tenant_worker.domain.records import CustomerRecord, ImportCounts, ImportPlan, ImportRow
+from tenant_worker.domain.records import CustomerRecord, ImportChunk, ImportCounts, ImportPlan, ImportRow, KeptRow
 from tenant_worker.domain.sms_limits import MAX_AMOUNT, MAX_CUSTOMER_NAME_CHARS, MAX_EXTERNAL_REF_CHARS, MAX_PLAN_CHARS
 from tenant_worker.domain.storage import UnitOfWork
 
@@ -43,6 +43,12 @@ CHUNK_ROWS = 5000
 # caller allows more: a truncated or wrong file must not take a tenant's customers away.
 DEFAULT_MAX_REMOVALS_PERCENT = 10.0
 _TRUE, _FALSE = {"true", "yes", "1", "y"}, {"false", "no", "0", "n", ""}
+_BOOLEANS = _TRUE | _FALSE
+_STATUSES = frozenset(s.value for s in SubscriptionStatus)
+# The cells a source digest covers, and the version of the rules that turn them into a record: change
+# it with any rule (validation, normalisation) so that rows validated by the old rules are again.
+_DIGESTED = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+_RULES_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -110,18 +116,14 @@ def source_rows(rows: Iterator[tuple[int, list[str]]]) -> Iterator[SourceRow]:
         yield SourceRow(line, raw, problem)
 
 
-def validated_rows(
-    rows: Iterable[SourceRow], region: str | None, known_phones: AbstractSet[str] = frozenset()
-) -> Iterator[ImportRow | RejectedRow]:
-    """Each row validated: ``(line, record)``, or a :class:`RejectedRow` with every reason. A phone
-    written exactly as one of ``known_phones`` (E.164 numbers this import validated before) is taken
-    as is: parsing it again would give the same, at ~27 us a row, most of a re-import's time."""
+def validated_rows(rows: Iterable[SourceRow], region: str | None) -> Iterator[ImportRow | RejectedRow]:
+    """Each row validated: ``(line, record)``, or a :class:`RejectedRow` with every reason."""
     for row in rows:
         if row.problem is not None:
             yield RejectedRow(row.line, row.problem, row.raw)
             continue
         try:
-            yield row.line, _parse_row({key: value.strip() for key, value in row.raw.items()}, region, known_phones)
+            yield row.line, _parse_row({key: value.strip() for key, value in row.raw.items()}, region)
         except (ValueError, KeyError) as exc:
             reason = str(exc) if isinstance(exc, ValueError) else f"missing column {exc.args[0]!r}"
             yield RejectedRow(row.line, reason, row.raw)
@@ -135,13 +137,13 @@ def parse_customers_csv(text: str, default_region: str | None = None) -> list[Cu
     return records
 
 
-def _parse_row(row: dict[str, str], region: str | None, known_phones: AbstractSet[str] = frozenset()) -> CustomerRecord:
+def _parse_row(row: dict[str, str], region: str | None) -> CustomerRecord:
     errors: list[str] = []
     if not row["external_ref"] or len(row["external_ref"]) > MAX_EXTERNAL_REF_CHARS:
         errors.append(f"external_ref must be 1-{MAX_EXTERNAL_REF_CHARS} characters")
     errors += _text_problems("name", row["name"], MAX_CUSTOMER_NAME_CHARS)
     errors += _text_problems("plan", row["plan"], MAX_PLAN_CHARS)
-    phone, problem = (row["phone"], None) if row["phone"] in known_phones else _phone(row["phone"], region)
+    phone, problem = _phone(row["phone"], region)
     if problem:
         errors.append(problem)
     subscription_ref = row.get("subscription_ref", "") or None
@@ -163,10 +165,10 @@ def _parse_row(row: dict[str, str], region: str | None, known_phones: AbstractSe
     except ValueError:
         errors.append(f"expires_on {_shown(row['expires_on'])} must be a date like 2026-12-31")
     opted_out = row.get("opted_out", "").lower()
-    if opted_out not in _TRUE | _FALSE:
+    if opted_out not in _BOOLEANS:
         errors.append(f"opted_out {_shown(row.get('opted_out', ''))} must be true or false")
     status = row.get("status", "") or SubscriptionStatus.ACTIVE.value
-    if status not in {s.value for s in SubscriptionStatus}:
+    if status not in _STATUSES:
         errors.append(f"status {_shown(status)} must be one of active, cancelled, suspended")
     if errors:
         raise ValueError("; ".join(errors))
@@ -186,8 +188,8 @@ def _parse_row(row: dict[str, str], region: str | None, known_phones: AbstractSe
 
 @functools.lru_cache(maxsize=65536)
 def _phone(raw: str, region: str | None) -> tuple[str, str | None]:
-    """The E.164 form of ``raw`` or why it has none, cached per distinct value: parsing with
-    phonenumbers costs ~27 us, more than the rest of a row's validation, and files repeat numbers."""
+    """The E.164 form of ``raw`` or why it has none, cached per distinct value: a number not written
+    in E.164 costs ~27 us to parse, more than the rest of a row's validation, and files repeat numbers."""
     try:
         return normalize_phone(raw, region), None
     except InvalidPhoneError as exc:
@@ -280,26 +282,29 @@ def sync_customers(
     refused (:class:`ImportRefused`) or a dry run. ``progress`` gets the number of rows read after
     every chunk. All or nothing: the caller's unit of work is the transaction."""
     tenant = tx.catalog.find_tenant(slug)
-    known = tx.catalog.known_phones(tenant.id)
+    unchanged = tx.catalog.unchanged_digests(tenant.id)
     rejects: list[RejectedRow] = []
     read = 0
 
-    def chunks() -> Iterator[Sequence[ImportRow]]:
+    def chunks() -> Iterator[ImportChunk]:
         nonlocal read
-        chunk: list[ImportRow] = []
-        for item in validated_rows(rows, options.region, known):
+        staged: list[SourceRow] = []
+        digests: list[int] = []
+        kept: list[KeptRow] = []
+        for row in rows:
             read += 1
-            if isinstance(item, RejectedRow):
-                rejects.append(item)
+            digest = source_digest(row, options.region)
+            if digest in unchanged and row.problem is None:
+                kept.append((row.line, digest))
             else:
-                chunk.append(item)
-            if len(chunk) >= options.chunk_rows:
-                yield chunk
-                chunk = []
+                staged.append(row)
+                digests.append(digest)
+            if len(staged) + len(kept) >= options.chunk_rows:
+                yield _chunk(staged, digests, kept, options.region, rejects)
+                staged, digests, kept = [], [], []
                 if progress is not None:
                     progress(read)
-        if chunk:
-            yield chunk
+        yield _chunk(staged, digests, kept, options.region, rejects)
         if progress is not None:
             progress(read)
 
@@ -328,6 +333,34 @@ def sync_customers(
     if refusal:
         raise ImportRefused(refusal, report)
     return report
+
+
+def source_digest(row: SourceRow, region: str | None) -> int:
+    """A 64-bit digest of what decides a row's validated record: its cells, the default region and
+    the validation rules' version. Stored with the subscription the row writes, it lets the next
+    import recognise the same row without validating it (``Catalog.unchanged_digests``)."""
+    cells = "\x1f".join(row.raw.get(column, "") for column in _DIGESTED)
+    data = f"{_RULES_VERSION}\x1e{region or ''}\x1e{cells}".encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+
+
+def _chunk(
+    staged: list[SourceRow],
+    digests: list[int],
+    kept: list[KeptRow],
+    region: str | None,
+    rejects: list[RejectedRow],
+) -> ImportChunk:
+    """The chunk of ``staged`` rows validated (rejects go to ``rejects``), with the kept ones."""
+    valid: list[ImportRow] = []
+    valid_digests: list[int] = []
+    for item, digest in zip(validated_rows(staged, region), digests, strict=True):
+        if isinstance(item, RejectedRow):
+            rejects.append(item)
+        else:
+            valid.append(item)
+            valid_digests.append(digest)
+    return ImportChunk(valid, valid_digests, kept)
 
 
 def _removal_problems(plan: ImportPlan, options: ImportOptions) -> list[str]:

@@ -17,9 +17,9 @@ from tenant_worker.domain.records import (
     TENANT_MUTABLE_FIELDS,
     CustomerRecord,
     CustomerView,
+    ImportChunk,
     ImportCounts,
     ImportPlan,
-    ImportRow,
     SubscriptionView,
     Template,
     Tenant,
@@ -222,7 +222,7 @@ class FakeCatalog:
             row.external_ref,
             row.name,
             row.phone,
-            row.opted_out,
+            row.opted_out or row.opted_out_at is not None,
             row.removed_at,
             row.erased_at,
             tuple(
@@ -261,10 +261,17 @@ class FakeCatalog:
     def set_opted_out(self, tenant_id: int, customer_id: int, opted_out: bool) -> bool:
         """Set the customer's ``opted_out``; whether it changed."""
         customer, _ = self._customer_rows(tenant_id, customer_id)
-        if customer is None or customer.opted_out == opted_out:
+        if customer is None:
             return False
-        at = self._session.transaction_now() if opted_out else None
-        self._tables.customers[customer.id] = dataclasses.replace(customer, opted_out=opted_out, opted_out_at=at)
+        if opted_out:
+            if customer.opted_out_at is not None:
+                return False
+            changed = dataclasses.replace(customer, opted_out_at=self._session.transaction_now())
+        elif customer.opted_out or customer.opted_out_at is not None:
+            changed = dataclasses.replace(customer, opted_out=False, opted_out_at=None)
+        else:
+            return False
+        self._tables.customers[customer.id] = changed
         return True
 
     def erase_customer(self, tenant_id: int, customer_id: int, token: str) -> None:
@@ -296,7 +303,7 @@ class FakeCatalog:
     def import_rows(
         self,
         tenant_id: int,
-        chunks: Iterable[Sequence[ImportRow]],
+        chunks: Iterable[ImportChunk],
         *,
         full_sync: bool,
         approve: Callable[[ImportPlan], bool],
@@ -307,10 +314,10 @@ class FakeCatalog:
             raise ConstraintViolation(f"customers: no tenant {tenant_id}")
         return customer_sync.import_rows(self._session, tenant_id, chunks, full_sync=full_sync, approve=approve)
 
-    def known_phones(self, tenant_id: int) -> set[str]:
-        """The tenant's stored phone numbers."""
+    def unchanged_digests(self, tenant_id: int) -> set[int]:
+        """The source digests of subscriptions unchanged since their import."""
         self._touch()
-        return {c.phone for c in self._tables.customers.values() if c.tenant_id == tenant_id and c.phone is not None}
+        return customer_sync.unchanged_digests(self._tables, tenant_id)
 
 
 def _numeric_12_2(amount: Decimal) -> Decimal:

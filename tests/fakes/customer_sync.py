@@ -3,16 +3,18 @@
 Statement by statement the SQL twin's: rejects are later rows repeating a (customer, subscription)
 key and rows whose customer details differ from the customer's first row; the plan classifies every
 staged row against the stored rows; applying writes only rows that change and, on a full sync,
-removes what the file lacks and skips its pending reminders ('removed').
+removes what the file lacks and skips its pending reminders ('removed'). Kept rows (recognised by
+their source digest) are staged again from the stored rows when they share a customer with a staged
+row or repeat, and otherwise count as unchanged and present.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 
-from tenant_worker.domain.records import CustomerRecord, ImportCounts, ImportPlan, ImportRow
+from tenant_worker.domain.records import CustomerRecord, ImportChunk, ImportCounts, ImportPlan, ImportRow, KeptRow
 from tests.fakes.tables import CustomerRow, FakeSession, SubscriptionRow, Tables, check_reminder
 
 _CENTS = Decimal("0.01")
@@ -21,26 +23,88 @@ _CENTS = Decimal("0.01")
 def import_rows(
     session: FakeSession,
     tenant_id: int,
-    chunks: Iterable[Sequence[ImportRow]],
+    chunks: Iterable[ImportChunk],
     *,
     full_sync: bool,
     approve: Callable[[ImportPlan], bool],
 ) -> tuple[ImportPlan, bool]:
     """``Catalog.import_rows`` on the fake tables."""
-    staged = [
-        (line, dataclasses.replace(r, amount=r.amount.quantize(_CENTS, rounding=ROUND_HALF_UP)))
-        for chunk in chunks
-        for line, r in chunk
-    ]
+    staged: list[ImportRow] = []
+    digests: dict[int, int] = {}
+    kept: list[KeptRow] = []
+    for chunk in chunks:
+        for index, (line, r) in enumerate(chunk.rows):
+            staged.append((line, dataclasses.replace(r, amount=r.amount.quantize(_CENTS, rounding=ROUND_HALF_UP))))
+            if chunk.digests:
+                digests[line] = chunk.digests[index]
+        kept += chunk.kept
+    tables = session.tables
+    kept = _materialize(tables, tenant_id, staged, digests, kept)
     rejects = _rejects(staged)
     rejected = {line for line, _ in rejects}
     staged = [(line, r) for line, r in staged if line not in rejected]
-    tables = session.tables
-    plan = _plan(tables, tenant_id, staged, full_sync, rejects)
+    present = {d for _, d in kept}
+    plan = _plan(tables, tenant_id, staged, present, len(kept), full_sync, rejects)
     applied = approve(plan)
     if applied:
-        _apply(session, tenant_id, staged, full_sync)
+        _apply(session, tenant_id, staged, digests, present, full_sync)
     return plan, applied
+
+
+def state_of(c: CustomerRow, s: SubscriptionRow) -> tuple[object, ...]:
+    """What an import wrote to a customer and subscription (``import_state``)."""
+    return (c.name, c.phone, c.opted_out, s.plan, s.amount, s.currency, s.expires_on, s.status)
+
+
+def unchanged_digests(tables: Tables, tenant_id: int) -> set[int]:
+    """``Catalog.unchanged_digests`` on the fake tables."""
+    found = set()
+    for s in tables.subscriptions.values():
+        c = tables.customers.get(s.customer_id)
+        if (
+            s.tenant_id == tenant_id
+            and s.import_digest is not None
+            and c is not None
+            and (s.removed_at, c.removed_at) == (None, None)
+            and s.import_state == state_of(c, s)
+        ):
+            found.add(s.import_digest)
+    return found
+
+
+def _materialize(
+    tables: Tables, tenant_id: int, staged: list[ImportRow], digests: dict[int, int], kept: list[KeptRow]
+) -> list[KeptRow]:
+    """Stage again the kept rows of a staged customer and the repeated ones; returns the others."""
+    by_digest = {
+        s.import_digest: s for s in tables.subscriptions.values() if s.tenant_id == tenant_id and s.import_digest
+    }
+    refs = {r.external_ref for _, r in staged}
+    seen: dict[int, int] = {}
+    for _, digest in kept:
+        seen[digest] = seen.get(digest, 0) + 1
+    rest = []
+    for line, digest in kept:
+        s = by_digest.get(digest)
+        c = None if s is None else tables.customers[s.customer_id]
+        if s is None or c is None or (c.external_ref not in refs and seen[digest] == 1):
+            rest.append((line, digest))
+            continue
+        record = CustomerRecord(
+            c.external_ref,
+            c.name,
+            c.phone or "",
+            s.plan,
+            s.amount,
+            s.currency,
+            s.expires_on,
+            c.opted_out,
+            s.status,
+            s.external_ref,
+        )
+        staged.append((line, record))
+        digests[line] = digest
+    return rest
 
 
 def merge_rejects(rejects: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -100,7 +164,7 @@ def _subscription_changed(s: SubscriptionRow, r: CustomerRecord) -> bool:
     )
 
 
-def _absent(tables: Tables, tenant_id: int, staged: list[ImportRow]) -> list[SubscriptionRow]:
+def _absent(tables: Tables, tenant_id: int, staged: list[ImportRow], present: set[int]) -> list[SubscriptionRow]:
     keys = {(r.external_ref, r.subscription_ref) for _, r in staged}
     return [
         s
@@ -108,11 +172,18 @@ def _absent(tables: Tables, tenant_id: int, staged: list[ImportRow]) -> list[Sub
         if s.tenant_id == tenant_id
         and s.removed_at is None
         and (tables.customers[s.customer_id].external_ref, s.external_ref) not in keys
+        and s.import_digest not in present
     ]
 
 
 def _plan(
-    tables: Tables, tenant_id: int, staged: list[ImportRow], full_sync: bool, rejects: list[tuple[int, str]]
+    tables: Tables,
+    tenant_id: int,
+    staged: list[ImportRow],
+    present: set[int],
+    kept: int,
+    full_sync: bool,
+    rejects: list[tuple[int, str]],
 ) -> ImportPlan:
     customers, subscriptions = _stored(tables, tenant_id)
     counts = dict.fromkeys(("created", "updated", "renewed", "unchanged", "removed"), 0)
@@ -135,8 +206,9 @@ def _plan(
         for name in names:
             if len(samples[name]) < 5:
                 samples[name].append(label)
+    counts["unchanged"] += kept
     if full_sync:
-        absent = _absent(tables, tenant_id, staged)
+        absent = _absent(tables, tenant_id, staged, present)
         counts["removed"] = len(absent)
         labels = sorted(_label(tables.customers[s.customer_id].external_ref, s.external_ref) for s in absent)
         samples["removed"] = labels[:5]
@@ -144,12 +216,19 @@ def _plan(
     return ImportPlan(ImportCounts(**counts), samples, rejects, active)
 
 
-def _apply(session: FakeSession, tenant_id: int, staged: list[ImportRow], full_sync: bool) -> None:
+def _apply(
+    session: FakeSession,
+    tenant_id: int,
+    staged: list[ImportRow],
+    digests: dict[int, int],
+    present: set[int],
+    full_sync: bool,
+) -> None:
     tables = session.tables
     now = session.transaction_now()
     customers, subscriptions = _stored(tables, tenant_id)
-    absent = _absent(tables, tenant_id, staged) if full_sync else []
-    for _line, r in sorted(staged, key=lambda row: row[0]):
+    absent = _absent(tables, tenant_id, staged, present) if full_sync else []
+    for line, r in sorted(staged, key=lambda row: row[0]):
         c = customers.get(r.external_ref)
         if c is None:
             c = CustomerRow(next(tables.customer_ids), tenant_id, r.external_ref, r.name, r.phone, r.opted_out)
@@ -175,6 +254,7 @@ def _apply(session: FakeSession, tenant_id: int, staged: list[ImportRow], full_s
             )  # type: ignore[arg-type]
         elif _subscription_changed(s, r):
             s = dataclasses.replace(s, **values)  # type: ignore[arg-type]
+        s = dataclasses.replace(s, import_digest=digests.get(line), import_state=state_of(c, s))
         tables.subscriptions[s.id] = subscriptions[(c.id, r.subscription_ref)] = s
     if not full_sync:
         return
@@ -187,6 +267,11 @@ def _apply(session: FakeSession, tenant_id: int, staged: list[ImportRow], full_s
                 dataclasses.replace(row, status="skipped", skip_reason="removed", updated_at=now)
             )
     refs = {r.external_ref for _, r in staged}
+    refs |= {
+        tables.customers[s.customer_id].external_ref
+        for s in tables.subscriptions.values()
+        if s.tenant_id == tenant_id and s.import_digest in present
+    }
     for c in list(tables.customers.values()):
         if c.tenant_id == tenant_id and c.removed_at is None and c.external_ref not in refs:
             tables.customers[c.id] = dataclasses.replace(c, removed_at=now, updated_at=now)

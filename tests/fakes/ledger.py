@@ -107,7 +107,7 @@ class FakeLedger:
                 "subscription_inactive"
                 if sub.status != "active"
                 else "opted_out"
-                if customer.opted_out
+                if customer.opted_out or customer.opted_out_at is not None
                 else "invalid_phone"
                 if customer.phone is None
                 else None
@@ -265,7 +265,7 @@ class FakeLedger:
         if sub is None or sub.removed_at is not None:
             return False
         customer = self._tables.customers[sub.customer_id]
-        return customer.removed_at is None and not customer.opted_out
+        return customer.removed_at is None and not customer.opted_out and customer.opted_out_at is None
 
     def count_ended(self, status: str, since: dt.datetime | None) -> int:
         """Closed reminders with ``status`` that ended at or after ``since``."""

@@ -37,6 +37,7 @@ class CustomerRow:
     removed_at: dt.datetime | None = None
     erased_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    # Migration 0010: when the customer opted out (STOP, the CLI, the API); an import never undoes it.
     opted_out_at: dt.datetime | None = None
 
 
@@ -57,6 +58,10 @@ class SubscriptionRow:
     external_ref: str | None = None
     removed_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    # Migration 0011: the source digest of the import row that last wrote it, and what it wrote (the
+    # SQL stores a hash of these values; the fake keeps the values).
+    import_digest: int | None = None
+    import_state: tuple[object, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ the removal guard, dry runs, several subscriptions per customer; and hypothesis 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from tenant_worker.adapters import csv_files
 from tenant_worker.domain.records import ImportCounts, Tenant
 from tenant_worker.domain.storage import StorageUnavailable
+from tenant_worker.services import customers as customers_service
 from tenant_worker.services.customers import ImportOptions, ImportRefused, ImportReport, source_rows, sync_customers
 from tests.fakes import FakeStorage
 
@@ -174,3 +176,56 @@ def test_a_full_sync_leaves_exactly_the_successors_rows_active(
     sync(storage, csv_text(*successor), full_sync=True, max_removals_percent=None)
     wanted = {(line.split(",")[0], line.split(",")[1] or None) for line in successor}
     assert active(storage, tenant) == wanted
+
+
+def test_a_reimport_takes_rows_unchanged_since_their_import_without_validating_them(
+    storage: FakeStorage, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = csv_text(row("ada", "fiber"), row("ada", "tv"), row("bob"))
+    sync(storage, text)
+    validated: list[int] = []
+    original = customers_service.validated_rows
+
+    def counting(rows: Any, *args: Any) -> Any:
+        rows = list(rows)
+        validated.extend(r.line for r in rows)
+        return original(rows, *args)
+
+    monkeypatch.setattr(customers_service, "validated_rows", counting)
+    again = sync(storage, csv_text(row("ada", "fiber"), row("ada", "tv"), row("bob", expires="2027-03-05")))
+
+    assert again.counts == ImportCounts(updated=1, renewed=1, unchanged=2)
+    assert validated == [4]  # bob's renewal; ada's two rows were recognised by their digests
+
+
+def test_another_default_region_validates_the_rows_again(storage: FakeStorage, tenant: Tenant) -> None:
+    national = f"{HEADER}\nada,,Ada,0612345678,Fiber 100,29.95,EUR,2026-03-05\n"
+    assert sync(storage, national, region="NL").counts == ImportCounts(created=1)
+
+    with pytest.raises(ImportRefused, match="line 2: phone"):
+        sync(storage, national, region="US")
+
+
+def test_a_row_changed_since_its_import_is_validated_and_compared_again(storage: FakeStorage, tenant: Tenant) -> None:
+    text = f"{HEADER},opted_out\n{row('ada')},true\n{row('bob')},false\n"
+    sync(storage, text)
+    with storage() as tx:
+        ada = tx.catalog.find_customer(tenant.id, "ada")
+        assert ada is not None
+        tx.catalog.set_opted_out(tenant.id, ada.id, False)  # an operator opts her back in
+
+    assert sync(storage, text).counts == ImportCounts(updated=1, unchanged=1)  # the tenant's file says out
+
+
+def test_an_import_never_undoes_a_customers_own_opt_out(storage: FakeStorage, tenant: Tenant) -> None:
+    sync(storage, csv_text(row("ada")))
+    with storage() as tx:
+        ada = tx.catalog.find_customer(tenant.id, "ada")
+        assert ada is not None
+        tx.catalog.set_opted_out(tenant.id, ada.id, True)  # she replied STOP
+
+    sync(storage, csv_text(row("ada", expires="2027-03-05")))
+
+    with storage() as tx:
+        ada = tx.catalog.find_customer(tenant.id, "ada")
+        assert ada is not None and ada.opted_out
