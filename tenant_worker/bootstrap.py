@@ -25,6 +25,7 @@ from tenant_worker.adapters.celery_publisher import CeleryReminderQueue, announc
 from tenant_worker.adapters.console import ConsoleGateway
 from tenant_worker.adapters.db import session_factory
 from tenant_worker.adapters.messagebird import MessageBirdGateway
+from tenant_worker.adapters.messagebird_webhooks import MessageBirdSignatures, RedisReplayGuard
 from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.adapters.redis_api import RedisIdempotencyStore, RedisRequestLimiter
 from tenant_worker.adapters.redis_breaker import RedisBrokerMarker, RedisGatewayBreaker
@@ -41,12 +42,15 @@ from tenant_worker.domain.ports import (
     GatewayBreaker,
     NoThrottle,
     ReminderQueue,
+    ReplayGuard,
     ScheduleStore,
     SendThrottle,
     SmsGateway,
+    WebhookVerifier,
 )
 from tenant_worker.domain.requests import IdempotencyStore, RequestLimiter
 from tenant_worker.domain.storage import UnitOfWorkFactory
+from tenant_worker.services.report_batcher import ReportBatcher
 from tenant_worker.services.schedules import ScheduleService
 
 _T = TypeVar("_T")
@@ -162,6 +166,21 @@ class Services:
         return RedBeatStore(self.app)
 
     @_built
+    def webhook_verifier(self) -> WebhookVerifier:
+        """Checks MessageBird's webhook signatures on the public URL."""
+        return MessageBirdSignatures(self.settings.messagebird_signing_key, self.settings.public_base_url)
+
+    @_built
+    def replay_guard(self) -> ReplayGuard:
+        """Refuses a webhook signature used before (shared by every API process through Redis)."""
+        return RedisReplayGuard(self.redis)
+
+    @_built
+    def report_batcher(self) -> ReportBatcher:
+        """Records MessageBird's status reports of concurrent requests in shared transactions."""
+        return ReportBatcher(self.uow, self.replay_guard, self.alerts, self.clock)
+
+    @_built
     def announce_route_change(self) -> Callable[[], None]:
         """Tells every process's router that a tenant changed queue."""
         return lambda: announce_route_change(self.app, self.redis)
@@ -206,6 +225,7 @@ def build_gateway(settings: Settings) -> SmsGateway:
             connect_timeout=settings.http_connect_timeout,
             read_timeout=settings.http_read_timeout,
             pool_size=settings.max_in_flight,
+            report_url=settings.report_url,
         )
     return ConsoleGateway()
 
