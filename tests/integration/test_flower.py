@@ -20,11 +20,11 @@ PAGES = ("/", "/workers", "/tasks", "/broker", "/api/workers", "/api/tasks", "/m
 
 
 def get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url)
+    request = urllib.request.Request(url)  # noqa: S310 (our own Flower on loopback)
     if auth:
         request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (our own Flower on loopback)
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
             return answer.status, answer.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()

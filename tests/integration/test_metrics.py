@@ -39,7 +39,7 @@ SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$")
 
 def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """Every sample of ``/metrics`` on ``port``: ``(name, labels) -> value``."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
         text = answer.read().decode()
     samples = {}
     for line in text.splitlines():
@@ -118,9 +118,11 @@ def test_beat_exports_its_leadership_queue_depths_oldest_pending_and_the_breaker
     client.set(constants.GATEWAY_BREAKER_KEY, "test: key rejected")
     settings = load_settings({**worker_env, "REDIS_URL": own_redis})
     tenant = put_on_queue(sessions, make_tenant(), constants.shard_queue(9))
-    add_customers(sessions, tenant, [customer(f"c{i}", local_today(tenant.timezone) + dt.timedelta(days=3)) for i in range(3)])
+    due = local_today(tenant.timezone) + dt.timedelta(days=3)
+    add_customers(sessions, tenant, [customer(f"c{i}", due) for i in range(3)])
     # Published to a queue nobody consumes here: three pending reminders in one message on shard 9.
-    assert sweep_tenant(sql_unit_of_work(sessions), tenant.slug, CeleryReminderQueue(create_app(settings)), settings).enqueued == 3
+    queue = CeleryReminderQueue(create_app(settings))
+    assert sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings).enqueued == 3
     port = free_port()
     beat = start_beat(REDIS_URL=own_redis, METRICS_PORT=str(port), RECOVERY_INTERVAL_SECONDS="60")
 
@@ -139,6 +141,7 @@ def test_beat_exports_its_leadership_queue_depths_oldest_pending_and_the_breaker
     assert value(samples, "tenant_worker_queue_depth", queue=constants.shard_queue(0), kind="shard") == 0
     assert value(samples, "tenant_worker_oldest_pending_seconds", **shard9) > 0
     assert value(samples, "tenant_worker_gateway_breaker_open") == 1
-    assert ("tenant_worker_queue_depth", frozenset({("queue", constants.CONTROL_QUEUE), ("kind", "control")})) in samples
+    control = frozenset({("queue", constants.CONTROL_QUEUE), ("kind", "control")})
+    assert ("tenant_worker_queue_depth", control) in samples
     # Bounded labels: one series per queue, none per tenant.
     assert not [key for key in samples if tenant.slug in str(key)]
