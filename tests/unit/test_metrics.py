@@ -31,8 +31,8 @@ def sample(name: str, **labels: str) -> float:
 
 @pytest.mark.parametrize(
     ("queue", "label"),
-    [(constants.shard_queue(0), "0"), (constants.shard_queue(15), "15"), (constants.dedicated_queue("acme"), "dedicated"),
-     (constants.CONTROL_QUEUE, "other"), ("", "other")],
+    [(constants.shard_queue(0), "0"), (constants.shard_queue(15), "15"),
+     (constants.dedicated_queue("acme"), "dedicated"), (constants.CONTROL_QUEUE, "other"), ("", "other")],
 )  # fmt: skip
 def test_the_shard_label_is_a_shard_number_or_dedicated_never_a_tenant(queue: str, label: str) -> None:
     assert prometheus.shard_label(queue) == label
@@ -59,8 +59,9 @@ def test_status_reports_are_counted_by_status_and_an_unexpected_status_adds_no_s
 
 
 def test_recovery_repairs_are_counted_by_result() -> None:
-    ticks, requeued = sample("tenant_worker_recovery_ticks_total"), sample(
-        "tenant_worker_recovery_repaired_rows_total", result="requeued"
+    ticks, requeued = (
+        sample("tenant_worker_recovery_ticks_total"),
+        sample("tenant_worker_recovery_repaired_rows_total", result="requeued"),
     )
     prometheus.record_repairs({"requeued": 4, "unknown": 0})
     assert sample("tenant_worker_recovery_ticks_total") == ticks + 1
