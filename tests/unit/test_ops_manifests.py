@@ -36,7 +36,7 @@ def test_compose_workers_and_beat_serve_metrics_inside_the_compose_network() -> 
         environment = compose()["services"][name]["environment"]
         metrics = {k: v for k, v in environment.items() if k.startswith("METRICS_")}
         settings = load_settings(metrics)
-        assert (settings.metrics_host, settings.metrics_port) == ("0.0.0.0", 9100), name  # noqa: S104
+        assert (settings.metrics_host, settings.metrics_port) == ("0.0.0.0", 9100), name
         assert "ports" not in compose()["services"][name], "scaled workers must not clash on a host port"
 
 
