@@ -8,7 +8,9 @@ import re
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 import redis
 from sqlalchemy import select
 
@@ -59,9 +61,18 @@ def statuses(sessions, tenant_id: int) -> Counter[str]:
         return Counter(session.scalars(select(ReminderRow.status).where(ReminderRow.tenant_id == tenant_id)))
 
 
+# "processes" is Celery's other name for prefork: `--pool prefork` is taken for Celery's default and
+# loses to worker_pool="threads" in celery_app.py.
+@pytest.mark.parametrize("pool", ["threads", "processes"])
 def test_worker_metrics_scraped_during_a_send_run_match_the_ledger(
-    sessions, make_tenant, redis_url: str, start_worker: Callable[..., WorkerProcess]
+    pool: str, sessions, make_tenant, redis_url: str, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
+    """The default threads pool serves its own registry; a prefork pool's children write to
+    PROMETHEUS_MULTIPROC_DIR and the parent serves the sum (files of an earlier run are removed)."""
+    multiprocess = {}
+    if pool == "processes":
+        (tmp_path / "counter_999999.db").write_bytes(b"left over by an earlier run")
+        multiprocess = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     tenant = put_on_queue(sessions, make_tenant(), constants.shard_queue(5))
     due = local_today(tenant.timezone) + dt.timedelta(days=1)
     refused, retried = new_phone(), new_phone()
@@ -73,9 +84,9 @@ def test_worker_metrics_scraped_during_a_send_run_match_the_ledger(
         gateway.add_faults(refused, [Fault.status(422)])
         gateway.add_faults(retried, [Fault.status(503)])
         worker = start_worker(
-            "--shards", "5", "--concurrency", "2",
+            "--shards", "5", "--concurrency", "2", "--pool", pool,
             REDIS_URL=redis_db_url(redis_url, 21), MESSAGEBIRD_ENDPOINT=gateway.url, METRICS_PORT=str(port),
-            SEND_BATCH_SIZE="10", MAX_IN_FLIGHT="4",
+            SEND_BATCH_SIZE="10", MAX_IN_FLIGHT="4", **multiprocess,
         )  # fmt: skip
         assert value(scrape(port), "tenant_worker_sms_total", outcome="sent", shard="5") == 0
         queue = CeleryReminderQueue(create_app(worker.settings))
