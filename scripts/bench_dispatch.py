@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import redis
 from bench_common import BIN, add_tenant, database, emulator, free_port, percentile, redis_server
 from sqlalchemy import text
 
@@ -186,6 +187,7 @@ def run_sharded(
     workers = start_workers([command] * args.workers, env, extra)
     emulator_reset(emulator_url)
     cpu0 = sum(cpu_seconds(worker.pid) for worker in workers)
+    redis0 = redis_traffic(env["REDIS_URL"])
     t0 = time.time()
     # The production fan-out: sweep_all_tenants publishes one sweep task per tenant and the control
     # pool runs them concurrently; here --sweep-threads threads of this process do the same sweeps.
@@ -201,6 +203,7 @@ def run_sharded(
     while open_rows(sessions, tenant_ids):
         time.sleep(0.5)
     cpu = sum(cpu_seconds(worker.pid) for worker in workers) - cpu0
+    commands, received = (after - before for after, before in zip(redis_traffic(env["REDIS_URL"]), redis0, strict=True))
     stop(workers)
     print(
         f"sweep of {len(tenant_ids)} tenants ({args.sweep_threads} threads, large tenant first) took "
@@ -210,7 +213,15 @@ def run_sharded(
     rate = measure(label(client, ops), sessions, emulator_url, tenant_ids, set(smalls), t0)
     sms = args.large + args.small_tenants * args.small_due
     print(f"{label(client, ops):<10} workers' CPU {cpu:.1f}s = {cpu / sms * 1e6:.0f} us per SMS", flush=True)
+    print(f"{label(client, ops):<10} Redis: {commands / sms:.1f} commands and {received / sms:.0f} bytes in per SMS "
+          "(the whole run: sweeps, tasks, rate limits, events)", flush=True)  # fmt: skip
     return rate, cpu / sms * 1e6
+
+
+def redis_traffic(url: str) -> tuple[int, int]:
+    """Commands Redis processed and bytes it received so far (``INFO stats``)."""
+    stats = redis.Redis.from_url(url).info("stats")
+    return int(stats["total_commands_processed"]), int(stats["total_net_input_bytes"])
 
 
 def summarize(runs: dict[str, list[tuple[float, float]]]) -> None:

@@ -87,7 +87,8 @@ def create_app(settings: Settings) -> Celery:
         worker_pool="threads",
         worker_concurrency=settings.worker_concurrency,
         # Soft/hard limits apply to prefork only; with threads each send is bounded by the HTTP
-        # connect/read timeouts instead. Kept for operators who choose --pool prefork.
+        # connect/read timeouts instead. Kept for operators who choose a prefork pool: `--pool processes`
+        # (Celery takes `--pool prefork` for its default and keeps the pool configured here).
         task_soft_time_limit=240,
         task_time_limit=300,
         # Results are only for inspection; keep Redis from filling up.
