@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fastapi.testclient import TestClient
+import httpx
 
 from tenant_worker import constants
 from tenant_worker.adapters import prometheus
@@ -92,8 +93,13 @@ def test_the_timed_gateway_observes_each_send_by_outcome_and_passes_everything_t
 
 def test_the_api_serves_its_metrics_without_a_key(settings: Settings) -> None:
     prometheus.count_status_report("buffered")
-    with TestClient(create_app(bootstrap(settings))) as client:
-        answer = client.get("/metrics")
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(bootstrap(settings)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await client.get("/metrics")
+
+    answer = asyncio.run(get())
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     assert 'tenant_worker_status_reports_total{status="buffered"}' in answer.text
