@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
-import httpx
 
 from tenant_worker import constants
 from tenant_worker.adapters import prometheus
