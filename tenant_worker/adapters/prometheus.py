@@ -16,6 +16,7 @@ process writes its values to files there and the exposition merges them (README 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -38,6 +39,8 @@ from prometheus_client.registry import Collector
 from tenant_worker.domain.model import AccessCheck, OutboundSms, SendOutcome
 from tenant_worker.domain.ports import SmsGateway
 from tenant_worker.domain.shards import is_dedicated_queue, shard_of_queue
+
+log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
@@ -174,7 +177,12 @@ def serve(host: str, port: int, multiprocess_dir: str = "", collectors: Sequence
         if multiprocess_dir:
             for stale in Path(multiprocess_dir).glob("*.db"):
                 stale.unlink(missing_ok=True)
-        start_http_server(port, addr=host, registry=exposition_registry(multiprocess_dir, collectors))
+        try:
+            start_http_server(port, addr=host, registry=exposition_registry(multiprocess_dir, collectors))
+        except OSError as exc:
+            # A port taken (two processes on one host with the same METRICS_PORT) must not stop sending.
+            log.error("metrics: cannot serve on %s:%s (%s); this process exports no metrics", host, port, exc)
+            return False
         _served.append(port)
         return True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -154,3 +155,11 @@ def test_queue_kinds_match_the_queue_names() -> None:
     assert queue_kind(constants.dedicated_queue("big")) == "dedicated"
     assert queue_kind(constants.CONTROL_QUEUE) == "control"
     assert queue_kind(constants.DEFAULT_QUEUE) == "default"
+
+
+def test_a_taken_metrics_port_is_logged_and_the_process_carries_on(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert prometheus.serve("127.0.0.1", taken.getsockname()[1]) is False
+    assert "cannot serve" in caplog.text
