@@ -48,6 +48,11 @@ class Scheduler(TenantRedBeatScheduler):
             state = StateCollector(settings.database_url, self.services().redis, settings.shard_count)
             prometheus.serve(settings.metrics_host, settings.metrics_port, settings.metrics_dir, [state])
 
+    def close(self) -> None:
+        """Release the lock (RedBeat's close) and stop reporting leadership."""
+        super().close()
+        prometheus.BEAT_LEADER.set(0)
+
     def on_leadership(self, down_since: dt.datetime | None) -> None:
         """Sync on the next tick (after the due entries are sent)."""
         self._synced, self._sync_since = False, down_since
