@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, WorkerProcess, free_port, redis_db_url, wait_until
+from tests.conftest import BIN, REDIS_PASSWORD, WorkerProcess, free_port, redis_db_url, wait_until
 
 USER, PASSWORD = "ops", "fl0wer:pa ss#word"
 PAGES = ("/", "/workers", "/tasks", "/broker", "/api/workers", "/api/tasks", "/metrics")
@@ -57,7 +57,8 @@ def flower(worker_env: dict[str, str], redis_url: str, tmp_path: Path) -> Iterat
     finally:
         process.terminate()
         process.wait(20)
-        assert PASSWORD not in log.read_text(errors="replace")
+        text = log.read_text(errors="replace")
+        assert PASSWORD not in text and REDIS_PASSWORD not in text
 
 
 def test_flower_refuses_every_page_without_credentials_and_shows_the_workers_with_them(
