@@ -26,6 +26,7 @@ from tenant_worker.adapters.console import ConsoleGateway
 from tenant_worker.adapters.db import session_factory
 from tenant_worker.adapters.messagebird import MessageBirdGateway
 from tenant_worker.adapters.messagebird_webhooks import MessageBirdSignatures, RedisReplayGuard
+from tenant_worker.adapters.prometheus import TimedGateway
 from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.adapters.redis_api import RedisIdempotencyStore, RedisRequestLimiter
 from tenant_worker.adapters.redis_breaker import RedisBrokerMarker, RedisGatewayBreaker
@@ -123,8 +124,9 @@ class Services:
 
     @_built
     def gateway(self) -> SmsGateway:
-        """The SMS gateway, one per process (its connection pool is shared by all threads)."""
-        return build_gateway(self.settings)
+        """The SMS gateway, one per process (its connection pool is shared by all threads), each send
+        timed for the ``tenant_worker_send_seconds`` histogram."""
+        return TimedGateway(build_gateway(self.settings))
 
     @_built
     def executor(self) -> ThreadPoolExecutor:

@@ -122,6 +122,11 @@ class Settings:
     # Per API key token bucket: requests per second sustained, and how many may come at once. 0 = no limit.
     api_rate_per_second: float = 50.0
     api_rate_burst: int = 100
+    # Prometheus: worker and beat serve /metrics on METRICS_HOST:METRICS_PORT (0: off); a prefork pool or
+    # `api --workers N` shares its metrics through files in PROMETHEUS_MULTIPROC_DIR (README "Metrics").
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    metrics_dir: str = ""
 
     def __post_init__(self) -> None:
         if self.sms_backend not in ("console", "messagebird"):
@@ -155,8 +160,8 @@ class Settings:
             raise ConfigurationError("PUBLIC_BASE_URL must be an https:// (or http://) URL without a final / or query")
         if self.ledger_retention_days and self.ledger_retention_days < MAX_WINDOW_DAYS + 30:
             raise ConfigurationError(f"LEDGER_RETENTION_DAYS must be 0 (off) or at least {MAX_WINDOW_DAYS + 30}")
-        if not 0 < self.api_port < 65536:
-            raise ConfigurationError("API_PORT must be between 1 and 65535")
+        if not 0 < self.api_port < 65536 or not 0 <= self.metrics_port < 65536:
+            raise ConfigurationError("API_PORT and METRICS_PORT must be between 1 and 65535 (METRICS_PORT 0: off)")
         if self.api_rate_per_second < 0 or self.api_rate_burst < 1:
             raise ConfigurationError("API_RATE_PER_SECOND must be >= 0 (0 = no limit) and API_RATE_BURST >= 1")
         if any(len(key) < MIN_ADMIN_KEY_LENGTH for key in self.admin_api_keys):
@@ -367,6 +372,7 @@ _NUMBERS = {
     "api_port": "API_PORT",
     "api_rate_per_second": "API_RATE_PER_SECOND",
     "api_rate_burst": "API_RATE_BURST",
+    "metrics_port": "METRICS_PORT",
 }
 
 
@@ -405,6 +411,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stop_keywords=tuple(w.strip() for w in env.get("STOP_KEYWORDS", "").split(",") if w.strip())
         or DEFAULT_STOP_KEYWORDS,
         api_host=env.get("API_HOST") or "127.0.0.1",
+        metrics_host=env.get("METRICS_HOST") or "127.0.0.1",
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", ""),
         admin_api_keys=_admin_keys(env),
         **_numbers(env),
     )

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from tenant_worker.adapters.prometheus import count_status_report
 from tenant_worker.api.deps import services_of
 from tenant_worker.api.problems import Problem
 from tenant_worker.bootstrap import Services
@@ -94,6 +95,8 @@ async def messagebird_status_report(request: Request, services: Annotated[Servic
         report = parse_report(dict(request.query_params))
         async with asyncio.timeout(RECORD_TIMEOUT_SECONDS):
             recorded = await asyncio.wrap_future(services.report_batcher.submit(token, report))
+    if report is not None:
+        count_status_report(report.status)
     return Response(_ANSWERS[recorded], media_type="application/json")
 
 

@@ -96,6 +96,19 @@ def test_a_signed_report_is_recorded_on_its_reminder(dlr_api: ApiServer, session
     assert delivery(sessions, rid) == ("delivered", T0 + dt.timedelta(seconds=7), None, None)
 
 
+def test_status_reports_are_counted_by_status_for_prometheus(dlr_api: ApiServer, sessions, make_tenant) -> None:
+    def delivered() -> float:
+        for line in httpx.get(f"{dlr_api.url}/metrics", timeout=5).text.splitlines():
+            if line.startswith('tenant_worker_status_reports_total{status="delivered"}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = delivered()
+    (rid,) = sent_reminders(sessions, make_tenant())
+    assert deliver(dlr_api, report_query(rid, "delivered", 7)).status_code == 200
+    assert delivered() == before + 1
+
+
 def _expired(query: str) -> str:
     return sign_request(SIGNING_KEY, f"{PUBLIC}{DLR_PATH}?{query}", issued_at=time.time() - 300)
 
