@@ -247,6 +247,7 @@ class SqlCatalog:
             opted_out=row.opted_out or row.opted_out_at is not None,
             removed_at=row.removed_at,
             erased_at=row.erased_at,
+            opted_out_at=row.opted_out_at,
             subscriptions=tuple(
                 SubscriptionView(
                     id=s.id,
@@ -335,7 +336,7 @@ class SqlCatalog:
 
     def unchanged_digests(self, tenant_id: int) -> set[int]:
         """The source digests of subscriptions unchanged since their import (``adapters.customer_sync``)."""
-        return set(self.session.scalars(text(customer_sync.UNCHANGED_DIGESTS), {"tenant_id": tenant_id}))
+        return customer_sync.unchanged_digests(self.session, tenant_id)
 
 
 def _assign(row: object, **values: object) -> bool:

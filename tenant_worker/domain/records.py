@@ -228,6 +228,8 @@ class CustomerView:
     removed_at: dt.datetime | None
     erased_at: dt.datetime | None
     subscriptions: tuple[SubscriptionView, ...] = ()
+    # When they opted out (migration 0010): a STOP reply, the CLI or the API; None if never or opted in.
+    opted_out_at: dt.datetime | None = None
 
     @property
     def subscription_ids(self) -> list[int]:
