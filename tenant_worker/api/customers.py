@@ -118,6 +118,7 @@ class CustomerOut(BaseModel):
     name: str
     phone: str | None
     opted_out: bool
+    opted_out_at: dt.datetime | None = Field(description="when the customer opted out themselves (STOP, API)")
     removed_at: dt.datetime | None
     erased_at: dt.datetime | None
     subscriptions: list[SubscriptionOut]
@@ -179,7 +180,8 @@ def get_customer(ref: str, scope: ScopeDep, services: ServicesDep) -> CustomerOu
     ]
     return CustomerOut(
         external_ref=customer.external_ref, name=customer.name, phone=customer.phone, opted_out=customer.opted_out,
-        removed_at=customer.removed_at, erased_at=customer.erased_at, subscriptions=subscriptions,
+        opted_out_at=customer.opted_out_at, removed_at=customer.removed_at, erased_at=customer.erased_at,
+        subscriptions=subscriptions,
     )  # fmt: skip
 
 

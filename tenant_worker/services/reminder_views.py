@@ -15,8 +15,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from tenant_worker.domain.delivery import DELIVERY_RANK
 from tenant_worker.domain.model import ReminderStatus, ValidationError
-from tenant_worker.domain.records import DayCount, ReminderQuery, ReminderView
+from tenant_worker.domain.records import NO_DELIVERY_STATUS, DayCount, ReminderQuery, ReminderView
 from tenant_worker.domain.storage import UnitOfWorkFactory
 
 MAX_PAGE = 500
@@ -66,6 +67,10 @@ def _check_filters(query: ReminderQuery) -> list[str]:
         problems.append(f"limit must be from 1 to {MAX_PAGE}")
     if query.status is not None and query.status not in set(ReminderStatus):
         problems.append(f"status {query.status!r} must be one of {', '.join(ReminderStatus)}")
+    delivery = query.delivery_status
+    if delivery is not None and delivery != NO_DELIVERY_STATUS and delivery not in DELIVERY_RANK:
+        known = ", ".join([*DELIVERY_RANK, NO_DELIVERY_STATUS])
+        problems.append(f"delivery_status {delivery[:40]!r} must be one of {known}")
     if query.since and query.until and query.since > query.until:
         problems.append(f"from {query.since} is after to {query.until}")
     return problems

@@ -79,7 +79,8 @@ def test_remove_opt_out_and_back_report_what_changed_and_cancel_pending_reminder
         gone = problem(client.delete(f"{url}/nobody"), 404)
         pending = client.get(f"/v1/tenants/{tenant.slug}/reminders?status=pending").json()["items"]
     assert (out["changed"], out["cancelled"], out_again["changed"], out_again["cancelled"]) == (True, 1, False, 0)
-    assert shown["opted_out"] is True and back["changed"] is True and back["action"] == "opt-in"
+    assert shown["opted_out"] is True and shown["opted_out_at"] is not None
+    assert back["changed"] is True and back["action"] == "opt-in"
     assert (removed["changed"], removed["cancelled"], removed_again["changed"]) == (True, 1, False)
     assert gone["detail"].startswith("unknown customer 'nobody'")
     assert pending == []

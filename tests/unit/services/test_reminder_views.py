@@ -61,6 +61,7 @@ def test_a_customer_filter_keeps_that_customers_reminders_and_an_unknown_one_non
         (ReminderQuery(limit=0), "limit must be from 1 to 500"),
         (ReminderQuery(limit=501), "limit must be from 1 to 500"),
         (ReminderQuery(status="lost"), "status 'lost' must be one of pending, sending"),
+        (ReminderQuery(delivery_status="arrived"), "delivery_status 'arrived' must be one of scheduled, sent"),
         (ReminderQuery(since=TODAY, until=TODAY - dt.timedelta(days=1)), "is after"),
     ],
 )
