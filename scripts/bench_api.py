@@ -10,11 +10,16 @@ Parts (``--part``, default all):
   process's CPU time per request (its capacity per core, however busy the machine is; PostgreSQL's
   share is not in it).
 
-Each part is a function ``part(api, args) -> dict`` registered in :data:`PARTS`, run on one server
-(:class:`ApiProcess`); add a part by registering its function (the status-report ingestion benchmark
-lives in ``scripts/bench_reports.py``). Prints numbers; asserts nothing.
+* ``reports``: MessageBird status-report ingestion at ``--rate`` reports/s for ``--seconds``
+  (``scripts/bench_reports.py``'s ``run_reports``, on a server and database of its own): p50/p99
+  answer time and the lag until the ledger shows every report; targets: p99 <= 50 ms, lag <= 2 s.
+
+Each part is a function ``part(args) -> dict`` registered in :data:`PARTS` that starts what it needs
+(a fresh database, Redis, the server: :func:`api_process`); add a part by registering its function.
+Prints numbers; asserts nothing.
 
     .venv/bin/python scripts/bench_api.py --part upsert --clients 4 --requests 50
+    .venv/bin/python scripts/bench_api.py --part reports --rate 1000 --seconds 10
 """
 
 from __future__ import annotations
@@ -121,8 +126,19 @@ def upsert_rows(tenant: int, request: int, existing: int, expires_on: dt.date) -
     return rows
 
 
-def part_upsert(api: ApiProcess, args: argparse.Namespace) -> dict[str, float]:
-    """Concurrent 1,000-row upserts (see the module docs); returns the measured numbers."""
+def part_upsert(args: argparse.Namespace) -> dict[str, float]:
+    """Concurrent 1,000-row upserts (see the module docs) on a fresh server; the measured numbers."""
+    log = Path(tempfile.mkdtemp(prefix="bench-api-")) / "api.log"  # the server's output, shown if it fails
+    with (
+        database(args.database_url) as url,
+        redis_server(args.redis_url) as redis_url,
+        api_process(url, redis_url, args.workers, log) as api,
+    ):
+        return measure_upserts(api, args)
+
+
+def measure_upserts(api: ApiProcess, args: argparse.Namespace) -> dict[str, float]:
+    """Concurrent 1,000-row upserts against ``api``; the measured numbers."""
     tenants = [api.new_tenant(f"bench-api-{i}") for i in range(args.clients)]
     if args.existing:
         print(f"upsert: preloading {args.clients} tenants with {args.existing:,} customers each ...", flush=True)
@@ -175,8 +191,20 @@ def part_upsert(api: ApiProcess, args: argparse.Namespace) -> dict[str, float]:
     return result
 
 
-# Every part, by the name --part takes; each runs on the same server.
-PARTS: dict[str, Callable[[ApiProcess, argparse.Namespace], dict[str, float]]] = {"upsert": part_upsert}
+def part_reports(args: argparse.Namespace) -> dict[str, float]:
+    """Status-report ingestion (``bench_reports.run_reports``); its figures, printed."""
+    from bench_reports import run_reports
+
+    figures = run_reports(
+        args.rate, args.seconds, database_url=args.database_url, redis_url=args.redis_url,
+        connections=args.connections, api_workers=1,
+    )  # fmt: skip
+    print("reports: " + ", ".join(f"{name} {value}" for name, value in figures.items()), flush=True)
+    return {name: float(value) for name, value in figures.items()}
+
+
+# Every part, by the name --part takes.
+PARTS: dict[str, Callable[[argparse.Namespace], dict[str, float]]] = {"upsert": part_upsert, "reports": part_reports}
 
 
 def main() -> None:
@@ -186,19 +214,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30, help="measured requests per client")
     parser.add_argument("--warmup", type=int, default=3, help="requests per client before measuring")
     parser.add_argument("--existing", type=int, default=200_000, help="customers preloaded per tenant")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (upsert)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="status reports per second (reports)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long to send reports (reports)")
+    parser.add_argument("--connections", type=int, default=64, help="keep-alive connections (reports)")
     parser.add_argument("--redis-url", help="use this Redis instead of starting one")
     parser.add_argument("--database-url", help="use this (migrated, empty) database instead of a fresh one")
     args = parser.parse_args()
-    parts = list(PARTS) if args.part == "all" else [args.part]
-    log = Path(tempfile.mkdtemp(prefix="bench-api-")) / "api.log"  # the server's output, shown if it fails
-    with (
-        database(args.database_url) as url,
-        redis_server(args.redis_url) as redis_url,
-        api_process(url, redis_url, args.workers, log) as api,
-    ):
-        for name in parts:
-            PARTS[name](api, args)
+    for name in list(PARTS) if args.part == "all" else [args.part]:
+        PARTS[name](args)
 
 
 if __name__ == "__main__":
