@@ -95,25 +95,28 @@ def celery_sentinel_conf(
 ) -> dict[str, Any]:
     """Celery settings that point the broker, the result backend and RedBeat at the sentinels.
 
-    The master's password goes into ``broker_password`` and ``redis_password`` (Celery's settings for
-    the broker and the Redis result backend), never into a URL: Celery masks every setting named
-    *PASS* in ``celery report`` and ``inspect conf``, nested ones too, but sanitises only the first URL
-    of a ``;``-separated list. ``transport_options`` are the broker's Redis options and
-    ``client_options`` the redis-py options RedBeat's client would get without Sentinel.
+    The broker URL lists every sentinel with the master's password: kombu moves on to the next one
+    when a sentinel cannot be reached, and takes the password from that URL alone (``broker_password``
+    would be lost at the switch). Celery shows only the first, masked. The result backend's URL has
+    no password: Celery masks only the first URL of a ``;``-separated list there, so the password is
+    ``redis_password`` (a setting named *PASS*, masked in ``celery report`` and ``inspect conf``), which
+    its sentinel backend uses for every sentinel. ``transport_options`` are the broker's Redis options
+    and ``client_options`` the redis-py options RedBeat's client would get without Sentinel.
     """
     hosts = [_netloc(host, port) for host, port in sentinel.nodes]
     sentinel_kwargs = sentinel.sentinel_kwargs(client_options)
     options = {**transport_options, "master_name": sentinel.master, "sentinel_kwargs": sentinel_kwargs}
+    auth = f":{quote(password, safe='')}@" if password else ""
     return {
-        "broker_url": ";".join(f"sentinel://{host}/{db}" for host in hosts),
-        "broker_password": password or None,
+        "broker_url": ";".join(f"sentinel://{auth}{host}/{db}" for host in hosts),
         "broker_transport_options": options,
         "result_backend": ";".join(f"sentinel://{host}/{db}" for host in hosts),
         "redis_password": password or None,
         "result_backend_transport_options": dict(options),
-        # RedBeat only looks at the scheme; the sentinels, master, database and password are options.
-        # Its Sentinel client takes socket_timeout alone of the socket options (redbeat/schedulers.py).
-        "redbeat_redis_url": f"redis-sentinel://{','.join(hosts)}/{db}",
+        # RedBeat only looks at the scheme (and shows the URL in its banner, parsed as one host: so the
+        # master's name); the sentinels, master, database and password are options. Its Sentinel
+        # client takes socket_timeout alone of the socket options (redbeat/schedulers.py).
+        "redbeat_redis_url": f"redis-sentinel://{sentinel.master}/{db}",
         "redbeat_redis_options": {
             **{name: value for name, value in client_options.items() if name != "password"},
             "sentinels": list(sentinel.nodes),
