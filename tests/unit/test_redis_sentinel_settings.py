@@ -13,6 +13,7 @@ from kombu.utils.url import parse_url
 from redbeat.schedulers import get_redis
 from redis.sentinel import SentinelConnectionPool
 
+from tenant_worker.adapters.redbeat import redbeat_redis
 from tenant_worker.adapters.redis_check import describe_redis
 from tenant_worker.adapters.redis_client import redis_client
 from tenant_worker.celery_app import create_app
@@ -142,6 +143,14 @@ def test_redbeat_takes_its_sentinel_branch() -> None:
         (s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"]) for s in sentinels
     ] == list(NODES)
     assert sentinels[0].connection_pool.connection_kwargs["password"] == SENTINEL_PASSWORD
+
+
+def test_redbeat_keeps_one_sentinel_client_instead_of_a_new_pool_per_call() -> None:
+    app = create_app(load_settings(ENV))
+    assert get_redis(app) is not get_redis(app), "RedBeat's own behaviour, which redbeat_redis corrects"
+    client = redbeat_redis(app)
+    assert get_redis(app) is client and redbeat_redis(app) is client
+    assert client.connection_pool.service_name == "tw-master"
 
 
 def test_bootstraps_client_finds_the_master_through_the_sentinels() -> None:
