@@ -44,7 +44,12 @@ def check_redis(url: str, sentinel: SentinelSettings | None = None, timeout: flo
                 f"Redis at {where} requires a password: set REDIS_PASSWORD or REDIS_PASSWORD_FILE"
             ) from None
         raise ConfigurationError(f"Redis at {where} answered an error: {type(exc).__name__}") from None
-    except MasterNotFoundError:
+    except MasterNotFoundError as exc:
+        # It lists each sentinel's error (reprs without passwords) ending in its kind, e.g. "auth:...".
+        if "AuthenticationError" in str(exc):
+            raise ConfigurationError(
+                f"the sentinels of {where} rejected the credentials: check REDIS_SENTINEL_PASSWORD (not shown)"
+            ) from None
         raise ServiceUnavailable(
             f"cannot connect to Redis at {where}: no sentinel answered with a master that is up; start the "
             "sentinels and Redis, or fix REDIS_SENTINELS / REDIS_SENTINEL_MASTER"

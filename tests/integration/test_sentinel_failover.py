@@ -27,11 +27,15 @@ import redis
 from redis.sentinel import Sentinel
 
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
+from tenant_worker.adapters.redis_check import check_redis
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.celery_app import create_app
+from tenant_worker.config import ConfigurationError, build_redis_url
+from tenant_worker.errors import ServiceUnavailable
+from tenant_worker.redis_settings import SentinelSettings
 from tenant_worker.services.sweep import sweep_tenant
 from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
-from tests.conftest import ACCESS_KEY, REDIS_PASSWORD, free_port, wait_until
+from tests.conftest import ACCESS_KEY, BIN, REDIS_PASSWORD, free_port, wait_until
 from tests.integration.test_redis_restart import FAST, first_times, recover_ran_after
 from tests.integration.test_self_healing import accepted_for, rows, tenant_with_due
 
@@ -58,8 +62,7 @@ class SentinelCluster:
         self.sentinel_ports = [free_port() for _ in range(3)]
         self._start_redis("master", self.master_port)
         self._start_redis("replica", self.replica_port, "--replicaof", "127.0.0.1", str(self.master_port))
-        for number, port in enumerate(self.sentinel_ports):
-            self._start_sentinel(number, port)
+        self.replica = redis.Redis(port=self.replica_port, password=REDIS_PASSWORD, socket_timeout=1)
         self.sentinels = [
             redis.Redis(port=port, password=SENTINEL_PASSWORD, socket_timeout=1, decode_responses=True)
             for port in self.sentinel_ports
@@ -76,6 +79,19 @@ class SentinelCluster:
              *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )  # fmt: skip
+
+    def start_sentinels(self) -> None:
+        """Start the sentinels once the replica is in sync: a sentinel learns of replicas from the
+        master's INFO, which it reads at once and then every 10 s."""
+        wait_until(self.replica_in_sync, 30, "the replica to sync with the master")
+        for number, port in enumerate(self.sentinel_ports):
+            self._start_sentinel(number, port)
+
+    def replica_in_sync(self) -> bool:
+        try:
+            return bool(self.replica.info("replication")["master_link_status"] == "up")
+        except redis.RedisError:
+            return False
 
     def _start_sentinel(self, number: int, port: int) -> None:
         config = self.workdir / f"sentinel-{number}.conf"  # sentinels rewrite their file: one each
@@ -109,10 +125,9 @@ class SentinelCluster:
                 state = sentinel.sentinel_master(MASTER)
                 if state["num-slaves"] != 1 or state["num-other-sentinels"] != 2 or not state["is_master"]:
                     return False
-            replica = redis.Redis(port=self.replica_port, password=REDIS_PASSWORD, socket_timeout=1)
-            return bool(replica.info("replication")["master_link_status"] == "up")
         except redis.RedisError:
             return False
+        return self.replica_in_sync()
 
     def kill_master(self) -> None:
         self.processes["master"].send_signal(signal.SIGKILL)
@@ -129,10 +144,41 @@ class SentinelCluster:
 def sentinel_cluster(tmp_path: Path) -> Iterator[SentinelCluster]:
     cluster = SentinelCluster(tmp_path / "redis")
     try:
+        cluster.start_sentinels()
         wait_until(cluster.ready, 30, "the sentinels to see the master, the replica and each other")
         yield cluster
     finally:
         cluster.stop()
+
+
+def sentinel_env(cluster: SentinelCluster, password_file: Path) -> dict[str, str]:
+    """The settings of a process that reaches Redis only through the sentinels."""
+    password_file.write_text(SENTINEL_PASSWORD + "\n")
+    return {
+        "REDIS_URL": "", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(free_port()), "REDIS_DB": "0",
+        "REDIS_PASSWORD": REDIS_PASSWORD, "REDIS_SENTINEL_MASTER": MASTER,
+        "REDIS_SENTINELS": ",".join(f"127.0.0.1:{port}" for port in cluster.sentinel_ports),
+        "REDIS_SENTINEL_PASSWORD_FILE": str(password_file),
+    }  # fmt: skip
+
+
+def test_commands_reach_redis_through_the_sentinels_and_name_the_setting_to_fix(sentinel_cluster, worker_env, tmp_path):
+    cluster = sentinel_cluster
+    url = build_redis_url("127.0.0.1", free_port(), 0, REDIS_PASSWORD)  # only its password and db are used
+    nodes = tuple(("127.0.0.1", port) for port in cluster.sentinel_ports)
+    check_redis(url, SentinelSettings(nodes, MASTER, SENTINEL_PASSWORD))
+    # One sentinel: redis-py retries each with a backoff of seconds before giving up on it.
+    with pytest.raises(ConfigurationError, match=r"sentinels .* rejected the credentials") as wrong:
+        check_redis(url, SentinelSettings(nodes[:1], MASTER, "not-the-sentinel-password"))
+    with pytest.raises(ServiceUnavailable, match="no sentinel answered with a master") as unknown:
+        check_redis(url, SentinelSettings(nodes, "no-such-master", SENTINEL_PASSWORD))
+    for error in (wrong, unknown):
+        assert REDIS_PASSWORD not in str(error.value) and SENTINEL_PASSWORD not in str(error.value)
+
+    env = {**worker_env, **sentinel_env(cluster, tmp_path / "sentinel-password")}
+    queues = subprocess.run([str(BIN / "tenant-worker"), "queues", "--json"], env=env, capture_output=True, text=True)
+    assert queues.returncode == 0, queues.stderr
+    assert '"queues"' in queues.stdout
 
 
 def test_worker_and_beat_carry_on_through_a_sentinel_failover_with_no_duplicate_and_no_lost_sms(
@@ -142,14 +188,9 @@ def test_worker_and_beat_carry_on_through_a_sentinel_failover_with_no_duplicate_
     started = time.monotonic()
     busy = tenant_with_due(sessions, make_tenant(), shard=12, count=60)
     later = tenant_with_due(sessions, make_tenant(), shard=13, count=5)
-    secret = tmp_path / "sentinel-password"
-    secret.write_text(SENTINEL_PASSWORD + "\n")
     with MessageBirdEmulator(access_key=ACCESS_KEY, latency=0.3) as gateway:
         env = {
-            "REDIS_URL": "", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(free_port()), "REDIS_DB": "0",
-            "REDIS_PASSWORD": REDIS_PASSWORD, "REDIS_SENTINEL_MASTER": MASTER,
-            "REDIS_SENTINELS": ",".join(f"127.0.0.1:{port}" for port in cluster.sentinel_ports),
-            "REDIS_SENTINEL_PASSWORD_FILE": str(secret),
+            **sentinel_env(cluster, tmp_path / "sentinel-password"),
             "MESSAGEBIRD_ENDPOINT": gateway.url, **FAST, "SEND_BATCH_SIZE": "10", "MAX_BATCHES_PER_TENANT": "2",
         }  # fmt: skip
         worker = start_worker("--concurrency", "2", **env)
