@@ -14,6 +14,7 @@ from celery import Celery, signals
 from celery.schedules import crontab
 
 from tenant_worker import constants
+from tenant_worker.adapters import celery_reconnect  # noqa: F401  (its kombu fix, for publishers too)
 from tenant_worker.adapters.routes import TenantRouter
 from tenant_worker.config import (
     VISIBILITY_TIMEOUT_SECONDS,

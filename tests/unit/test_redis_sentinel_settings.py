@@ -6,9 +6,12 @@ password shows in a repr, a message or Celery's own configuration dump.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
+import redis
+from kombu.transport import redis as kombu_redis
 from kombu.utils.url import parse_url
 from redbeat.schedulers import get_redis
 from redis.sentinel import SentinelConnectionPool
@@ -168,3 +171,13 @@ def test_celerys_configuration_dump_shows_no_password() -> None:
     dump = app.conf.humanize(with_defaults=False, censored=True)
     assert "sentinel://" in dump and "tw-master" in dump
     assert not [form for form in forms(PASSWORD, SENTINEL_PASSWORD) if form in dump]
+
+
+@pytest.mark.parametrize("channel_class", [kombu_redis.Channel, kombu_redis.SentinelChannel])
+def test_a_publish_retried_on_a_closed_channel_is_a_connection_error_not_an_attribute_error(channel_class) -> None:
+    # Seen once in ~20 failover runs: kombu retried a publish on a channel whose connection it had
+    # closed, and kombu's own code failed with AttributeError, which no caller treats as "Redis away".
+    # create_app (imported above) installs the fix in every process that publishes.
+    closed = SimpleNamespace(connection=None)
+    with pytest.raises(redis.ConnectionError, match="broker connection was closed"):
+        channel_class._connparams(closed)
