@@ -30,6 +30,7 @@ from tenant_worker.adapters.prometheus import TimedGateway
 from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.adapters.redis_api import RedisIdempotencyStore, RedisRequestLimiter
 from tenant_worker.adapters.redis_breaker import RedisBrokerMarker, RedisGatewayBreaker
+from tenant_worker.adapters.redis_client import redis_client
 from tenant_worker.adapters.redis_ratelimit import RedisRateLimiter
 from tenant_worker.adapters.sentry import SentryAlerts
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
@@ -117,10 +118,8 @@ class Services:
     def redis(self) -> redis.Redis:
         """tenant-worker's own Redis client (rate buckets, breaker, route version, alert windows)."""
         # Enough connections for every send thread to reserve a rate slot at once.
-        pool = redis.BlockingConnectionPool.from_url(
-            self.settings.redis_url, max_connections=self.settings.max_in_flight + 8, timeout=10, socket_timeout=5
-        )
-        return redis.Redis(connection_pool=pool)
+        size = self.settings.max_in_flight + 8
+        return redis_client(self.settings.redis_url, self.settings.redis_sentinel, pool_size=size, socket_timeout=5)
 
     @_built
     def gateway(self) -> SmsGateway:

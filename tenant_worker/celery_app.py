@@ -14,6 +14,7 @@ from celery import Celery, signals
 from celery.schedules import crontab
 
 from tenant_worker import constants
+from tenant_worker.adapters import celery_reconnect  # noqa: F401  (its kombu fix, for publishers too)
 from tenant_worker.adapters.flower_auth import protect_flower_metrics
 from tenant_worker.adapters.routes import TenantRouter
 from tenant_worker.config import (
@@ -25,6 +26,7 @@ from tenant_worker.config import (
     url_password,
     without_password,
 )
+from tenant_worker.redis_settings import celery_sentinel_conf, redis_db
 
 
 def create_app(settings: Settings) -> Celery:
@@ -44,12 +46,27 @@ def create_app(settings: Settings) -> Celery:
         "health_check_interval": 10,
     }
     redis_password = url_password(settings.redis_url)
-    celery.conf.update(
-        broker_url=settings.redis_url,
-        result_backend=settings.redis_url,
-        broker_transport_options=transport_options,
+    redbeat_options = {"socket_connect_timeout": 5, "socket_timeout": 10, "health_check_interval": 30}
+    redis_conf: dict[str, Any] = {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "broker_transport_options": transport_options,
         # The result backend redelivers/locks with the same visibility semantics; keep them equal.
-        result_backend_transport_options=dict(transport_options),
+        "result_backend_transport_options": dict(transport_options),
+        # RedBeat keeps the schedule in Redis. Set explicitly (the fallback to broker_url is
+        # deprecated): same server, and the password as an option rather than in the URL. Celery masks
+        # settings named *PASS* (nested ones too) in `celery inspect conf` and `celery report`, but
+        # shows redbeat_redis_url as it is.
+        "redbeat_redis_url": without_password(settings.redis_url),
+        "redbeat_redis_options": {**redbeat_options, **({"password": redis_password} if redis_password else {})},
+    }
+    if settings.redis_sentinel is not None:
+        # The same, through the sentinels: broker, results and RedBeat follow a failover.
+        redis_conf = celery_sentinel_conf(
+            settings.redis_sentinel, redis_password, redis_db(settings.redis_url), transport_options, redbeat_options
+        )
+    celery.conf.update(
+        **redis_conf,
         # JSON only: pickle from a shared broker would be remote code execution.
         task_serializer="json",
         result_serializer="json",
@@ -101,7 +118,7 @@ def create_app(settings: Settings) -> Celery:
         # run-now sweep names the tenant's queue itself, which wins over the router. Retries are new
         # tasks published through the same router, so they stay on the tenant's queue too (Celery's
         # own Task.retry would reuse the delivery info of the original message instead).
-        task_routes=(TenantRouter(settings.database_url, settings.redis_url),),
+        task_routes=(TenantRouter(settings.database_url, settings.redis_url, settings.redis_sentinel),),
         # Queues are declared by the router's answer; no queue has to be listed in advance.
         task_create_missing_queues=True,
         # Each tenant's daily sweep is its own RedBeat entry (see adapters/redbeat.py), written by the
@@ -121,16 +138,6 @@ def create_app(settings: Settings) -> Celery:
         },
         # RedBeat keeps the schedule in Redis, with a leader lock so a second beat waits as a standby.
         beat_scheduler="tenant_worker.beat:Scheduler",
-        # Set explicitly (the fallback to broker_url is deprecated): same server, and the password as an
-        # option rather than in the URL. Celery masks settings named *PASS* (nested ones too) in
-        # `celery inspect conf` and `celery report`, but shows redbeat_redis_url as it is.
-        redbeat_redis_url=without_password(settings.redis_url),
-        redbeat_redis_options={
-            "socket_connect_timeout": 5,
-            "socket_timeout": 10,
-            "health_check_interval": 30,
-            **({"password": redis_password} if redis_password else {}),
-        },
         redbeat_key_prefix=constants.REDBEAT_KEY_PREFIX,
         # A crashed leader's lock expires after this and the standby takes over (RedBeat's default
         # would be 25 minutes without sweeps). Beat wakes, and renews the lock, every max interval.

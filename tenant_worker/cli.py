@@ -136,7 +136,7 @@ def cmd_worker(args: argparse.Namespace, services: Services) -> int:
     """Start a Celery worker consuming the selected queues (other options go to ``celery worker``)."""
     settings = services.settings
     settings.require_credentials()
-    check_redis(settings.redis_url)
+    check_redis(settings.redis_url, settings.redis_sentinel)
     check_database(settings.database_url, migrated=True)
     if settings.sms_backend == "messagebird":
         gateway = build_gateway(settings)
@@ -158,7 +158,7 @@ def cmd_beat(args: argparse.Namespace, services: Services) -> int:
     """Start Celery beat for this app (extra arguments go to ``celery beat``)."""
     settings = services.settings
     settings.require_credentials()
-    check_redis(settings.redis_url)
+    check_redis(settings.redis_url, settings.redis_sentinel)
     check_database(settings.database_url, migrated=True)
     from tenant_worker.adapters.redbeat_scheduler import BeatLockLost
     from tenant_worker.celery_app import app

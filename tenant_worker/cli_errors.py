@@ -69,7 +69,7 @@ def preflight(args: argparse.Namespace, settings: Settings) -> None:
     migrating = (args.command, getattr(args, "action", None)) == ("db", "upgrade")
     check_database(settings.database_url, migrated=not migrating)
     if needs_redis(args):
-        check_redis(settings.redis_url)
+        check_redis(settings.redis_url, settings.redis_sentinel)
 
 
 def run(handler: Callable[[argparse.Namespace, Services], int], args: argparse.Namespace, debug: bool = False) -> int:
@@ -109,9 +109,8 @@ def explain(exc: BaseException, settings: Settings | None) -> tuple[int, str]:
     if isinstance(exc, OSError) and exc.filename:
         return EXIT_INVALID, f"error: {exc.strerror or exc}: {exc.filename}"
     if settings is not None and isinstance(exc, RedisError | KombuError | EnqueueError | OSError):
-        return _diagnosed(
-            exc, lambda: check_redis(settings.redis_url), f"Redis at {describe_redis(settings.redis_url)}"
-        )
+        url, sentinel = settings.redis_url, settings.redis_sentinel
+        return _diagnosed(exc, lambda: check_redis(url, sentinel), f"Redis at {describe_redis(url, sentinel)}")
     if settings is not None and isinstance(exc, SQLAlchemyError):
         where = f"PostgreSQL at {redact_url(settings.database_url)}"
         return _diagnosed(exc, lambda: check_database(settings.database_url, migrated=True), where)

@@ -22,6 +22,7 @@ from tenant_worker.constants import DEFAULT_SHARD_COUNT, DLR_PATH
 from tenant_worker.domain.backoff import DATABASE_RECONNECT, RetryPolicy
 from tenant_worker.domain.delivery import DEFAULT_STOP_KEYWORDS
 from tenant_worker.domain.windows import MAX_WINDOW_DAYS
+from tenant_worker.redis_settings import SentinelSettings, build_redis_url, sentinel_settings
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenant_worker"
 MESSAGEBIRD_REST_ENDPOINT = "https://rest.messagebird.com"
@@ -42,6 +43,9 @@ class Settings:
     """All runtime configuration, resolved once from the environment."""
 
     redis_url: str = field(repr=False)
+    # Redis Sentinel (redis_settings.py): when set, every client finds the master through it, and
+    # redis_url only supplies the master's password and database.
+    redis_sentinel: SentinelSettings | None = None
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     sms_backend: str = "console"
     messagebird_access_key: str = field(default="", repr=False)
@@ -197,17 +201,8 @@ class Settings:
 
     @property
     def redacted_redis_url(self) -> str:
-        """The Redis URL safe to print."""
-        return redact_url(self.redis_url)
-
-
-def build_redis_url(
-    host: str = "localhost", port: int = 6379, db: int = 0, password: str | None = None, *, tls: bool = False
-) -> str:
-    """Assemble a redis:// URL, percent-encoding the password so any character is safe."""
-    scheme = "rediss" if tls else "redis"
-    auth = f":{quote(password, safe='')}@" if password else ""
-    return f"{scheme}://{auth}{host}:{port}/{db}"
+        """The Redis URL (or the Sentinel master and sentinels) safe to print."""
+        return self.redis_sentinel.describe() if self.redis_sentinel else redact_url(self.redis_url)
 
 
 def redact_url(url: str) -> str:
@@ -253,6 +248,7 @@ def secrets_of(settings: Settings) -> list[str]:
     and the webhook signing key."""
     return [
         url_password(settings.redis_url),
+        settings.redis_sentinel.password if settings.redis_sentinel else "",
         url_password(settings.database_url),
         settings.messagebird_access_key,
         settings.messagebird_signing_key,
@@ -324,6 +320,8 @@ def _database_url(env: Mapping[str, str]) -> str:
 
 def _redis_url(env: Mapping[str, str]) -> str:
     url = env.get("REDIS_URL")
+    if url and env.get("REDIS_SENTINELS"):
+        raise ConfigurationError("REDIS_URL names one server: with REDIS_SENTINELS use REDIS_PASSWORD and REDIS_DB")
     if url:
         if urlsplit(url).scheme not in ("redis", "rediss"):
             raise ConfigurationError("REDIS_URL must start with redis:// or rediss://")
@@ -333,6 +331,14 @@ def _redis_url(env: Mapping[str, str]) -> str:
     except ValueError:
         raise ConfigurationError("REDIS_PORT and REDIS_DB must be integers") from None
     return build_redis_url(env.get("REDIS_HOST", "localhost"), port, db, _read_secret(env, "REDIS_PASSWORD"))
+
+
+def _sentinel(env: Mapping[str, str]) -> SentinelSettings | None:
+    password = _read_secret(env, "REDIS_SENTINEL_PASSWORD")
+    try:
+        return sentinel_settings(env.get("REDIS_SENTINELS"), env.get("REDIS_SENTINEL_MASTER"), password)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -398,6 +404,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     return Settings(
         redis_url=_redis_url(env),
+        redis_sentinel=_sentinel(env),
         database_url=_database_url(env),
         sms_backend=env.get("SMS_BACKEND", "console"),
         messagebird_access_key=env.get("MESSAGEBIRD_ACCESS_KEY", ""),

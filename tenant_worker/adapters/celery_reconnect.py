@@ -40,8 +40,13 @@ def _closed_channel_is_a_connection_error(channel: Any, asynchronous: bool = Fal
     ack arrives after the close. Celery tolerates connection errors there (it logs them and
     reconnects; the message stays in Redis's unacked set, redelivered after the visibility timeout)
     but takes ``AttributeError`` for an unrecoverable error and stops the worker. Raising the
-    connection error it means keeps the worker up; seen in the Redis restart tests."""
-    if channel.connection.client is None:
+    connection error it means keeps the worker up; seen in the Redis restart tests.
+
+    A publisher meets the same when a publish is retried on a channel its connection already closed
+    (``channel.connection`` is None then), as a Sentinel failover showed: a connection error lets
+    kombu's retry reconnect, or ends in the error ``CeleryReminderQueue`` reports. ``celery_app``
+    imports this module, so every process that publishes has the fix."""
+    if channel.connection is None or channel.connection.client is None:
         raise RedisConnectionError("the broker connection was closed")
     return _connparams(channel, asynchronous)
 

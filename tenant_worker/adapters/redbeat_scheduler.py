@@ -11,13 +11,13 @@ from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError
-from redbeat.schedulers import RedBeatScheduler, get_redis
+from redbeat.schedulers import RedBeatScheduler
 from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tenant_worker.adapters.beat_lock import RedisLeaderLock
-from tenant_worker.adapters.redbeat import TenantScheduleEntry
+from tenant_worker.adapters.redbeat import TenantScheduleEntry, redbeat_redis
 from tenant_worker.domain.backoff import BEAT_RECONNECT
 
 # First retry delay after Redis stopped answering; it doubles up to beat_max_interval.
@@ -72,7 +72,7 @@ class TenantRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
         self.leader_key: str | None = getattr(self, "lock_key", None)
         self.lock_key: str | None = None
         self.leader_lock = (
-            RedisLeaderLock(get_redis(app), self.leader_key, self.lock_timeout) if self.leader_key else None
+            RedisLeaderLock(redbeat_redis(app), self.leader_key, self.lock_timeout) if self.leader_key else None
         )
         self.leading = False
         self._standby_logged = False

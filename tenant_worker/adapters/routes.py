@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenant_worker import constants
 from tenant_worker.adapters.db import session_factory
 from tenant_worker.adapters.orm import TenantRow
+from tenant_worker.adapters.redis_client import redis_client
+from tenant_worker.redis_settings import SentinelSettings
 
 
 class TenantQueueCache:
@@ -93,8 +95,8 @@ class TenantRouter:
     Connections are opened on first use, so building the Celery app (at import time) stays free of I/O.
     """
 
-    def __init__(self, database_url: str, redis_url: str) -> None:
-        self._database_url, self._redis_url = database_url, redis_url
+    def __init__(self, database_url: str, redis_url: str, sentinel: SentinelSettings | None = None) -> None:
+        self._database_url, self._redis_url, self._sentinel = database_url, redis_url, sentinel
         self._cache: TenantQueueCache | None = None
         self._lock = threading.Lock()
 
@@ -104,7 +106,7 @@ class TenantRouter:
         with self._lock:
             if self._cache is None:
                 sessions = session_factory(self._database_url)
-                client = redis.Redis.from_url(self._redis_url, socket_timeout=2, socket_connect_timeout=2)
+                client = redis_client(self._redis_url, self._sentinel, socket_timeout=2, socket_connect_timeout=2)
                 self._cache = TenantQueueCache(_db_lookup(sessions), _redis_version(client))
             return self._cache
 
