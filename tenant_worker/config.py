@@ -16,12 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 from tenant_worker.constants import DEFAULT_SHARD_COUNT, DLR_PATH
 from tenant_worker.domain.backoff import DATABASE_RECONNECT, RetryPolicy
 from tenant_worker.domain.delivery import DEFAULT_STOP_KEYWORDS
 from tenant_worker.domain.windows import MAX_WINDOW_DAYS
+from tenant_worker.redaction import redact_text as redact_text
+from tenant_worker.redaction import redact_url as redact_url
+from tenant_worker.redaction import url_password as url_password
+from tenant_worker.redaction import without_password as without_password
 from tenant_worker.redis_settings import SentinelSettings, build_redis_url, sentinel_settings
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenant_worker"
@@ -205,44 +209,6 @@ class Settings:
         return self.redis_sentinel.describe() if self.redis_sentinel else redact_url(self.redis_url)
 
 
-def redact_url(url: str) -> str:
-    """Replace the password in a URL with ``**`` (Celery's own convention), leaving the rest readable.
-
-    libpq also takes the password as a ``password=`` query parameter, so that is masked too.
-    """
-    base, question_mark, query = url.partition("?")
-    url = base + question_mark + re.sub(r"(^|&)password=[^&#]*", r"\1password=**", query)
-    parts = urlsplit(url)
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    if ":" not in userinfo:
-        return url  # a user name without a password: nothing to hide, and worth seeing in an error
-    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:**@{hostinfo}"))
-
-
-def redact_text(text: str, secrets: list[str]) -> str:
-    """Remove every known secret (and any URL password) from free text such as an exception message."""
-    for secret in secrets:
-        if secret:
-            # Raw, fully percent-encoded (our URLs), and as SQLAlchemy's URL.render_as_string writes it
-            # (spaces and "+" left as they are in the user info, form-encoded in the query string).
-            # Longest first: "100%25" is inside its own encoding "100%2525" and would leave "25" behind.
-            forms = {secret, quote(secret, safe=""), quote(secret, safe=" +"), quote_plus(secret)}
-            for form in sorted(forms, key=len, reverse=True):
-                text = text.replace(form, "**")
-    return re.sub(r"(rediss?|postgres(?:ql)?(?:\+\w+)?)://([^:/@\s]*):[^@\s]*@", r"\1://\2:**@", text)
-
-
-def url_password(url: str) -> str:
-    """The decoded password of a URL (or of its libpq-style ``password=`` parameter), or ``""``: what a
-    logging filter has to look for."""
-    parts = urlsplit(url)
-    if parts.password:
-        return unquote(parts.password)
-    return parse_qs(parts.query).get("password", [""])[0]
-
-
 def secrets_of(settings: Settings) -> list[str]:
     """The values that must never be logged or printed: the Redis and database passwords, the access key
     and the webhook signing key."""
@@ -254,19 +220,6 @@ def secrets_of(settings: Settings) -> list[str]:
         settings.messagebird_signing_key,
         *settings.admin_api_keys,
     ]
-
-
-def without_password(url: str) -> str:
-    """``url`` with its password removed (from the user info and any ``password=`` parameter), the user
-    name kept: for settings that are displayed, with the password passed separately (see celery_app)."""
-    base, question_mark, query = url.partition("?")
-    query = "&".join(part for part in query.split("&") if part and not part.startswith("password="))
-    parts = urlsplit(base + (question_mark if query else "") + query)
-    userinfo, at, hostinfo = parts.netloc.rpartition("@")
-    if not at:
-        return urlunsplit(parts)
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}@{hostinfo}" if user else hostinfo))
 
 
 def add_database_password(url: str, password: str, source: str = "DATABASE_PASSWORD") -> str:
