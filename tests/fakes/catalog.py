@@ -171,6 +171,7 @@ class FakeCatalog:
                 record.name,
                 record.phone,
                 record.opted_out,
+                locale=record.locale,
                 **_kept(known, "removed_at", "erased_at", "updated_at"),
             )
             old = subscription_of.get(customer.id)
