@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from decimal import Decimal
 from typing import Literal
 
@@ -28,6 +29,10 @@ DateStyle = Literal["short", "medium", "long"]
 _WHOLE_NUMBER_PROBE = range(0, 1000)
 
 
+# Babel would also accept "en_US.UTF-8" or "en_US@euro" (POSIX spellings); a customer file says "en_US".
+_NAME = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,3}")
+
+
 class UnknownLocale(ValueError):
     """A locale name Babel (CLDR) does not know."""
 
@@ -36,7 +41,10 @@ def canonical_locale(name: str) -> str:
     """``name`` in Babel's spelling (``nl-be`` -> ``nl_BE``), or :class:`UnknownLocale`.
 
     Only locales with CLDR data are accepted, so a formatted reminder never falls back silently."""
-    return str(_locale(name.strip()))
+    name = name.strip()
+    if not _NAME.fullmatch(name):
+        raise UnknownLocale(f"locale {name!r} is not a CLDR locale (e.g. nl_NL, fr_BE, en)")
+    return str(_locale(name))
 
 
 def is_known_locale(name: str) -> bool:

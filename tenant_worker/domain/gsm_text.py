@@ -50,6 +50,10 @@ GSM_EQUIVALENTS: Mapping[str, str] = MappingProxyType(
         "\u2013": "-",  # en dash
         "\u2014": "-",  # em dash
         "\u2212": "-",  # minus sign (CLDR negative numbers in some locales)
+        "\u060c": ",",  # Arabic comma (CLDR grouping separator of ks_Arab, bgn...)
+        "\u066b": ".",  # Arabic decimal separator
+        "\u066c": ",",  # Arabic thousands separator
+        "\u2e41": ",",  # reversed comma (ff_Adlm grouping separator)
         "\u2026": "...",  # horizontal ellipsis
         "\u2022": "-",  # bullet
         "\u00b7": ".",  # middle dot

@@ -24,7 +24,7 @@ from tenant_worker.adapters import cldr
 from tenant_worker.domain.gsm_text import normalize_gsm
 from tenant_worker.domain.records import SendJob, Template, Tenant
 from tenant_worker.domain.sms_limits import MAX_AMOUNT, check_template_fits
-from tenant_worker.domain.templates import RenderedSms, render_template, validate_template
+from tenant_worker.domain.templates import UCS_2, RenderedSms, render_template, validate_template
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,9 @@ def build_sms(
 ) -> RenderedSms:
     """Render ``template`` for one reminder; ``days_left`` is counted from ``today`` (tenant-local).
 
-    The values are formatted in ``locale``, else the chosen template's locale, else the tenant's."""
+    The values are formatted in ``locale``, else the chosen template's locale, else the tenant's, and
+    normalised to GSM-7; only when the SMS is UCS-2 anyway (Arabic text, a Polish "ł") are they sent as
+    CLDR writes them (no-break spaces, bidi marks), unless that would cost another segment."""
     body, chosen = (template.body, template.locale) if isinstance(template, ChosenTemplate) else (template, None)
     use = cldr.usable_locale(locale or chosen or tenant.locale)
     values = {
@@ -80,21 +82,29 @@ def build_sms(
         "currency": job.currency,
         "plan": job.plan,
         "org_name": normalize_gsm(tenant.name) if tenant.normalize_text else tenant.name,
-        **formatted_values(use, tenant.date_style, job.expires_on, job.amount, job.currency),
     }
     own_text = normalize_gsm if tenant.normalize_text else None
-    return render_template(body, values, cldr.plural_rule(use), normalize_text=own_text)
+    plurals = cldr.plural_rule(use)
+    formatted = formatted_values(use, tenant.date_style, job.expires_on, job.amount, job.currency, normalize=False)
+    gsm = {name: normalize_gsm(value) for name, value in formatted.items()}
+    rendered = render_template(body, values | gsm, plurals, normalize_text=own_text)
+    if rendered.encoding == UCS_2 and gsm != formatted:
+        as_written = render_template(body, values | formatted, plurals, normalize_text=own_text)
+        if as_written.segments <= rendered.segments:
+            return as_written
+    return rendered
 
 
 def formatted_values(
-    locale: str, date_style: str, expires_on: dt.date, amount: Decimal, currency: str
+    locale: str, date_style: str, expires_on: dt.date, amount: Decimal, currency: str, *, normalize: bool = True
 ) -> dict[str, str]:
-    """``expires_on`` and ``amount`` as ``locale`` writes them, normalised to GSM-7 (always: a CLDR
-    no-break space must never turn an SMS into UCS-2)."""
-    return {
-        "expires_on": normalize_gsm(cldr.format_day(expires_on, locale, date_style)),
-        "amount": normalize_gsm(cldr.format_money(amount, currency, locale)),
+    """``expires_on`` and ``amount`` as ``locale`` writes them, normalised to GSM-7 unless ``normalize``
+    is false (a CLDR no-break space must never be what turns an SMS into UCS-2)."""
+    values = {
+        "expires_on": cldr.format_day(expires_on, locale, date_style),
+        "amount": cldr.format_money(amount, currency, locale),
     }
+    return {name: normalize_gsm(value) for name, value in values.items()} if normalize else values
 
 
 def check_template(
