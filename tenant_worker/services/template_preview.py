@@ -22,6 +22,7 @@ from tenant_worker.domain.sms_limits import worst_case_sms
 from tenant_worker.domain.storage import UnitOfWork
 from tenant_worker.domain.templates import RenderedSms, TemplateError
 from tenant_worker.services.rendering import ChosenTemplate, build_sms, template_selector, worst_case_formatted
+from tenant_worker.services.tenants import local_today
 
 SAMPLE_NAME = "Alex Jansen"
 SAMPLE_PLAN = "Fiber 1000"
@@ -40,9 +41,12 @@ class Measured:
     ucs2_chars: tuple[str, ...]
 
     @classmethod
-    def of(cls, rendered: RenderedSms) -> Measured:
-        """Measure ``rendered``."""
-        chars = tuple(non_gsm_chars(rendered.body))
+    def of(cls, rendered: RenderedSms, own_text: str) -> Measured:
+        """Measure ``rendered``; ``own_text`` is the text the tenant wrote or stored (template, names).
+
+        A formatted value's no-break space is kept only in an SMS that is UCS-2 anyway, so it never
+        forces UCS-2: only characters of ``own_text`` or with no GSM-7 stand-in are named."""
+        chars = tuple(c for c in non_gsm_chars(rendered.body) if normalize_gsm(c) == c or c in own_text)
         return cls(rendered.body, rendered.encoding, rendered.segments, rendered.length, chars)
 
 
@@ -69,7 +73,7 @@ def preview_templates(
     ``customer_locales`` would read in each window."""
     tenant = uow.catalog.find_tenant(slug)
     templates = uow.catalog.templates(tenant.id)
-    day = today or dt.date(2026, 3, 2)
+    day = today or local_today(tenant.timezone)
     rows: list[TemplatePreview] = []
     for template in templates:
         for window in tenant.ordered_windows if template.window_days is None else (template.window_days,):
@@ -110,7 +114,8 @@ def _preview(
     )
     locale = cldr.usable_locale(chosen.locale)
     try:
-        sample = Measured.of(build_sms(tenant, chosen, job, today))
+        own_text = chosen.body + tenant.name + SAMPLE_NAME + SAMPLE_PLAN
+        sample = Measured.of(build_sms(tenant, chosen, job, today), own_text)
         worst = Measured.of(
             worst_case_sms(
                 chosen.body,
@@ -118,7 +123,8 @@ def _preview(
                 formatted=worst_case_formatted(locale, tenant.date_style),
                 plurals=cldr.plural_rule(locale),
                 normalize_text=normalize_gsm if tenant.normalize_text else None,
-            )
+            ),
+            own_text,
         )
     except TemplateError as exc:
         return TemplatePreview(window, template_window, template_locale, locale, customer_locale, sample=None,
