@@ -178,18 +178,9 @@ def _parse_row(row: dict[str, str], region: str | None) -> CustomerRecord:
     if errors:
         raise ValueError("; ".join(errors))
     return CustomerRecord(
-        row["external_ref"],
-        row["name"],
-        phone,
-        row["plan"],
-        amount,
-        currency,
-        expires_on,
-        opted_out in _TRUE,
-        status,
-        subscription_ref,
-        locale,
-    )
+        row["external_ref"], row["name"], phone, row["plan"], amount, currency, expires_on, opted_out in _TRUE,
+        status, subscription_ref, locale,
+    )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1024)
