@@ -16,7 +16,13 @@ claimed reminders not accepted exactly once. ``--scenario`` picks one of the iss
 per client, alternating which goes first; it prints the medians of SMS/s and of the workers' CPU per
 SMS for each and urllib3's ratio to the pool's.
 
+``--ops none,metrics,events,all`` measures what operations cost, the same way: ``none`` turns the
+Prometheus recording off (``bench_worker.py``), ``metrics`` records and serves ``/metrics`` (as shipped,
+with METRICS_PORT set), ``events`` sends Celery task events (``-E``, what a running Flower switches on)
+without metrics, ``all`` both; each round runs every variant, rotating which goes first.
+
     .venv/bin/python scripts/bench_dispatch.py --scenario capped --baseline 400
+    .venv/bin/python scripts/bench_dispatch.py --scenario uncapped --baseline 0 --ops none,metrics,events,all --rounds 3
     .venv/bin/python scripts/bench_dispatch.py --scenario uncapped --baseline 0 --http-client both --rounds 3
 """
 
@@ -35,7 +41,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench_common import BIN, add_tenant, database, emulator, percentile, redis_server
+import redis
+from bench_common import BIN, add_tenant, database, emulator, free_port, percentile, redis_server
 from sqlalchemy import text
 
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
@@ -49,11 +56,14 @@ ACCESS_KEY = "bench-access-key"
 SCRIPTS = Path(__file__).resolve().parent
 
 
-def start_workers(commands: list[list[str]], env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    commands: list[list[str]], env: dict[str, str], extra_env: list[dict[str, str]] | None = None
+) -> list[subprocess.Popen[bytes]]:
     processes = []
     for n, command in enumerate(commands):
         log = open(f"/tmp/bench-worker-{os.getpid()}-{n}.log", "wb")  # noqa: SIM115
-        processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=SCRIPTS))
+        own_env = {**env, **(extra_env[n] if extra_env else {})}
+        processes.append(subprocess.Popen(command, env=own_env, stdout=log, stderr=subprocess.STDOUT, cwd=SCRIPTS))
         deadline = time.monotonic() + 60
         while b"ready." not in Path(log.name).read_bytes():
             if time.monotonic() > deadline or processes[-1].poll() is not None:
@@ -125,14 +135,24 @@ def run(args: argparse.Namespace, redis_url: str, database_url: str, emulator_ur
     sessions = session_factory(database_url)
     if args.large or args.small_tenants:
         clients = ["pool", "urllib3"] if args.http_client == "both" else [args.http_client]
-        runs: dict[str, list[tuple[float, float]]] = {client: [] for client in clients}
+        variants = [(client, ops) for client in clients for ops in args.ops.split(",")]
+        runs: dict[str, list[tuple[float, float]]] = {label(*variant): [] for variant in variants}
         for n in range(args.rounds):
-            # Alternate which client goes first, so a drift of the machine or the database weighs on both.
-            for client in clients if n % 2 == 0 else clients[::-1]:
-                runs[client].append(run_sharded(args, env, settings, sessions, emulator_url, client, f"r{n}"))
+            # Rotate which variant goes first, so a drift of the machine or the database weighs on all.
+            for client, ops in variants[n % len(variants) :] + variants[: n % len(variants)]:
+                result = run_sharded(args, env, settings, sessions, emulator_url, client, f"r{n}", ops)
+                runs[label(client, ops)].append(result)
         summarize(runs)
     if args.baseline > 0:
         run_naive(args, env, settings, sessions, emulator_url)
+
+
+def label(client: str, ops: str) -> str:
+    """A variant's name in the output: the client, and the operations variant unless it is the default."""
+    return client if ops == "metrics" else f"{client}+{ops}"
+
+
+OPS = ("none", "metrics", "events", "all")
 
 
 def run_sharded(
@@ -143,14 +163,15 @@ def run_sharded(
     emulator_url: str,
     client: str,
     tag: str,
+    ops: str = "metrics",
 ) -> tuple[float, float]:
     """tenant-worker itself: ``--workers`` worker processes over every shard, on HTTP client ``client``;
     ``tag`` keeps each round's tenants apart. Returns the SMS/s and the workers' CPU time per SMS (us):
     on a shared, busy machine the CPU per SMS varies far less from run to run than the rate."""
     queue = CeleryReminderQueue(create_app(settings))
-    large = add_tenant(sessions, f"large-{tag}-{client}", args.large, args.large, 30)
+    large = add_tenant(sessions, f"large-{tag}-{client}-{ops}", args.large, args.large, 30)
     smalls = [
-        add_tenant(sessions, f"small-{tag}-{client}-{n:04d}", args.small_due, args.small_due, 30)
+        add_tenant(sessions, f"small-{tag}-{client}-{ops}-{n:04d}", args.small_due, args.small_due, 30)
         for n in range(args.small_tenants)
     ]
     with sessions() as session:
@@ -158,9 +179,15 @@ def run_sharded(
     command = [sys.executable, str(SCRIPTS / "bench_worker.py"), client, "worker", "--shards",
                f"0-{settings.shard_count - 1}", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
                "--without-heartbeat"]  # fmt: skip
-    workers = start_workers([command] * args.workers, env)
+    if ops in ("events", "all"):
+        command.append("-E")
+    metrics = ops in ("metrics", "all")
+    extra = [{"BENCH_METRICS": "on", "METRICS_PORT": str(free_port())} if metrics else {"BENCH_METRICS": "off"}
+             for _ in range(args.workers)]  # fmt: skip
+    workers = start_workers([command] * args.workers, env, extra)
     emulator_reset(emulator_url)
     cpu0 = sum(cpu_seconds(worker.pid) for worker in workers)
+    redis0 = redis_traffic(env["REDIS_URL"])
     t0 = time.time()
     # The production fan-out: sweep_all_tenants publishes one sweep task per tenant and the control
     # pool runs them concurrently; here --sweep-threads threads of this process do the same sweeps.
@@ -176,16 +203,25 @@ def run_sharded(
     while open_rows(sessions, tenant_ids):
         time.sleep(0.5)
     cpu = sum(cpu_seconds(worker.pid) for worker in workers) - cpu0
+    commands, received = (after - before for after, before in zip(redis_traffic(env["REDIS_URL"]), redis0, strict=True))
     stop(workers)
     print(
         f"sweep of {len(tenant_ids)} tenants ({args.sweep_threads} threads, large tenant first) took "
         f"{sweep_seconds:.2f}s",
         flush=True,
     )
-    rate = measure(client, sessions, emulator_url, tenant_ids, set(smalls), t0)
+    rate = measure(label(client, ops), sessions, emulator_url, tenant_ids, set(smalls), t0)
     sms = args.large + args.small_tenants * args.small_due
-    print(f"{client:<10} workers' CPU {cpu:.1f}s = {cpu / sms * 1e6:.0f} us per SMS", flush=True)
+    print(f"{label(client, ops):<10} workers' CPU {cpu:.1f}s = {cpu / sms * 1e6:.0f} us per SMS", flush=True)
+    print(f"{label(client, ops):<10} Redis: {commands / sms:.1f} commands and {received / sms:.0f} bytes in per SMS "
+          "(the whole run: sweeps, tasks, rate limits, events)", flush=True)  # fmt: skip
     return rate, cpu / sms * 1e6
+
+
+def redis_traffic(url: str) -> tuple[int, int]:
+    """Commands Redis processed and bytes it received so far (``INFO stats``)."""
+    stats = redis.Redis.from_url(url).info("stats")
+    return int(stats["total_commands_processed"]), int(stats["total_net_input_bytes"])
 
 
 def summarize(runs: dict[str, list[tuple[float, float]]]) -> None:
@@ -197,10 +233,14 @@ def summarize(runs: dict[str, list[tuple[float, float]]]) -> None:
         print(f"{client:<8} median {medians[client][0]:7.1f} SMS/s, {medians[client][1]:4.0f} us CPU/SMS over "
               f"{len(values)} rounds: {', '.join(f'{r:.1f}' for r in rates)} SMS/s; "
               f"{', '.join(f'{c:.0f}' for c in cpus)} us", flush=True)  # fmt: skip
-    if len(medians) == 2:
+    if "pool" in medians and "urllib3" in medians:
         (rate_pool, cpu_pool), (rate_urllib3, cpu_urllib3) = medians["pool"], medians["urllib3"]
         ratios = f"SMS/s {rate_urllib3 / rate_pool:.3f}, CPU per SMS {cpu_urllib3 / cpu_pool:.3f}"
         print(f"urllib3/pool: {ratios}", flush=True)
+    for name, (rate, cpu) in medians.items():
+        base = medians.get(name.split("+")[0] + "+none")
+        if base and not name.endswith("+none"):
+            print(f"{name}/none: SMS/s {rate / base[0]:.3f}, CPU per SMS {cpu / base[1]:.3f}", flush=True)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -272,7 +312,9 @@ def main() -> None:
                         "pool's WORKER_CONCURRENCY)")  # fmt: skip
     parser.add_argument("--http-client", choices=["pool", "urllib3", "both"], default="pool",
                         help="the MessageBird client's connection pool (both: compare them)")  # fmt: skip
-    parser.add_argument("--rounds", type=int, default=1, help="runs of the sharded workload (per client)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of the sharded workload (per variant)")
+    parser.add_argument("--ops", default="metrics", help=f"comma-separated, of {', '.join(OPS)}: "
+                        "metrics and task events on or off (see above); default metrics, as shipped")  # fmt: skip
     parser.add_argument("--baseline", type=int, default=400, help="reminders for the naive baseline (0 = skip)")
     parser.add_argument("--baseline-timeout", type=float, default=120)
     parser.add_argument("--redis-url")
@@ -283,6 +325,8 @@ def main() -> None:
     for name, value in chosen.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if not set(args.ops.split(",")) <= set(OPS):
+        parser.error(f"--ops takes a comma-separated list of {', '.join(OPS)}")
     print(f"scenario {args.scenario or 'custom'}: {vars(args)}", flush=True)
     with (
         redis_server(args.redis_url) as redis_url,

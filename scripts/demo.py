@@ -1,10 +1,12 @@
-"""The main job, end to end on this machine's PostgreSQL and Redis, with SMS printed to the console.
+"""The main job, end to end on this machine's PostgreSQL and Redis, through the MessageBird emulator.
 
 Creates (once) a demo database, three tenants in different time zones with their templates and a few
-dozen customers whose subscriptions expire over the next week; starts a real Celery worker; sweeps
-every tenant; waits until everything due is sent; prints a summary per tenant and window, and one SMS
-per language of the Belgian tenant, whose customers read Dutch or French (the CSV's locale column).
-Running it again the same day prints the same totals and sends nothing new.
+dozen customers whose subscriptions expire over the next week; starts the MessageBird emulator, the
+HTTP API (which receives the emulator's signed status reports) and a real Celery worker; sweeps
+every tenant; waits until everything due is sent and MessageBird has reported on it (a tenth of the
+SMS fail to be delivered, reports come late and twice); prints a few SMS and a summary per tenant and
+window, with the delivered counts, and one SMS per language of the Belgian tenant, whose customers read
+Dutch or French (the CSV's locale column). Running it again the same day sends nothing new.
 
 Environment: DEMO_DATABASE_URL (default: database tenant_worker_demo on 127.0.0.1:5432) and
 REDIS_URL (default: redis://127.0.0.1:6379/1).
@@ -15,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import secrets
 import subprocess
 import sys
 import time
@@ -22,6 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import psycopg
+from bench_common import free_port
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +36,7 @@ from tenant_worker.config import load_settings, redact_url
 from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import TenantSpec, ValidationError
 from tenant_worker.services import customers, sweep, tenants
+from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator, ReportPolicy
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEMO_DB = "tenant_worker_demo"
@@ -147,18 +152,56 @@ def summary(sessions: sessionmaker[Session], started: dt.datetime) -> None:
                 ReminderRow.status,
                 func.count(),
                 func.count().filter(ReminderRow.sent_at >= started),
+                func.count().filter(ReminderRow.delivery_status == "delivered"),
+                func.count().filter(ReminderRow.delivery_status.in_(["delivery_failed", "expired"])),
             ).group_by(ReminderRow.tenant_id, ReminderRow.window_days, ReminderRow.status)
         ).all()
         names = {tenant_id: slug for tenant_id, slug in session.execute(select(TenantRow.id, TenantRow.slug))}
     table: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for tenant_id, window, status, total, this_run in rows:
+    extra = ("this_run", "delivered", "undelivered")
+    for tenant_id, window, status, total, this_run, delivered, undelivered in rows:
         cell = table[(names[tenant_id], window)]
         cell[status] += total
         cell["this_run"] += this_run if status == "sent" else 0
-    print(f"\n{'TENANT':<18} {'WINDOW':>6} {'SENT':>5} {'THIS RUN':>8} {'SKIPPED':>7} {'OTHER':>5}")
+        cell["delivered"] += delivered
+        cell["undelivered"] += undelivered
+    print(
+        f"\n{'TENANT':<18} {'WINDOW':>6} {'SENT':>5} {'THIS RUN':>8} {'DELIVERED':>9} {'FAILED':>6} "
+        f"{'SKIPPED':>7} {'OTHER':>5}"
+    )
     for (slug, window), cell in sorted(table.items(), key=lambda item: (item[0][0], -item[0][1])):
-        other = sum(v for k, v in cell.items() if k not in ("sent", "skipped", "this_run"))
-        print(f"{slug:<18} {window:>5}d {cell['sent']:>5} {cell['this_run']:>8} {cell['skipped']:>7} {other:>5}")
+        other = sum(v for k, v in cell.items() if k not in ("sent", "skipped", *extra))
+        print(
+            f"{slug:<18} {window:>5}d {cell['sent']:>5} {cell['this_run']:>8} {cell['delivered']:>9} "
+            f"{cell['undelivered']:>6} {cell['skipped']:>7} {other:>5}"
+        )
+
+
+def wait_for_reports(sessions: sessionmaker[Session], started: dt.datetime, timeout: float = 20.0) -> None:
+    """Wait until every SMS sent by this run has its final status report (the loop closed)."""
+    final = ["delivered", "delivery_failed", "expired"]
+    deadline = time.monotonic() + timeout
+    while True:
+        with sessions() as session:
+            waiting = session.scalar(
+                select(func.count()).where(
+                    ReminderRow.sent_at >= started,
+                    ReminderRow.delivery_status.is_(None) | ReminderRow.delivery_status.not_in(final),
+                )
+            )
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            print(f"warning: {waiting} SMS still without a final status report", file=sys.stderr)
+            return
+        time.sleep(0.3)
+
+
+def show_some(emulator: MessageBirdEmulator, count: int = 3) -> None:
+    """A few of the SMS that went out, as MessageBird received them."""
+    for record in emulator.accepted()[:count]:
+        print(f"--- SMS to +{record.recipients[0]} from {record.originator} (reference {record.reference})")
+        print(record.body)
 
 
 def languages(sessions: sessionmaker[Session], slug: str) -> None:
@@ -183,18 +226,33 @@ def languages(sessions: sessionmaker[Session], slug: str) -> None:
 def main() -> int:
     """Run the demo."""
     database_url = os.environ.get("DEMO_DATABASE_URL", ADMIN_URL.rsplit("/", 1)[0] + f"/{DEMO_DB}")
-    env = {**os.environ, "DATABASE_URL": database_url, "SMS_BACKEND": "console"}
+    access_key, signing_key = secrets.token_hex(16), secrets.token_hex(32)
+    # A tenth of the SMS fail to be delivered; every report comes late, its final status twice.
+    policy = ReportPolicy(signing_key, delay=0.5, duplicates=1, failure_share=0.1, seed=7)
+    emulator = MessageBirdEmulator(access_key=access_key, reports=policy).start()
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SMS_BACKEND": "messagebird",
+        "MESSAGEBIRD_ACCESS_KEY": access_key,
+        "MESSAGEBIRD_ENDPOINT": emulator.url,
+        "MESSAGEBIRD_SIGNING_KEY": signing_key,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
+    }
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
     settings = load_settings(env)
     print(f"demo database {redact_url(database_url)}, Redis {settings.redacted_redis_url}")
+    print(f"MessageBird emulator {emulator.url}; status reports to {settings.report_url}")
     ensure_database(database_url)
     sessions = session_factory(database_url)
     services = bootstrap(settings)
     setup(services)
     started = dt.datetime.now(dt.UTC)
-    worker_bin = Path(sys.executable).parent / "tenant-worker"
+    tw = str(Path(sys.executable).parent / "tenant-worker")
+    api = subprocess.Popen([tw, "api", "--port", str(api_port), "--log-level", "warning"], env=env)
     worker = subprocess.Popen(
-        [str(worker_bin), "worker", "--loglevel", "WARNING", "--concurrency", "2", "--without-mingle",
+        [tw, "worker", "--loglevel", "WARNING", "--concurrency", "2", "--without-mingle",
          "--without-gossip", "--hostname", f"demo-{os.getpid()}@%h"],
         env=env,
     )  # fmt: skip
@@ -212,9 +270,14 @@ def main() -> int:
             time.sleep(0.3)
         else:
             print(f"warning: {open_rows} reminders still pending after 60 s", file=sys.stderr)
+        wait_for_reports(sessions, started)
     finally:
         worker.terminate()
         worker.wait(30)
+        api.terminate()
+        api.wait(30)
+        emulator.stop()
+    show_some(emulator)
     summary(sessions, started)
     languages(sessions, "brussels-fiber")
     return 0

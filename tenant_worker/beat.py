@@ -10,6 +10,8 @@ import datetime as dt
 import logging
 from typing import Any
 
+from tenant_worker.adapters import prometheus
+from tenant_worker.adapters.prometheus_state import StateCollector
 from tenant_worker.adapters.redbeat_scheduler import TenantRedBeatScheduler
 from tenant_worker.bootstrap import Services, bootstrap
 from tenant_worker.celery_app import settings_of
@@ -37,6 +39,20 @@ class Scheduler(TenantRedBeatScheduler):
             self._services = bootstrap(settings_of(self.app), self.app)
         return self._services
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = settings_of(self.app)
+        if settings.metrics_port:
+            # Beat exports the shared-state gauges (queue depths, oldest pending, breaker) besides its
+            # leadership: one long-lived process per deployment (see adapters/prometheus_state.py).
+            state = StateCollector(settings.database_url, self.services().redis, settings.shard_count)
+            prometheus.serve(settings.metrics_host, settings.metrics_port, settings.metrics_dir, [state])
+
+    def close(self) -> None:
+        """Release the lock (RedBeat's close) and stop reporting leadership."""
+        super().close()
+        prometheus.BEAT_LEADER.set(0)
+
     def on_leadership(self, down_since: dt.datetime | None) -> None:
         """Sync on the next tick (after the due entries are sent)."""
         self._synced, self._sync_since = False, down_since
@@ -44,6 +60,7 @@ class Scheduler(TenantRedBeatScheduler):
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """RedBeat's tick, followed by a reconciliation of the tenants table with Redis when due."""
         interval = super().tick(*args, **kwargs)
+        prometheus.BEAT_LEADER.set(int(self.leading and self._down_since is None))
         if self._synced or not self.leading:
             return interval
         self._synced = True

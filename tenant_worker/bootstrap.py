@@ -25,6 +25,8 @@ from tenant_worker.adapters.celery_publisher import CeleryReminderQueue, announc
 from tenant_worker.adapters.console import ConsoleGateway
 from tenant_worker.adapters.db import session_factory
 from tenant_worker.adapters.messagebird import MessageBirdGateway
+from tenant_worker.adapters.messagebird_webhooks import MessageBirdSignatures, RedisReplayGuard
+from tenant_worker.adapters.prometheus import TimedGateway
 from tenant_worker.adapters.redbeat import RedBeatStore
 from tenant_worker.adapters.redis_api import RedisIdempotencyStore, RedisRequestLimiter
 from tenant_worker.adapters.redis_breaker import RedisBrokerMarker, RedisGatewayBreaker
@@ -41,12 +43,15 @@ from tenant_worker.domain.ports import (
     GatewayBreaker,
     NoThrottle,
     ReminderQueue,
+    ReplayGuard,
     ScheduleStore,
     SendThrottle,
     SmsGateway,
+    WebhookVerifier,
 )
 from tenant_worker.domain.requests import IdempotencyStore, RequestLimiter
 from tenant_worker.domain.storage import UnitOfWorkFactory
+from tenant_worker.services.report_batcher import ReportBatcher
 from tenant_worker.services.schedules import ScheduleService
 
 _T = TypeVar("_T")
@@ -119,8 +124,9 @@ class Services:
 
     @_built
     def gateway(self) -> SmsGateway:
-        """The SMS gateway, one per process (its connection pool is shared by all threads)."""
-        return build_gateway(self.settings)
+        """The SMS gateway, one per process (its connection pool is shared by all threads), each send
+        timed for the ``tenant_worker_send_seconds`` histogram."""
+        return TimedGateway(build_gateway(self.settings))
 
     @_built
     def executor(self) -> ThreadPoolExecutor:
@@ -160,6 +166,21 @@ class Services:
     def schedule_store(self) -> ScheduleStore:
         """Beat's schedule store (RedBeat)."""
         return RedBeatStore(self.app)
+
+    @_built
+    def webhook_verifier(self) -> WebhookVerifier:
+        """Checks MessageBird's webhook signatures on the public URL."""
+        return MessageBirdSignatures(self.settings.messagebird_signing_key, self.settings.public_base_url)
+
+    @_built
+    def replay_guard(self) -> ReplayGuard:
+        """Refuses a webhook signature used before (shared by every API process through Redis)."""
+        return RedisReplayGuard(self.redis)
+
+    @_built
+    def report_batcher(self) -> ReportBatcher:
+        """Records MessageBird's status reports of concurrent requests in shared transactions."""
+        return ReportBatcher(self.uow, self.replay_guard, self.alerts, self.clock)
 
     @_built
     def announce_route_change(self) -> Callable[[], None]:
@@ -206,6 +227,7 @@ def build_gateway(settings: Settings) -> SmsGateway:
             connect_timeout=settings.http_connect_timeout,
             read_timeout=settings.http_read_timeout,
             pool_size=settings.max_in_flight,
+            report_url=settings.report_url,
         )
     return ConsoleGateway()
 

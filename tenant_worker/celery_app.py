@@ -14,6 +14,7 @@ from celery import Celery, signals
 from celery.schedules import crontab
 
 from tenant_worker import constants
+from tenant_worker.adapters.flower_auth import protect_flower_metrics
 from tenant_worker.adapters.routes import TenantRouter
 from tenant_worker.config import (
     VISIBILITY_TIMEOUT_SECONDS,
@@ -86,7 +87,8 @@ def create_app(settings: Settings) -> Celery:
         worker_pool="threads",
         worker_concurrency=settings.worker_concurrency,
         # Soft/hard limits apply to prefork only; with threads each send is bounded by the HTTP
-        # connect/read timeouts instead. Kept for operators who choose --pool prefork.
+        # connect/read timeouts instead. Kept for operators who choose a prefork pool: `--pool processes`
+        # (Celery takes `--pool prefork` for its default and keeps the pool configured here).
         task_soft_time_limit=240,
         task_time_limit=300,
         # Results are only for inspection; keep Redis from filling up.
@@ -142,7 +144,13 @@ def create_app(settings: Settings) -> Celery:
         # That consumer, with short reconnect intervals after losing Redis (adapters/celery_reconnect.py).
         worker_consumer="tenant_worker.adapters.celery_reconnect:Consumer",
         worker_hijack_root_logger=True,
+        # Task events (what Flower shows) stay off while nobody watches: Flower switches them on in
+        # every worker while it runs (its --enable-events, the default) and they stop with it. They
+        # are per task, not per SMS: a 50-reminder batch costs three events (README "Flower" has the
+        # measured cost). No "sent" events: they would cost every publisher (sweeps, the tick, the
+        # API) a message per task, and Flower shows tasks from "received" on without them.
         worker_send_task_events=False,
+        task_send_sent_event=False,
     )
     # The settings the app was built from: the tasks bootstrap their process's ports from the same ones.
     celery.tenant_worker_settings = settings
@@ -180,3 +188,5 @@ def _install_redaction(logger: logging.Logger, **_: Any) -> None:
 
 
 app = create_app(load_settings())
+# `celery -A tenant_worker.celery_app flower`: Flower's /metrics asks for its credentials too.
+protect_flower_metrics()

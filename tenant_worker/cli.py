@@ -108,13 +108,16 @@ def cmd_reminders_list(args: argparse.Namespace, services: Services) -> int:
         rows = tx.ledger(tx.catalog.find_tenant(args.tenant).id).list_reminders(args.status, args.limit)
     fields = ("id", "subscription_id", "expires_on", "window_days", "local_date", "status", "skip_reason")
     more = ("segments", "provider_message_id", "attempts", "last_error", "sent_at", "created_at")
-    data = [{name: getattr(r, name) for name in fields + more} for r in rows]
+    delivery = ("delivery_status", "delivery_status_at", "delivery_reason", "delivery_error_code")
+    data = [{name: getattr(r, name) for name in fields + more + delivery} for r in rows]
 
     def table() -> None:
-        print(f"{'ID':>8} {'EXPIRES':<10} {'WIN':>3} {'STATUS':<8} {'ATT':>3} DETAIL")
+        print(f"{'ID':>8} {'EXPIRES':<10} {'WIN':>3} {'STATUS':<8} {'ATT':>3} {'DELIVERY':<15} DETAIL")
         for r in rows:
-            detail = r.skip_reason or r.last_error or r.provider_message_id or ""
-            print(f"{r.id:>8} {r.expires_on!s:<10} {r.window_days:>3} {r.status:<8} {r.attempts:>3} {detail}")
+            detail = r.skip_reason or r.last_error or r.delivery_reason or r.provider_message_id or ""
+            delivered = r.delivery_status or "-"
+            row = f"{r.id:>8} {r.expires_on!s:<10} {r.window_days:>3} {r.status:<8} {r.attempts:>3}"
+            print(f"{row} {delivered:<15} {detail}")
 
     _print(data, args.json, table)
     return 0

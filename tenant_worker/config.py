@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit, urlunsplit
 
-from tenant_worker.constants import DEFAULT_SHARD_COUNT
+from tenant_worker.constants import DEFAULT_SHARD_COUNT, DLR_PATH
 from tenant_worker.domain.backoff import DATABASE_RECONNECT, RetryPolicy
+from tenant_worker.domain.delivery import DEFAULT_STOP_KEYWORDS
 from tenant_worker.domain.windows import MAX_WINDOW_DAYS
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenant_worker"
@@ -106,6 +107,12 @@ class Settings:
     # ("was I reminded last time?"), and the month covers a late renewal and the 60-day windows.
     # At least MAX_WINDOW_DAYS + 30 (services/retention.py says why).
     ledger_retention_days: int = 400
+    # Delivery receipts: where MessageBird reaches our webhooks from the internet (every SMS carries
+    # ``reportUrl`` = this + DLR_PATH; empty: none is asked for), and the key MessageBird signs them
+    # with (its dashboard's signing key, not the access key). Replies equal to a STOP keyword opt out.
+    public_base_url: str = ""
+    messagebird_signing_key: str = field(default="", repr=False)
+    stop_keywords: tuple[str, ...] = DEFAULT_STOP_KEYWORDS
     # The HTTP control plane (``tenant-worker api``). Loopback by default: exposing it is a decision
     # (compose and k8s set 0.0.0.0 behind their own network rules).
     api_host: str = "127.0.0.1"
@@ -115,6 +122,11 @@ class Settings:
     # Per API key token bucket: requests per second sustained, and how many may come at once. 0 = no limit.
     api_rate_per_second: float = 50.0
     api_rate_burst: int = 100
+    # Prometheus: worker and beat serve /metrics on METRICS_HOST:METRICS_PORT (0: off); a prefork pool or
+    # `api --workers N` shares its metrics through files in PROMETHEUS_MULTIPROC_DIR (README "Metrics").
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    metrics_dir: str = ""
 
     def __post_init__(self) -> None:
         if self.sms_backend not in ("console", "messagebird"):
@@ -143,10 +155,13 @@ class Settings:
             raise ConfigurationError("BEAT_LOCK_TIMEOUT must be at least twice BEAT_MAX_INTERVAL (and both >= 1)")
         if self.broker_connection_max_retries < 0:
             raise ConfigurationError("BROKER_CONNECTION_MAX_RETRIES must be >= 0 (0 = retry forever)")
+        base = self.public_base_url
+        if base and (urlsplit(base).scheme not in ("http", "https") or base.endswith("/") or "?" in base):
+            raise ConfigurationError("PUBLIC_BASE_URL must be an https:// (or http://) URL without a final / or query")
         if self.ledger_retention_days and self.ledger_retention_days < MAX_WINDOW_DAYS + 30:
             raise ConfigurationError(f"LEDGER_RETENTION_DAYS must be 0 (off) or at least {MAX_WINDOW_DAYS + 30}")
-        if not 0 < self.api_port < 65536:
-            raise ConfigurationError("API_PORT must be between 1 and 65535")
+        if not 0 < self.api_port < 65536 or not 0 <= self.metrics_port < 65536:
+            raise ConfigurationError("API_PORT and METRICS_PORT must be between 1 and 65535 (METRICS_PORT 0: off)")
         if self.api_rate_per_second < 0 or self.api_rate_burst < 1:
             raise ConfigurationError("API_RATE_PER_SECOND must be >= 0 (0 = no limit) and API_RATE_BURST >= 1")
         if any(len(key) < MIN_ADMIN_KEY_LENGTH for key in self.admin_api_keys):
@@ -161,6 +176,11 @@ class Settings:
     def record_retry(self) -> RetryPolicy:
         """How a send task waits out a database that dropped it while recording outcomes."""
         return replace(DATABASE_RECONNECT, give_up_after=self.record_retry_seconds)
+
+    @property
+    def report_url(self) -> str | None:
+        """The ``reportUrl`` every SMS is sent with, or None without ``PUBLIC_BASE_URL``."""
+        return self.public_base_url + DLR_PATH if self.public_base_url else None
 
     @property
     def production(self) -> bool:
@@ -229,11 +249,13 @@ def url_password(url: str) -> str:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """The values that must never be logged or printed: the Redis and database passwords, and the access key."""
+    """The values that must never be logged or printed: the Redis and database passwords, the access key
+    and the webhook signing key."""
     return [
         url_password(settings.redis_url),
         url_password(settings.database_url),
         settings.messagebird_access_key,
+        settings.messagebird_signing_key,
         *settings.admin_api_keys,
     ]
 
@@ -350,6 +372,7 @@ _NUMBERS = {
     "api_port": "API_PORT",
     "api_rate_per_second": "API_RATE_PER_SECOND",
     "api_rate_burst": "API_RATE_BURST",
+    "metrics_port": "METRICS_PORT",
 }
 
 
@@ -382,7 +405,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sentry_dsn=env.get("SENTRY_DSN", ""),
         sentry_environment=env.get("SENTRY_ENVIRONMENT", env.get("TENANT_WORKER_ENV", "development")),
         environment=env.get("TENANT_WORKER_ENV", "development"),
+        public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
+        messagebird_signing_key=_read_secret(env, "MESSAGEBIRD_SIGNING_KEY") or "",
+        # STOP_KEYWORDS: comma-separated; unset or empty keeps the defaults.
+        stop_keywords=tuple(w.strip() for w in env.get("STOP_KEYWORDS", "").split(",") if w.strip())
+        or DEFAULT_STOP_KEYWORDS,
         api_host=env.get("API_HOST") or "127.0.0.1",
+        metrics_host=env.get("METRICS_HOST") or "127.0.0.1",
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", ""),
         admin_api_keys=_admin_keys(env),
         **_numbers(env),
     )

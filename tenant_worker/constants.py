@@ -47,6 +47,13 @@ DISCARDED_MESSAGES_KEY = "tenant_worker:discarded_messages"
 API_RATE_PREFIX = "tenant_worker:api:rate:"
 IDEMPOTENCY_PREFIX = "tenant_worker:api:idem:"
 
+# MessageBird's signed webhooks: a token id (``jti``) already seen is refused as a replay until the
+# token would have expired anyway (``<prefix><jti>``, adapters/messagebird_webhooks.py).
+WEBHOOK_SEEN_PREFIX = "tenant_worker:webhook-jti:"
+# Where MessageBird sends status reports (``reportUrl`` = PUBLIC_BASE_URL + this) and inbound SMS.
+DLR_PATH = "/v1/dlr/messagebird"
+INBOUND_PATH = "/v1/inbound/messagebird"
+
 # Celery task names are part of the wire format (queued messages name them): never rename casually.
 TASK_SEND_REMINDERS = "tenant_worker.send_reminders"
 TASK_SWEEP_TENANT = "tenant_worker.sweep_tenant"

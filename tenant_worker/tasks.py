@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from typing import Any
 
 from celery import signals
 
 from tenant_worker import constants
-from tenant_worker.adapters import sentry
+from tenant_worker.adapters import prometheus, sentry
 from tenant_worker.bootstrap import Services, bootstrap
 from tenant_worker.celery_app import app, settings_of
 from tenant_worker.domain.ports import EnqueueError
@@ -43,11 +44,26 @@ def _flush_sentry(**_: Any) -> None:
     sentry.flush()
 
 
+@signals.worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """``/metrics`` on METRICS_PORT, served by the worker's main process: with the threads pool (the
+    default) it runs every task itself; a prefork pool's children write to PROMETHEUS_MULTIPROC_DIR."""
+    settings = settings_of(app)
+    if settings.metrics_port:
+        prometheus.serve(settings.metrics_host, settings.metrics_port, settings.metrics_dir)
+
+
+@signals.worker_process_shutdown.connect
+def _metrics_process_exited(**_: Any) -> None:
+    prometheus.process_exited(settings_of(app).metrics_dir)
+
+
 @app.task(name=constants.TASK_SEND_REMINDERS, ignore_result=True)
 def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
     """Send a batch of one tenant's reminders, re-enqueue the transient failures with backoff, then
     publish the tenant's next batch from the ledger (the continuation that keeps shards fair)."""
     ports = services()
+    started = time.perf_counter()
     report = sending.send_reminders(
         ports.uow,
         tenant_id,
@@ -61,6 +77,8 @@ def send_reminders(tenant_id: int, reminder_ids: list[int]) -> dict[str, int]:
         breaker=ports.breaker,
         clock=ports.clock,
     )
+    prometheus.BATCH_SECONDS.observe(time.perf_counter() - started)
+    prometheus.record_sms(report.queue, report.counts())
     queue = ports.queue
     if report.retry_ids:
         try:
@@ -120,6 +138,8 @@ def recover() -> dict[str, Any]:
         ports.broker_marker,
         ports.clock.now(),
     )
+    repaired = {"requeued": report.requeued, "unknown": report.unknown, "failed": report.failed}
+    prometheus.record_repairs({**repaired, "republished": report.republished})
     return report.as_dict()
 
 

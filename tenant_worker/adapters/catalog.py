@@ -251,6 +251,7 @@ class SqlCatalog:
             opted_out=row.opted_out or row.opted_out_at is not None,
             removed_at=row.removed_at,
             erased_at=row.erased_at,
+            opted_out_at=row.opted_out_at,
             subscriptions=tuple(
                 SubscriptionView(
                     id=s.id,

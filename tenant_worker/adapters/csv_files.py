@@ -114,7 +114,7 @@ def _rows(lines: Iterator[str]) -> Iterator[tuple[int, list[str]]]:
             if "field limit" in str(exc):
                 raise ValidationError([_too_long(reader.line_num)]) from None
             raise ValidationError([f"line {reader.line_num}: not readable as CSV: {exc}"]) from None
-        longest = max((len(cell) for cell in cells), default=0)
+        longest = max(map(len, cells), default=0)
         if longest > MAX_FIELD_CHARS:
             raise ValidationError([_too_long(reader.line_num, longest)])
         if cells:

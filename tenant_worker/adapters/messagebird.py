@@ -131,7 +131,9 @@ class MessageBirdGateway:
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
         pool_size: int = 32,
+        report_url: str | None = None,
     ) -> None:
+        self.report_url = report_url
         self.http = PooledHttpClient(
             endpoint,
             access_key,
@@ -142,9 +144,12 @@ class MessageBirdGateway:
         self.client = messagebird.Client(access_key, http_client=self.http)
 
     def send(self, sms: OutboundSms) -> SendOutcome:
-        """Send one SMS with ``reference`` = reminder id and classify the result (see module docs)."""
+        """Send one SMS with ``reference`` = reminder id (and ``reportUrl``, where MessageBird sends its
+        status reports, when configured) and classify the result (see module docs)."""
         params = {"reference": sms.reference, "datacoding": "unicode" if sms.encoding == "UCS-2" else "plain"}
         params.update({"originator": sms.originator, "body": sms.body, "recipients": sms.recipient})
+        if self.report_url:
+            params["reportUrl"] = self.report_url
         try:
             # What the SDK's message_create sends, through its request() (JSON decoding, errors as
             # ErrorException), without loading the answer into a Message: that parses every date

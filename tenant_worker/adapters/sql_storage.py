@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenant_worker.adapters.catalog import SqlCatalog
+from tenant_worker.adapters.delivery_receipts import SqlDeliveryReceipts
 from tenant_worker.adapters.ledger_admin import SqlLedger
 from tenant_worker.adapters.ledger_repair import SqlLedgerMaintenance
 from tenant_worker.domain.storage import StorageUnavailable, UnitOfWorkFactory
@@ -32,6 +33,7 @@ class SqlUnitOfWork:
 
     catalog: SqlCatalog
     maintenance: SqlLedgerMaintenance
+    receipts: SqlDeliveryReceipts
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -49,6 +51,7 @@ class SqlUnitOfWork:
         self._session.begin()
         self.catalog = SqlCatalog(self._session)
         self.maintenance = SqlLedgerMaintenance(self._session)
+        self.receipts = SqlDeliveryReceipts(self._session)
         return self
 
     def ledger(self, tenant_id: int) -> SqlLedger:

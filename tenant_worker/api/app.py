@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from tenant_worker.api import admin, health, keys, problems
+from tenant_worker.api import admin, dlr, health, keys, metrics, problems
 from tenant_worker.api.auth import Guard
 from tenant_worker.api.idempotency import Idempotency, document_header
 from tenant_worker.bootstrap import Services
@@ -31,8 +31,10 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     problems.install(app, services.settings)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(admin.router)
     app.include_router(keys.router)
+    app.include_router(dlr.router)
     # Added last = runs first: the Guard resolves the caller that Idempotency keys its answers by.
     app.add_middleware(Idempotency, store=services.idempotency)
     app.add_middleware(Guard, services=services)

@@ -5,6 +5,7 @@ implement them (MessageBird, Celery, RedBeat, Redis, Sentry); the unit tests' fa
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -199,4 +200,53 @@ class ScheduleStore(Protocol):
 
     def publish_sweep(self, slug: str, queue: str) -> str:
         """Send the tenant's sweep task now; returns its id."""
+        ...
+
+
+@dataclass(frozen=True)
+class SignedToken:
+    """A webhook signature that checked out: its unique id and when it expires (UTC)."""
+
+    token_id: str
+    expires_at: dt.datetime
+
+
+# Seconds a token id is remembered past its expiry: the validator's leeway (1 s) and clock skew.
+REPLAY_MARGIN_SECONDS = 5
+
+
+def replay_ttl(token: SignedToken, now: dt.datetime) -> int:
+    """How long to remember ``token``'s id: until it could no longer pass the validator."""
+    return max(1, math.ceil((token.expires_at - now).total_seconds()) + REPLAY_MARGIN_SECONDS)
+
+
+class WebhookRejected(Exception):
+    """A webhook request is not provably MessageBird's: no signature, a forged, expired or replayed one.
+    The message says which (never the token or the key)."""
+
+
+class WebhookUnavailable(RuntimeError):
+    """A webhook cannot be checked now: no signing key or public URL configured, or the replay store
+    (Redis) is down. Answered 503 so MessageBird delivers the request again later."""
+
+
+class WebhookVerifier(Protocol):
+    """Checks MessageBird's ``MessageBird-Signature-JWT`` against the URL it called and the body."""
+
+    def verify(self, signature: str | None, path: str, raw_query: str, body: bytes) -> SignedToken:
+        """The token's id and expiry if ``signature`` signs this request; else :class:`WebhookRejected`."""
+        ...
+
+
+class ReplayGuard(Protocol):
+    """Remembers the ids of tokens already used, shared by every API process; several at once, as the
+    status reports of concurrent requests are checked together."""
+
+    def first_use(self, tokens: Sequence[SignedToken], now: dt.datetime) -> list[bool]:
+        """Remember each token's id until a little after it expires; for each, False if its id was
+        seen before (a replay), also earlier in ``tokens``. ``WebhookUnavailable`` if it cannot tell."""
+        ...
+
+    def forget(self, tokens: Sequence[SignedToken]) -> None:
+        """Forget these tokens (their requests failed on our side: MessageBird may deliver them again)."""
         ...

@@ -184,6 +184,11 @@ class ReminderView:
     send_started_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    # MessageBird's last status report (migration 0010); None: none yet.
+    delivery_status: str | None = None
+    delivery_status_at: dt.datetime | None = None
+    delivery_reason: str | None = None
+    delivery_error_code: int | None = None
 
 
 # One recorded send outcome: (reminder id, new status, the other columns it sets).
@@ -234,6 +239,8 @@ class CustomerView:
     removed_at: dt.datetime | None
     erased_at: dt.datetime | None
     subscriptions: tuple[SubscriptionView, ...] = ()
+    # When they opted out (migration 0010): a STOP reply, the CLI or the API; None if never or opted in.
+    opted_out_at: dt.datetime | None = None
 
     @property
     def subscription_ids(self) -> list[int]:

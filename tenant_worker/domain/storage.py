@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Protocol
 
+from tenant_worker.domain.delivery import DeliveryReport, RecordedReport
 from tenant_worker.domain.model import TenantSpec, TenantStatus
 from tenant_worker.domain.records import (
     CustomerRecord,
@@ -300,6 +301,27 @@ class LedgerMaintenance(Protocol):
         ...
 
 
+class DeliveryReceipts(Protocol):
+    """What MessageBird's webhooks write and look up across tenants: a status report names a message
+    (its id and our reference), not a tenant, and a reply names a phone number."""
+
+    def record_reports(self, reports: Sequence[DeliveryReport]) -> list[RecordedReport]:
+        """Record each report on its reminder (``reference`` = reminder id, and ``provider_message_id``
+        = the report's message id, so a guessed reference touches nothing) if it supersedes what is
+        recorded (``domain.delivery.supersedes``), atomically against a concurrent report: a duplicate
+        or a late lower status changes nothing. Returns the reports (the objects given) that changed a row."""
+        ...
+
+    def tenants_for_number(self, number: str) -> list[str]:
+        """Slugs of the tenants whose originator is the phone ``number`` (digits compared; alphanumeric
+        originators receive no replies)."""
+        ...
+
+    def customers_with_phone(self, tenant_id: int, phone: str) -> list[str]:
+        """External references of the tenant's customers with this E.164 phone, not erased."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the catalog and the ledger (see the module docs)."""
 
@@ -311,6 +333,11 @@ class UnitOfWork(Protocol):
     @property
     def maintenance(self) -> LedgerMaintenance:
         """The recovery tick's cross-tenant statements, in this transaction."""
+        ...
+
+    @property
+    def receipts(self) -> DeliveryReceipts:
+        """The webhooks' cross-tenant statements (status reports, replies), in this transaction."""
         ...
 
     def ledger(self, tenant_id: int) -> Ledger:

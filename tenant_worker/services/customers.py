@@ -27,7 +27,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from tenant_worker.adapters import csv_files
 from tenant_worker.adapters.cldr import UnknownLocale, canonical_locale
@@ -47,9 +47,8 @@ DEFAULT_MAX_REMOVALS_PERCENT = 10.0
 _TRUE, _FALSE = {"true", "yes", "1", "y"}, {"false", "no", "0", "n", ""}
 _BOOLEANS = _TRUE | _FALSE
 _STATUSES = frozenset(s.value for s in SubscriptionStatus)
-# The cells a source digest covers, and the version of the rules that turn them into a record: change
+# The version of the rules that turn a row's cells into a record, part of its source digest: change
 # it with any rule (validation, normalisation) so that rows validated by the old rules are again.
-_DIGESTED = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 _RULES_VERSION = "2"  # 2: the locale column
 
 
@@ -90,10 +89,10 @@ def parse_customers_rows(
     return records, rejects
 
 
-@dataclass(frozen=True)
-class SourceRow:
+class SourceRow(NamedTuple):
     """One row as read (a CSV record, an API item): its line, its cells by column, and what makes it
-    unusable before any cell is looked at (a wrong number of fields), if anything."""
+    unusable before any cell is looked at (a wrong number of fields), if anything. A named tuple, not a
+    frozen dataclass: one is made per row, and it is three times cheaper to make."""
 
     line: int
     raw: dict[str, str]
@@ -344,11 +343,11 @@ def sync_customers(
 
 
 def source_digest(row: SourceRow, region: str | None) -> int:
-    """A 64-bit digest of what decides a row's validated record: its cells, the default region and
-    the validation rules' version. Stored with the subscription the row writes, it lets the next
+    """A 64-bit digest of what decides a row's validated record: its columns and cells, the default
+    region and the validation rules' version. Stored with the subscription the row writes, it lets the next
     import recognise the same row without validating it (``Catalog.unchanged_digests``)."""
-    cells = "\x1f".join(row.raw.get(column, "") for column in _DIGESTED)
-    data = f"{_RULES_VERSION}\x1e{region or ''}\x1e{cells}".encode()
+    columns, cells = "\x1f".join(row.raw), "\x1f".join(row.raw.values())
+    data = f"{_RULES_VERSION}\x1e{region or ''}\x1e{columns}\x1e{cells}".encode()
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
 
 

@@ -61,6 +61,20 @@ class SendReport:
     retry_in: float = 0.0
     # With ``top_up``: the tenant's next reminders, stamped for publishing.
     next_ids: list[int] = field(default_factory=list)
+    # The tenant's queue, for metrics by shard (never by tenant); empty if the batch found nothing.
+    queue: str = ""
+
+    def counts(self) -> dict[str, int]:
+        """Reminders by outcome: what the task reports and the metrics count."""
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "unknown": self.unknown,
+            "skipped": self.skipped,
+            "retry": len(self.retry_ids),
+            "deferred": self.deferred,
+            "paused": self.paused,
+        }
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,7 @@ def send_reminders(
         tenant = tx.catalog.get_tenant(tenant_id)
         repo = tx.ledger(tenant_id)
         if paused or not sending_window(tenant).is_open(now, tenant.timezone):
-            return SendReport(deferred=repo.defer_pending(reminder_ids))
+            return SendReport(deferred=repo.defer_pending(reminder_ids), queue=tenant.queue)
         jobs = repo.start_sending(reminder_ids)
         choose = template_selector(tenant, tx.catalog.templates(tenant_id))
     if not jobs:
@@ -121,7 +135,7 @@ def send_reminders(
     else:
         not_sent = SendOutcome(OutcomeKind.RETRY, error="send rate limit reached; retrying later")
     outcomes = _send_marked(uow, tenant_id, claimed_at, sms_list, waits, not_sent, gateway, executor, clock)
-    report = SendReport()
+    report = SendReport(queue=tenant.queue)
     batch_alerts = BatchAlerts()
     finished = [_record(item, outcomes.get(item.job.reminder_id), settings, report, batch_alerts) for item in prepared]
 

@@ -96,13 +96,14 @@ def test_opt_out_cancels_pending_reminders_and_undo_opts_back_in(worker_env, acm
         f"customer ada of {tenant.slug} opted out; 1 pending reminders cancelled"
     )
     shown = json.loads(ok(cli(worker_env, "show", tenant.slug, "ada", "--json")))
-    assert shown["opted_out"] is True
+    assert shown["opted_out"] is True and shown["opted_out_at"]  # when, recorded
     assert [(r["status"], r["skip_reason"]) for r in shown["reminders"]] == [("skipped", "opted_out")]
     assert "was already opted out" in ok(cli(worker_env, "opt-out", tenant.slug, "ada"))
     assert ok(cli(worker_env, "opt-out", tenant.slug, "ada", "--undo")).strip() == (
         f"customer ada of {tenant.slug} opted back in"
     )
-    assert json.loads(ok(cli(worker_env, "show", tenant.slug, "ada", "--json")))["opted_out"] is False
+    back = json.loads(ok(cli(worker_env, "show", tenant.slug, "ada", "--json")))
+    assert (back["opted_out"], back["opted_out_at"]) == (False, None)
 
 
 def test_erase_needs_confirmation_then_forgets_the_customer(worker_env, acme):

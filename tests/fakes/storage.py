@@ -28,6 +28,7 @@ from tenant_worker.domain.storage import StorageUnavailable
 from tests.fakes.catalog import FakeCatalog
 from tests.fakes.ledger import FakeLedger
 from tests.fakes.maintenance import FakeLedgerMaintenance
+from tests.fakes.receipts import FakeDeliveryReceipts
 from tests.fakes.tables import REMINDER_COLUMNS, Snapshot, Tables, check_reminder
 
 FailurePoint = Literal["begin", "statement", "commit"]
@@ -153,6 +154,7 @@ class FakeUnitOfWork:
         self._now: dt.datetime | None = None
         self.catalog = FakeCatalog(self)
         self.maintenance = FakeLedgerMaintenance(self)
+        self.receipts = FakeDeliveryReceipts(self)
 
     def __enter__(self) -> FakeUnitOfWork:
         storage = self._storage

@@ -82,3 +82,17 @@ def test_duplicated_task_delivery_sends_each_reminder_once(sessions, settings, m
     assert sum(r.sent for r in reports) == 10
     phones = {c.phone.lstrip("+") for c in records}
     assert len([r for r in emulator.requests() if set(r.recipients) & phones]) == 10
+
+
+def test_every_sms_asks_for_status_reports_only_when_a_report_url_is_configured(emulator):
+    phone = new_phone()
+    with_url = MessageBirdGateway(ACCESS_KEY, emulator.url, report_url="https://tw.example/v1/dlr/messagebird")
+    without = MessageBirdGateway(ACCESS_KEY, emulator.url)
+    try:
+        assert with_url.send(sms(phone, "7")).kind == OutcomeKind.SENT
+        assert without.send(sms(phone, "8")).kind == OutcomeKind.SENT
+    finally:
+        with_url.close()
+        without.close()
+    mine = {r.reference: r.report_url for r in emulator.accepted() if phone.lstrip("+") in r.recipients}
+    assert mine == {"7": "https://tw.example/v1/dlr/messagebird", "8": None}

@@ -25,6 +25,7 @@ from tenant_worker.config import (
     load_settings,
     redact_text,
     redact_url,
+    secrets_of,
     url_password,
     without_password,
 )
@@ -462,3 +463,22 @@ def test_zero_broker_connection_retries_the_default_means_celery_retries_forever
     assert create_app(load_settings({"BROKER_CONNECTION_MAX_RETRIES": "0"})).conf.broker_connection_max_retries is None
     assert create_app(load_settings({})).conf.broker_connection_max_retries is None
     assert create_app(load_settings({"BROKER_CONNECTION_MAX_RETRIES": "100"})).conf.broker_connection_max_retries == 100
+
+
+def test_delivery_receipt_settings(tmp_path) -> None:
+    secret = tmp_path / "signing-key"
+    secret.write_text("from-file\n")
+    settings = load_settings(
+        {"PUBLIC_BASE_URL": "https://tw.example.com/", "MESSAGEBIRD_SIGNING_KEY_FILE": str(secret),
+         "STOP_KEYWORDS": "stop, halt ,"}
+    )  # fmt: skip
+    assert settings.report_url == "https://tw.example.com/v1/dlr/messagebird"
+    assert settings.messagebird_signing_key == "from-file"
+    assert "from-file" not in repr(settings) and "from-file" in secrets_of(settings)
+    assert settings.stop_keywords == ("stop", "halt")
+    assert load_settings({}).report_url is None
+
+
+def test_a_public_base_url_must_be_http() -> None:
+    with pytest.raises(ConfigurationError, match="PUBLIC_BASE_URL"):
+        load_settings({"PUBLIC_BASE_URL": "tw.example.com"})

@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "tenant_worker"
 DRIVERS = (
     "sqlalchemy", "psycopg", "redis", "celery", "kombu", "redbeat", "alembic", "sentry_sdk", "messagebird",
-    "fastapi", "starlette", "uvicorn",
+    "fastapi", "starlette", "uvicorn", "prometheus_client", "flower", "tornado",
 )  # fmt: skip
 
 

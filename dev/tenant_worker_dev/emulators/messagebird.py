@@ -38,8 +38,9 @@ from tenant_worker_dev.emulators.messagebird_api import (
     validation_problem,
 )
 from tenant_worker_dev.emulators.messagebird_http import serve
+from tenant_worker_dev.emulators.messagebird_reports import ReportPolicy, ReportSender, SentReport
 
-__all__ = ["Fault", "MessageBirdEmulator", "RecordedRequest", "main"]
+__all__ = ["Fault", "MessageBirdEmulator", "RecordedRequest", "ReportPolicy", "SentReport", "main"]
 
 
 class MessageBirdEmulator:
@@ -53,8 +54,11 @@ class MessageBirdEmulator:
         access_key: str = "test-access-key",
         latency: float = 0.0,
         rate_limit_per_second: float | None = None,
+        reports: ReportPolicy | None = None,
     ) -> None:
         self._address = (host, port)
+        # Status reports to each message's reportUrl (only with a signing key, as MessageBird signs them).
+        self.reports = ReportSender(reports) if reports is not None and reports.signing_key else None
         self._access_key = access_key
         self._latency = latency
         self._bucket = TokenBucket(rate_limit_per_second) if rate_limit_per_second is not None else None
@@ -79,6 +83,8 @@ class MessageBirdEmulator:
         server, self._server = self._server, None
         if server is not None:
             server.stop()
+        if self.reports is not None:
+            self.reports.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -188,6 +194,10 @@ class MessageBirdEmulator:
             recipients = recipients_of(payload.get("recipients")) if payload is not None else []
             reply, message_id = await self._answer(authorization, payload, recipients)
             fields = payload or {}
+            report_url = text_or_none(fields.get("reportUrl"))
+            if self.reports is not None and message_id is not None and report_url:
+                for recipient in recipients:
+                    self.reports.schedule(report_url, message_id, text_or_none(fields.get("reference")), recipient)
             self._record(
                 RecordedRequest(
                     received_at=received_at,
@@ -198,6 +208,7 @@ class MessageBirdEmulator:
                     reference=text_or_none(fields.get("reference")),
                     message_id=message_id,
                     datacoding=text_or_none(fields.get("datacoding")),
+                    report_url=report_url,
                 )
             )
             return reply
@@ -248,6 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before answering each POST")
     parser.add_argument("--rate-limit", type=float, default=None, help="accepted requests per second")
     parser.add_argument("--access-key", default="test-access-key")
+    parser.add_argument("--signing-key", default="", help="sign status reports to reportUrl with it (none without)")
+    parser.add_argument("--report-delay", type=float, default=0.0, help="seconds before the first status report")
+    parser.add_argument("--report-duplicates", type=int, default=0, help="extra copies of each final report")
+    parser.add_argument("--report-out-of-order", action="store_true", help="final status before 'buffered'")
+    parser.add_argument("--report-failure-share", type=float, default=0.0, help="share reported delivery_failed")
+    parser.add_argument("--report-deliver-to", default=None, help="send reports to this base URL (a proxy)")
     args = parser.parse_args(argv)
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     # Block the signals before any server thread exists, so they reach sigwait() in this thread only.
@@ -258,6 +275,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_key=args.access_key,
         latency=args.latency,
         rate_limit_per_second=args.rate_limit,
+        reports=ReportPolicy(
+            signing_key=args.signing_key,
+            delay=args.report_delay,
+            duplicates=args.report_duplicates,
+            out_of_order=args.report_out_of_order,
+            failure_share=args.report_failure_share,
+            deliver_to=args.report_deliver_to,
+        ),
     )
     with emulator:
         print(f"MessageBird emulator listening on {emulator.url}", flush=True)

@@ -63,6 +63,7 @@ class RecordedRequest:
     reference: str | None
     message_id: str | None
     datacoding: str | None
+    report_url: str | None = None
 
 
 def json_reply(status: int, document: object) -> Reply:
