@@ -118,8 +118,8 @@ def cmd_tenant_template(args: argparse.Namespace, services: Services) -> int:
         )
         return 2
     with services.uow() as tx:
-        tenants.save_template(tx, args.slug, args.text, args.window, args.locale)
-    print(f"template saved for {args.slug} (window {args.window or 'any'}, locale {args.locale or 'any'})")
+        saved = tenants.save_template(tx, args.slug, args.text, args.window, args.locale)
+    print(f"template saved for {args.slug} (window {saved.window_days or 'any'}, locale {saved.locale or 'any'})")
     return 0
 
 

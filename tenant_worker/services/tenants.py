@@ -46,10 +46,11 @@ def create_tenant(uow: UnitOfWork, spec: TenantSpec, template: str | None = None
 
 def save_template(
     uow: UnitOfWork, slug: str, body: str, window_days: int | None = None, locale: str | None = None
-) -> None:
+) -> Template:
     """Validate a template when it is saved (never at send time), also against the tenant's
     ``max_segments`` with every placeholder at its worst case in the template's locale (the tenant's for
-    "any"), and store it for the tenant; ``locale`` is stored in CLDR's spelling (``fr-be`` -> ``fr_BE``)."""
+    "any"), and store it for the tenant; ``locale`` is stored in CLDR's spelling (``fr-be`` -> ``fr_BE``) and
+    ``{amount} {currency}`` as ``{amount}``. Returns the template as stored."""
     body = upgrade_amount_placeholders(body)
     validate_template(body)
     tenant = uow.catalog.find_tenant(slug)
@@ -68,7 +69,9 @@ def save_template(
         date_style=tenant.date_style,
         normalize_text=tenant.normalize_text,
     )
-    uow.catalog.save_template(tenant.id, Template(window_days, locale, body))
+    template = Template(window_days, locale, body)
+    uow.catalog.save_template(tenant.id, template)
+    return template
 
 
 def local_today(timezone: str, now: dt.datetime | None = None) -> dt.date:

@@ -27,7 +27,8 @@ def test_templates_are_previewed_per_window_and_locale_with_what_forces_ucs2(wor
     assert unknown.returncode == 2 and "not a CLDR locale" in unknown.stderr
 
     french = "Plus que {days_left} {days_left|jour|jours} : payez {amount} d\u2019ici le {expires_on}."
-    cli(worker_env, "tenant", "template", slug, french, "--locale", "fr-be", "--window", "1")
+    saved = cli(worker_env, "tenant", "template", slug, french, "--locale", "fr-be", "--window", "1").stdout
+    assert saved.strip() == f"template saved for {slug} (window 1, locale fr_BE)"  # in CLDR's spelling
 
     shown = cli(worker_env, "tenant", "template", "preview", slug, "--customer-locale", "fr_BE", "--json")
     rows = json.loads(shown.stdout)["templates"]
