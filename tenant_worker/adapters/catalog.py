@@ -252,6 +252,7 @@ class SqlCatalog:
             removed_at=row.removed_at,
             erased_at=row.erased_at,
             opted_out_at=row.opted_out_at,
+            locale=row.locale,
             subscriptions=tuple(
                 SubscriptionView(
                     id=s.id,

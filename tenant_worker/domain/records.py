@@ -241,6 +241,8 @@ class CustomerView:
     subscriptions: tuple[SubscriptionView, ...] = ()
     # When they opted out (migration 0010): a STOP reply, the CLI or the API; None if never or opted in.
     opted_out_at: dt.datetime | None = None
+    # Their CLDR locale (migration 0012); None: the tenant's.
+    locale: str | None = None
 
     @property
     def subscription_ids(self) -> list[int]:

@@ -240,6 +240,9 @@ def test_a_customers_locale_is_imported_changed_and_carried_to_the_send_job(stor
     assert plan.counts == ImportCounts(updated=1, unchanged=1)
     assert locales() == {"Customer ada": "nl_BE", "Customer bob": None}
     with storage.uow() as tx:
+        shown = [tx.catalog.find_customer(tenant.id, ref) for ref in ("ada", "bob")]
+    assert [view.locale if view else "missing" for view in shown] == ["nl_BE", None]
+    with storage.uow() as tx:
         claimed = [reminder_id for reminder_id, _status in tx.ledger(tenant.id).claim_due_reminders(TODAY, WINDOWS)]
     with storage.uow() as tx:
         jobs = tx.ledger(tenant.id).start_sending(claimed)

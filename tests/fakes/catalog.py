@@ -233,6 +233,7 @@ class FakeCatalog:
                 for s in subscriptions
             ),
             opted_out_at=row.opted_out_at,
+            locale=row.locale,
         )
 
     def _customer_rows(self, tenant_id: int, customer_id: int) -> tuple[CustomerRow | None, list[SubscriptionRow]]:
