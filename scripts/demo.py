@@ -1,11 +1,12 @@
 """The main job, end to end on this machine's PostgreSQL and Redis, through the MessageBird emulator.
 
-Creates (once) a demo database, two tenants in different time zones with their templates and a few
+Creates (once) a demo database, three tenants in different time zones with their templates and a few
 dozen customers whose subscriptions expire over the next week; starts the MessageBird emulator, the
 HTTP API (which receives the emulator's signed status reports) and a real Celery worker; sweeps
 every tenant; waits until everything due is sent and MessageBird has reported on it (a tenth of the
 SMS fail to be delivered, reports come late and twice); prints a few SMS and a summary per tenant and
-window, with the delivered counts. Running it again the same day sends nothing new.
+window, with the delivered counts, and one SMS per language of the Belgian tenant, whose customers read
+Dutch or French (the CSV's locale column). Running it again the same day sends nothing new.
 
 Environment: DEMO_DATABASE_URL (default: database tenant_worker_demo on 127.0.0.1:5432) and
 REDIS_URL (default: redis://127.0.0.1:6379/1).
@@ -29,7 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenant_worker.adapters.db import session_factory, upgrade_database
-from tenant_worker.adapters.orm import ReminderRow, TenantRow
+from tenant_worker.adapters.orm import CustomerRow, ReminderRow, SubscriptionRow, TenantRow
 from tenant_worker.bootstrap import Services, bootstrap
 from tenant_worker.config import load_settings, redact_url
 from tenant_worker.domain.localtime import SendingWindow
@@ -54,11 +55,8 @@ TENANTS = [
             sending_window=NO_QUIET_HOURS,
         ),
         "Hi {customer_name}, your {plan} plan with {org_name} expires on {expires_on}. "
-        "Please pay {amount} {currency} within {days_left} days to stay online.",
-        {
-            1: "LAST REMINDER {customer_name}: {org_name} {plan} expires tomorrow ({expires_on}). "
-            "Pay {amount} {currency}."
-        },
+        "Please pay {amount} within {days_left} {days_left|day|days} to stay online.",
+        {1: "LAST REMINDER {customer_name}: {org_name} {plan} expires tomorrow ({expires_on}). Pay {amount}."},
         "+3161",
     ),
     (
@@ -71,12 +69,34 @@ TENANTS = [
             (5, 3, 1),
             sending_window=NO_QUIET_HOURS,
         ),
-        "Kia ora {customer_name}! {org_name}: your {plan} subscription ends {expires_on} ({days_left} days). "
-        "Amount due: {amount} {currency}.",
+        "Kia ora {customer_name}! {org_name}: your {plan} subscription ends {expires_on} "
+        "({days_left} {days_left|day|days}). Amount due: {amount}.",
         {},
         "+6421",
     ),
+    (
+        TenantSpec(
+            "brussels-fiber",
+            "Brussels Fiber",
+            "Europe/Brussels",
+            "BxlFiber",
+            "nl_BE",
+            (5, 3, 1),
+            sending_window=NO_QUIET_HOURS,
+        ),
+        "Dag {customer_name}, uw {plan}-abonnement bij {org_name} verloopt op {expires_on}. "
+        "Betaal {amount} binnen {days_left} {days_left|dag|dagen}.",
+        {},
+        "+3247",
+    ),
 ]
+# The Belgian tenant's French text: its customers with locale fr_BE read this one (nl_BE: the default).
+LOCALE_TEMPLATES = {
+    "brussels-fiber": {
+        "fr": "Bonjour {customer_name}, votre abonnement {plan} chez {org_name} expire le {expires_on}. "
+        "Veuillez payer {amount} d'ici {days_left} {days_left|jour|jours}."
+    }
+}
 FIRST_NAMES = ["Anna", "Bram", "Chloe", "Daan", "Eva", "Femke", "Gijs", "Hana", "Ivo", "Jade", "Koen", "Lotte"]
 PLANS = [("Fiber 100", "29.95"), ("Fiber 500", "44.50"), ("Fiber 1000", "59.00")]
 
@@ -92,14 +112,16 @@ def ensure_database(url: str) -> None:
 def customers_csv(slug: str, prefix: str, today: dt.date) -> str:
     """Deterministic customers for one tenant: 18 subscriptions expiring over the next 7 days."""
     rng = random.Random(f"{slug}-{today.isoformat()}")
-    lines = ["external_ref,name,phone,plan,amount,currency,expires_on,opted_out"]
+    lines = ["external_ref,name,phone,plan,amount,currency,expires_on,opted_out,locale"]
     for i in range(18):
         plan, amount = rng.choice(PLANS)
         number = f"{prefix}{rng.randrange(10**6, 10**7)}"
         expires = today + dt.timedelta(days=i % 8)
         name = f"{rng.choice(FIRST_NAMES)} {chr(65 + i)}."
-        currency = "EUR" if prefix.startswith("+31") else "NZD"
-        lines.append(f"{slug[:2]}-{i:03d},{name},{number},{plan},{amount},{currency},{expires},{i == 11}")
+        currency = "NZD" if prefix.startswith("+64") else "EUR"
+        # Belgian customers alternate between Dutch and French; the others take their tenant's locale.
+        locale = ("nl_BE", "fr_BE")[i % 2] if prefix.startswith("+32") else ""
+        lines.append(f"{slug[:2]}-{i:03d},{name},{number},{plan},{amount},{currency},{expires},{i == 11},{locale}")
     return "\n".join(lines) + "\n"
 
 
@@ -113,6 +135,8 @@ def setup(services: Services) -> None:
                 tenants.create_tenant(tx, spec, template, shard_count=services.settings.shard_count)
                 for window, body in per_window.items():
                     tenants.save_template(tx, spec.slug, body, window)
+                for locale, body in LOCALE_TEMPLATES.get(spec.slug, {}).items():
+                    tenants.save_template(tx, spec.slug, body, locale=locale)
             today = tenants.local_today(spec.timezone)
             counts = customers.import_customers(tx, spec.slug, customers_csv(spec.slug, prefix, today))
         print(f"tenant {spec.slug} ({spec.timezone}, local date {today}): {counts}")
@@ -180,6 +204,25 @@ def show_some(emulator: MessageBirdEmulator, count: int = 3) -> None:
         print(record.body)
 
 
+def languages(sessions: sessionmaker[Session], slug: str) -> None:
+    """Print one SMS per customer language of tenant ``slug``: the same reminder, in two languages."""
+    with sessions() as session:
+        rows = session.execute(
+            select(CustomerRow.locale, ReminderRow.body)
+            .join(SubscriptionRow, SubscriptionRow.id == ReminderRow.subscription_id)
+            .join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id)
+            .join(TenantRow, TenantRow.id == ReminderRow.tenant_id)
+            .where(TenantRow.slug == slug, ReminderRow.status == "sent", ReminderRow.body.is_not(None))
+            .order_by(ReminderRow.id)
+        ).all()
+    shown: dict[str | None, str] = {}
+    for locale, body in rows:
+        shown.setdefault(locale, body or "")
+    print(f"\n{slug}: one SMS per customer language")
+    for locale, body in sorted(shown.items(), key=lambda item: item[0] or ""):
+        print(f"  [{locale or 'tenant default'}] {body}")
+
+
 def main() -> int:
     """Run the demo."""
     database_url = os.environ.get("DEMO_DATABASE_URL", ADMIN_URL.rsplit("/", 1)[0] + f"/{DEMO_DB}")
@@ -236,6 +279,7 @@ def main() -> int:
         emulator.stop()
     show_some(emulator)
     summary(sessions, started)
+    languages(sessions, "brussels-fiber")
     return 0
 
 

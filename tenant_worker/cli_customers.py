@@ -34,6 +34,8 @@ def _show_text(details: CustomerDetails) -> None:
     state = state or ("removed " + _when(customer.removed_at) if customer.removed_at else "active")
     print(f"customer {customer.external_ref} of {details.tenant}: {customer.name}")
     print(f"  phone {mask_phone(customer.phone)}, opted out: {'yes' if customer.opted_out else 'no'}, {state}")
+    locale = customer.locale or "the tenant's (none of their own)"
+    print(f"  locale: {locale}")
     print(f"{'SUB':>8} {'REF':<16} {'PLAN':<16} {'AMOUNT':>12} CUR {'EXPIRES':<10} {'STATUS':<9} REMOVED")
     for s in customer.subscriptions:
         ref = s.external_ref or "-"

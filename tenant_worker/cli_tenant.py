@@ -1,10 +1,16 @@
-"""``tenant-worker tenant create|move|list|show|template``: thin wrappers over the tenant services."""
+"""``tenant-worker tenant create|move|list|show|template``: thin wrappers over the tenant services.
+
+``tenant template SLUG TEXT`` saves a template, ``tenant template preview SLUG`` shows every template
+rendered with sample values, its encoding, segments and worst case (so no tenant can be called
+"preview" for ``tenant template``: the slug check in ``TenantSpec`` allows it, the CLI word wins).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -12,11 +18,12 @@ from redis.exceptions import RedisError
 from tenant_worker.bootstrap import Services
 from tenant_worker.cli_common import parsed as _parsed
 from tenant_worker.cli_common import print_result as _print
+from tenant_worker.domain.gsm_text import describe_char
 from tenant_worker.domain.localtime import SendingWindow, parse_hhmm, parse_window
-from tenant_worker.domain.model import DEFAULT_SEND_TIME, TenantSpec
+from tenant_worker.domain.model import DATE_STYLES, DEFAULT_DATE_STYLE, DEFAULT_SEND_TIME, TenantSpec
 from tenant_worker.domain.sms_limits import DEFAULT_MAX_SEGMENTS
 from tenant_worker.domain.windows import DEFAULT_WINDOWS, parse_windows
-from tenant_worker.services import sharding, tenants
+from tenant_worker.services import sharding, template_preview, tenants
 
 
 def cmd_tenant_create(args: argparse.Namespace, services: Services) -> int:
@@ -26,6 +33,7 @@ def cmd_tenant_create(args: argparse.Namespace, services: Services) -> int:
         args.slug, args.name, args.timezone, args.originator, args.locale, windows,
         send_time=args.send_time, sending_window=args.sending_window,
         dedicated=args.dedicated, rate_per_second=args.rate, max_segments=args.max_segments,
+        date_style=args.date_style, normalize_text=args.normalize_text,
     )  # fmt: skip
     with services.uow() as tx:
         row = tenants.create_tenant(tx, spec, args.template, shard_count=services.settings.shard_count)
@@ -101,11 +109,55 @@ def cmd_tenant_show(args: argparse.Namespace, services: Services) -> int:
 
 
 def cmd_tenant_template(args: argparse.Namespace, services: Services) -> int:
-    """Save a template (validated now, not when an SMS is sent)."""
+    """Save a template (validated now, not when an SMS is sent), or preview them all."""
+    if args.slug == "preview":
+        return cmd_tenant_template_preview(args, services)
+    if args.text is None:
+        print(
+            "error: tenant template SLUG TEXT saves a template; tenant template preview SLUG previews", file=sys.stderr
+        )
+        return 2
     with services.uow() as tx:
-        tenants.save_template(tx, args.slug, args.text, args.window, args.locale)
-    print(f"template saved for {args.slug} (window {args.window or 'any'}, locale {args.locale or 'any'})")
+        saved = tenants.save_template(tx, args.slug, args.text, args.window, args.locale)
+    print(f"template saved for {args.slug} (window {saved.window_days or 'any'}, locale {saved.locale or 'any'})")
     return 0
+
+
+def cmd_tenant_template_preview(args: argparse.Namespace, services: Services) -> int:
+    """Every template rendered with sample values, with its encoding, segments and worst case."""
+    if args.text is None:
+        print("error: tenant template preview needs the tenant's slug", file=sys.stderr)
+        return 2
+    with services.uow() as tx:
+        tenant, rows = template_preview.preview_templates(tx, args.text, args.locale_list or ())
+    if args.json:
+        print(json.dumps({"tenant": tenant.slug, "max_segments": tenant.max_segments,
+                          "templates": [asdict(row) for row in rows]}, indent=2, ensure_ascii=False))  # fmt: skip
+        return 0 if all(row.fits for row in rows) else 1
+    for row in rows:
+        print(_preview_heading(row))
+        if row.sample is None or row.worst is None:
+            print(f"  error: {row.error}")
+            continue
+        print(f"  {row.sample.body}")
+        print(f"  sample: {_cost(row.sample)}; worst case: {_cost(row.worst)}"
+              f"{'' if row.fits else f' -- over max_segments {tenant.max_segments}'}")  # fmt: skip
+        forced = row.worst.ucs2_chars or row.sample.ucs2_chars
+        if forced:
+            print(f"  UCS-2 because of: {', '.join(describe_char(char) for char in forced)}")
+    return 0 if all(row.fits for row in rows) else 1
+
+
+def _preview_heading(row: template_preview.TemplatePreview) -> str:
+    scope = f"template (window {row.template_window or 'any'}, locale {row.template_locale or 'any'})"
+    who = f"customer locale {row.customer_locale}: " if row.customer_locale else ""
+    return f"{who}window {row.window}, {scope}, formatted as {row.locale}"
+
+
+def _cost(measured: template_preview.Measured) -> str:
+    unit = "septets" if measured.encoding == "GSM-7" else "UCS-2 characters"
+    plural = "segment" if measured.segments == 1 else "segments"
+    return f"{measured.encoding}, {measured.segments} {plural} ({measured.length} {unit})"
 
 
 def register(sub: Any) -> Any:
@@ -128,6 +180,12 @@ def register(sub: Any) -> Any:
     create.add_argument(
         "--max-segments", type=int, default=DEFAULT_MAX_SEGMENTS, help="SMS segments per reminder, 1-10 (default 3)"
     )
+    create.add_argument(
+        "--date-style", choices=DATE_STYLES, default=DEFAULT_DATE_STYLE, help="how {expires_on} is written (CLDR)"
+    )
+    create.add_argument(
+        "--normalize-text", action="store_true", help="normalise the tenant's own text to GSM-7 (curly quotes...)"
+    )
     create.add_argument("--json", action="store_true")
     create.set_defaults(handler=cmd_tenant_create)
     move = tenant.add_parser("move", help="move a tenant to another shard or to its dedicated queue")
@@ -144,11 +202,17 @@ def register(sub: Any) -> Any:
     show.add_argument("slug")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_tenant_show)
-    template = tenant.add_parser("template", help="save an SMS template")
-    template.add_argument("slug")
-    template.add_argument("text")
+    template = tenant.add_parser(
+        "template", help="save an SMS template (SLUG TEXT), or preview them all (preview SLUG)"
+    )
+    template.add_argument("slug", help="the tenant, or 'preview'")
+    template.add_argument("text", nargs="?", help="the template; with preview: the tenant")
     template.add_argument("--window", type=int, help="only for this window (days)")
     template.add_argument("--locale", help="only for this locale")
+    template.add_argument(
+        "--customer-locale", dest="locale_list", action="append", help="preview: also as a customer of this locale"
+    )
+    template.add_argument("--json", action="store_true", help="preview: as JSON")
     template.set_defaults(handler=cmd_tenant_template)
 
     return tenant

@@ -70,6 +70,8 @@ class SqlCatalog:
             window_start=spec.sending_window.start,
             window_end=spec.sending_window.end,
             scheduled=True,
+            date_style=spec.date_style,
+            normalize_text=spec.normalize_text,
         )
         try:
             with session.begin_nested():
@@ -194,7 +196,9 @@ class SqlCatalog:
                 customer = CustomerRow(tenant_id=tenant_id, external_ref=record.external_ref)
                 self.session.add(customer)
                 created += 1
-            customer_changed = _assign(customer, name=record.name, phone=record.phone, opted_out=record.opted_out)
+            customer_changed = _assign(
+                customer, name=record.name, phone=record.phone, opted_out=record.opted_out, locale=record.locale
+            )
             self.session.flush()
             if subscription is None:
                 subscription = SubscriptionRow(tenant_id=tenant_id, customer_id=customer.id)
@@ -248,6 +252,7 @@ class SqlCatalog:
             removed_at=row.removed_at,
             erased_at=row.erased_at,
             opted_out_at=row.opted_out_at,
+            locale=row.locale,
             subscriptions=tuple(
                 SubscriptionView(
                     id=s.id,

@@ -40,6 +40,7 @@ _COLUMNS = (
     "name",
     "phone",
     "opted_out",
+    "locale",
     "subscription_ref",
     "plan",
     "amount",
@@ -52,8 +53,9 @@ _COLUMNS = (
 _CREATE = f"""
     CREATE TEMP TABLE {_STAGING} (
         line bigint NOT NULL, customer_ref text NOT NULL, name text NOT NULL, phone text,
-        opted_out boolean NOT NULL, subscription_ref text, plan text NOT NULL, amount numeric(12, 2) NOT NULL,
-        currency text NOT NULL, expires_on date NOT NULL, status text NOT NULL, digest bigint
+        opted_out boolean NOT NULL, locale text, subscription_ref text, plan text NOT NULL,
+        amount numeric(12, 2) NOT NULL, currency text NOT NULL, expires_on date NOT NULL, status text NOT NULL,
+        digest bigint
     ) ON COMMIT DROP
 """
 _CREATE_KEPT = f"CREATE TEMP TABLE {_KEPT} (line bigint NOT NULL, digest bigint NOT NULL) ON COMMIT DROP"
@@ -61,7 +63,7 @@ _CREATE_KEPT = f"CREATE TEMP TABLE {_KEPT} (line bigint NOT NULL, digest bigint 
 # What a row's subscription state hashes to: computed over a staged row when it is merged and over the
 # stored columns by ``unchanged_digests``; both sides have the same types, so the same text.
 _STATE = (
-    "hashtextextended(ROW({0}name, {0}phone, {0}opted_out,"
+    "hashtextextended(ROW({0}name, {0}phone, {0}opted_out, {0}locale,"
     " {1}plan, {1}amount, {1}currency, {1}expires_on, {1}status)::text, 0)"
 )
 
@@ -91,7 +93,7 @@ _MATERIALIZE = f"""
           JOIN subscriptions sub ON sub.tenant_id = :tenant_id AND sub.import_digest = r.digest),
     taken AS (
         INSERT INTO {_STAGING} ({", ".join(_COLUMNS)})
-        SELECT k.line, c.external_ref, c.name, c.phone, c.opted_out, sub.external_ref, sub.plan, sub.amount,
+        SELECT k.line, c.external_ref, c.name, c.phone, c.opted_out, c.locale, sub.external_ref, sub.plan, sub.amount,
                sub.currency, sub.expires_on, sub.status, k.digest
           FROM concerned k
           JOIN subscriptions sub ON sub.tenant_id = :tenant_id AND sub.id = k.subscription_id
@@ -112,8 +114,9 @@ _REJECTS = f"""
     UNION ALL
     SELECT line, customer_ref, subscription_ref, first_line, false FROM (
         SELECT line, customer_ref, subscription_ref,
-               (name, phone, opted_out) IS DISTINCT FROM
-                   (first_value(name) OVER w, first_value(phone) OVER w, first_value(opted_out) OVER w) AS differs,
+               (name, phone, opted_out, locale) IS DISTINCT FROM
+                   (first_value(name) OVER w, first_value(phone) OVER w, first_value(opted_out) OVER w,
+                    first_value(locale) OVER w) AS differs,
                first_value(line) OVER w AS first_line
           FROM {_STAGING}
         WINDOW w AS (PARTITION BY customer_ref ORDER BY line)) AS c
@@ -132,7 +135,7 @@ _JOIN_CUSTOMERS = {
 }
 _LEFT_JOIN_CUSTOMERS = {
     False: "LEFT JOIN customers c ON c.tenant_id = :tenant_id AND c.external_ref = s.customer_ref",
-    True: """LEFT JOIN LATERAL (SELECT id, name, phone, opted_out, removed_at FROM customers
+    True: """LEFT JOIN LATERAL (SELECT id, name, phone, opted_out, locale, removed_at FROM customers
                                  WHERE tenant_id = :tenant_id AND external_ref = s.customer_ref OFFSET 0) AS c
              ON true""",
 }
@@ -145,10 +148,10 @@ _CLASSIFIED = f"""
     SELECT s.line,
            s.customer_ref || coalesce('/' || s.subscription_ref, '') AS label,
            CASE WHEN sub.id IS NULL THEN 'created'
-                WHEN (c.name, c.phone, c.opted_out, c.removed_at IS NULL,
+                WHEN (c.name, c.phone, c.opted_out, c.locale, c.removed_at IS NULL,
                       sub.plan, sub.amount, sub.currency, sub.expires_on, sub.status, sub.removed_at IS NULL)
                      IS DISTINCT FROM
-                     (s.name, s.phone, s.opted_out, true,
+                     (s.name, s.phone, s.opted_out, s.locale, true,
                       s.plan, s.amount, s.currency, s.expires_on, s.status, true) THEN 'updated'
                 ELSE 'unchanged' END AS kind,
            sub.id IS NOT NULL AND sub.expires_on <> s.expires_on AS renewed
@@ -180,20 +183,21 @@ _ABSENT_SUBSCRIPTIONS = f"""
 _ACTIVE = "SELECT count(*) FROM subscriptions WHERE tenant_id = :tenant_id AND removed_at IS NULL"
 
 _MERGE_CUSTOMERS = f"""
-    INSERT INTO customers AS c (tenant_id, external_ref, name, phone, opted_out)
-    SELECT DISTINCT ON (customer_ref) :tenant_id, customer_ref, name, phone, opted_out
+    INSERT INTO customers AS c (tenant_id, external_ref, name, phone, opted_out, locale)
+    SELECT DISTINCT ON (customer_ref) :tenant_id, customer_ref, name, phone, opted_out, locale
       FROM {_STAGING} s
      WHERE NOT EXISTS (SELECT 1 FROM customers old
                         WHERE old.tenant_id = :tenant_id AND old.external_ref = s.customer_ref
                           AND old.removed_at IS NULL
-                          AND (old.name, old.phone, old.opted_out) IS NOT DISTINCT FROM (s.name, s.phone, s.opted_out)
+                          AND (old.name, old.phone, old.opted_out, old.locale)
+                              IS NOT DISTINCT FROM (s.name, s.phone, s.opted_out, s.locale)
                        {{probe}})
      ORDER BY customer_ref, line
     ON CONFLICT (tenant_id, external_ref) DO UPDATE
-       SET name = EXCLUDED.name, phone = EXCLUDED.phone, opted_out = EXCLUDED.opted_out,
+       SET name = EXCLUDED.name, phone = EXCLUDED.phone, opted_out = EXCLUDED.opted_out, locale = EXCLUDED.locale,
            removed_at = NULL, updated_at = now()
-     WHERE (c.name, c.phone, c.opted_out, c.removed_at IS NULL)
-           IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.phone, EXCLUDED.opted_out, true)
+     WHERE (c.name, c.phone, c.opted_out, c.locale, c.removed_at IS NULL)
+           IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.phone, EXCLUDED.opted_out, EXCLUDED.locale, true)
 """
 
 # A subscription whose values stay the same but whose source digest or state hash is new (the row
@@ -351,6 +355,7 @@ def _copy(session: Session, chunks: Iterable[ImportChunk]) -> tuple[int, int]:
                             r.name,
                             r.phone,
                             r.opted_out,
+                            r.locale,
                             r.subscription_ref,
                             r.plan,
                             r.amount,
@@ -381,7 +386,9 @@ def _reject(row: Any) -> tuple[int, str]:
     key = row.customer_ref + ("" if row.subscription_ref is None else f"/{row.subscription_ref}")
     if row.duplicate:
         return int(row.line), f"external_ref {key!r} repeats line {row.first_line}"
-    return int(row.line), f"customer {row.customer_ref!r}: name, phone or opted_out differ from line {row.first_line}"
+    return int(
+        row.line
+    ), f"customer {row.customer_ref!r}: name, phone, opted_out or locale differ from line {row.first_line}"
 
 
 def _plan(

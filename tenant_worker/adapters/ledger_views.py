@@ -13,7 +13,7 @@ may also serve from the day index). No index on ``delivery_status``: every statu
 rewrite index entries instead of updating its row in place (HOT).
 
 Per-day counts read the closed rows of the days asked for through ``reminders_closed_day_idx``
-(migration 0012), and the open rows (a backlog at most) through their own indexes.
+(migration 0013), and the open rows (a backlog at most) through their own indexes.
 """
 
 from __future__ import annotations

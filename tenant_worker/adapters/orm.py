@@ -72,6 +72,7 @@ class TenantRow(Base):
         CheckConstraint("queue ~ '^[a-z0-9][a-z0-9._-]{0,99}$'", name="tenants_queue_format"),
         CheckConstraint("rate_per_second IS NULL OR rate_per_second > 0", name="tenants_rate_positive"),
         CheckConstraint(f"max_segments BETWEEN 1 AND {MAX_SEGMENTS_LIMIT}", name="tenants_max_segments_range"),
+        CheckConstraint("date_style IN ('short', 'medium', 'long')", name="tenants_date_style_valid"),
         # The sweep fan-out and `tenant-worker queues` list tenants by queue.
         Index("tenants_queue_idx", "queue"),
     )
@@ -103,6 +104,10 @@ class TenantRow(Base):
     max_segments: Mapped[int] = mapped_column(
         Integer, default=DEFAULT_MAX_SEGMENTS, server_default=text(str(DEFAULT_MAX_SEGMENTS))
     )
+    # How {expires_on} is written (CLDR short/medium/long, migration 0013), and whether the tenant's own
+    # text is normalised to GSM-7 like the formatted values are.
+    date_style: Mapped[str] = mapped_column(String(6), default="long", server_default="long")
+    normalize_text: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class CustomerRow(Base):
@@ -121,6 +126,8 @@ class CustomerRow(Base):
     name: Mapped[str] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(20))
     opted_out: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # The customer's CLDR locale (migration 0013); NULL: the tenant's.
+    locale: Mapped[str | None] = mapped_column(String(35))
     # When the customer opted out (migration 0010): a STOP reply, the CLI or the API.
     opted_out_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when a full sync or `customers remove` took the customer away (migration 0007); kept for
@@ -249,7 +256,7 @@ class ReminderRow(Base):
         # Retention (migration 0008): closed rows by age, id last so a prune batch resumes exactly
         # where the previous one stopped (adapters/ledger_repair.py).
         Index("reminders_closed_since_idx", "updated_at", "id", postgresql_where=text(CLOSED)),
-        # The API's per-day counts (migration 0012): closed rows by tenant and claim day. Closed rows
+        # The API's per-day counts (migration 0013): closed rows by tenant and claim day. Closed rows
         # only, so no dispatch statement can use it; no column a status report writes, so recording
         # one stays a HOT update.
         Index("reminders_closed_day_idx", "tenant_id", "local_date", postgresql_where=text(CLOSED)),

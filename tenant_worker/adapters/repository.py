@@ -106,7 +106,7 @@ class SqlLedgerCore:
         rows = self.session.execute(
             text("""
                 SELECT s.id AS subscription_id, 0 AS reminder_id, 0 AS window_days, 0 AS attempts, s.expires_on,
-                       c.name AS customer_name, c.phone, s.plan, s.amount, s.currency
+                       c.name AS customer_name, c.phone, c.locale, s.plan, s.amount, s.currency
                   FROM subscriptions s JOIN customers c ON c.tenant_id = s.tenant_id AND c.id = s.customer_id
                  WHERE s.tenant_id = :tenant_id AND s.id = ANY(:ids)
             """),
@@ -246,7 +246,7 @@ class SqlLedgerCore:
                     RETURNING id, subscription_id, window_days, expires_on, attempts, updated_at)
                 SELECT taken.id AS reminder_id, taken.window_days, taken.expires_on, taken.attempts,
                        taken.updated_at AS claimed_at,
-                       c.name AS customer_name, c.phone, s.plan, s.amount, s.currency
+                       c.name AS customer_name, c.phone, c.locale, s.plan, s.amount, s.currency
                   FROM taken
                   JOIN subscriptions s ON s.tenant_id = :tenant_id AND s.id = taken.subscription_id
                   JOIN customers c ON c.tenant_id = :tenant_id AND c.id = s.customer_id
@@ -345,6 +345,7 @@ def _send_job(row: Row[Any]) -> SendJob:
         currency=row.currency,
         attempts=row.attempts,
         claimed_at=getattr(row, "claimed_at", None),
+        locale=row.locale,
     )
 
 

@@ -47,6 +47,9 @@ class CustomerRowIn(BaseModel):
     expires_on: str = Field(examples=["2026-12-31"], description="ISO date, tenant-local")
     opted_out: bool = False
     status: str = Field(default="active", description="active, cancelled or suspended")
+    locale: str | None = Field(
+        default=None, examples=["nl_BE"], description="the customer's CLDR locale; leave out for the tenant's"
+    )
 
     def source_row(self, number: int) -> SourceRow:
         """The row as the import service reads it (cells as text), numbered from 1. Built field by
@@ -62,6 +65,7 @@ class CustomerRowIn(BaseModel):
             "expires_on": self.expires_on,
             "opted_out": "true" if self.opted_out else "false",
             "status": self.status,
+            "locale": self.locale or "",
         }
         return SourceRow(number, cells)
 
@@ -119,6 +123,7 @@ class CustomerOut(BaseModel):
     phone: str | None
     opted_out: bool
     opted_out_at: dt.datetime | None = Field(description="when the customer opted out themselves (STOP, API)")
+    locale: str | None = Field(description="the customer's CLDR locale; null: the tenant's")
     removed_at: dt.datetime | None
     erased_at: dt.datetime | None
     subscriptions: list[SubscriptionOut]
@@ -180,7 +185,8 @@ def get_customer(ref: str, scope: ScopeDep, services: ServicesDep) -> CustomerOu
     ]
     return CustomerOut(
         external_ref=customer.external_ref, name=customer.name, phone=customer.phone, opted_out=customer.opted_out,
-        opted_out_at=customer.opted_out_at, removed_at=customer.removed_at, erased_at=customer.erased_at,
+        opted_out_at=customer.opted_out_at, locale=customer.locale, removed_at=customer.removed_at,
+        erased_at=customer.erased_at,
         subscriptions=subscriptions,
     )  # fmt: skip
 

@@ -19,7 +19,7 @@ from tenant_worker.api.problems import Problem
 from tenant_worker.bootstrap import Services
 from tenant_worker.domain.records import Template
 from tenant_worker.domain.templates import PLACEHOLDERS
-from tenant_worker.services import template_preview
+from tenant_worker.services import template_editing
 
 router = APIRouter(prefix="/v1/tenants/{slug}/templates", tags=["tenant: templates"])
 ScopeDep = Annotated[TenantScope, Depends(tenant_scope)]
@@ -82,7 +82,7 @@ def _out(template: Template) -> TemplateOut:
 @router.get("", summary="The tenant's SMS templates and the placeholders they may use")
 def list_templates(scope: ScopeDep, services: ServicesDep) -> TemplatesOut:
     """Ordered by window, then locale; ``null`` means any."""
-    tenant, templates = template_preview.templates_of(services.uow, scope.slug)
+    tenant, templates = template_editing.templates_of(services.uow, scope.slug)
     return TemplatesOut(
         templates=[_out(t) for t in templates], placeholders=dict(PLACEHOLDERS), max_segments=tenant.max_segments
     )
@@ -96,7 +96,7 @@ def put_template(
     not have, or a worst case over ``max_segments`` is a 422 problem naming every reason."""
     window_days, locale_name = _scope(window, locale)
     with services.uow() as tx:
-        shown = template_preview.save_with_preview(tx, scope.slug, body.body, window_days, locale_name)
+        shown = template_editing.save_with_preview(tx, scope.slug, body.body, window_days, locale_name)
     return SavedTemplateOut(
         **_out(shown.template).model_dump(),
         preview=shown.preview,

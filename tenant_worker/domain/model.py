@@ -23,6 +23,9 @@ SLUG_PATTERN = re.compile(r"[a-z0-9-]{2,63}")
 LOCALE_PATTERN = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 ALPHANUMERIC_ORIGINATOR = re.compile(r"[A-Za-z0-9]{1,11}")
 NUMERIC_ORIGINATOR = re.compile(r"\+?[1-9][0-9]{6,14}")
+# How {expires_on} is written: CLDR's date formats, e.g. nl 05-03-2027, 5 mrt 2027, 5 maart 2027.
+DATE_STYLES = ("short", "medium", "long")
+DEFAULT_DATE_STYLE = "long"
 
 
 class ValidationError(ValueError):
@@ -90,6 +93,9 @@ class TenantSpec:
     rate_per_second: float | None = None
     # Cap on SMS segments per reminder, checked when a template is saved and when an SMS is rendered.
     max_segments: int = DEFAULT_MAX_SEGMENTS
+    date_style: str = DEFAULT_DATE_STYLE
+    # Normalise the tenant's own text to GSM-7 too (formatted values always are): domain.gsm_text.
+    normalize_text: bool = False
 
     def validated(self) -> TenantSpec:
         """Return a normalised copy, or raise :class:`ValidationError` listing every problem."""
@@ -110,6 +116,8 @@ class TenantSpec:
             problems.append(f"rate {self.rate_per_second} must be a positive number of SMS per second")
         if not 1 <= self.max_segments <= MAX_SEGMENTS_LIMIT:
             problems.append(f"max segments {self.max_segments} must be a whole number from 1 to {MAX_SEGMENTS_LIMIT}")
+        if self.date_style not in DATE_STYLES:
+            problems.append(f"date style {self.date_style!r} must be one of {', '.join(DATE_STYLES)}")
         windows = self.windows
         try:
             windows = normalize_windows(self.windows)

@@ -39,6 +39,11 @@ class Tenant:
     window_end: dt.time
     # False once the schedule was removed on purpose, so `schedule sync` does not recreate it.
     scheduled: bool = True
+    # How {expires_on} is written: CLDR's short, medium or long date format of the customer's locale.
+    date_style: str = "long"
+    # Whether the tenant's own text (template, plural forms, its name) is normalised to GSM-7 too;
+    # formatted values always are (domain.gsm_text).
+    normalize_text: bool = False
 
     @property
     def active(self) -> bool:
@@ -71,6 +76,8 @@ TENANT_MUTABLE_FIELDS = (
     "window_start",
     "window_end",
     "scheduled",
+    "date_style",
+    "normalize_text",
 )
 
 
@@ -100,6 +107,8 @@ class CustomerRecord:
     opted_out: bool = False
     status: str = "active"
     subscription_ref: str | None = None
+    # The customer's CLDR locale (canonical, e.g. "fr_BE"); None: the tenant's locale.
+    locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,8 @@ class SendJob:
     attempts: int = 0
     # The claim's token (see Ledger.start_sending); None outside a claim (dry runs).
     claimed_at: dt.datetime | None = None
+    # The customer's locale (None: the tenant's), which picks the template and formats its values.
+    locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +241,8 @@ class CustomerView:
     subscriptions: tuple[SubscriptionView, ...] = ()
     # When they opted out (migration 0010): a STOP reply, the CLI or the API; None if never or opted in.
     opted_out_at: dt.datetime | None = None
+    # Their CLDR locale (migration 0013); None: the tenant's.
+    locale: str | None = None
 
     @property
     def subscription_ids(self) -> list[int]:

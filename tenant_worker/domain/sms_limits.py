@@ -12,10 +12,11 @@ rendered SMS again and skips one over the cap (:func:`over_segment_limit`, skip 
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 
+from tenant_worker.domain.plurals import LONGEST_FORM, PluralRule
 from tenant_worker.domain.templates import RenderedSms, TemplateError, render_template
 from tenant_worker.domain.windows import MAX_WINDOW_DAYS
 
@@ -42,34 +43,56 @@ _WORST_CASE: Mapping[str, str] = MappingProxyType(
     {
         "customer_name": "x" * MAX_CUSTOMER_NAME_CHARS,
         "plan": "x" * MAX_PLAN_CHARS,
-        "amount": f"{MAX_AMOUNT:.2f}",
+        # Overridden by the locale's own widest forms where the locale is known (services.rendering).
+        "amount": f"XXX {MAX_AMOUNT:,.2f}",
+        "amount_raw": f"{MAX_AMOUNT:.2f}",
         "currency": "XXX",
-        "expires_on": "2026-12-31",
+        "expires_on": "30 September 2026",
+        "expires_on_iso": "2026-12-31",
         # A reminder's days_left never exceeds its window, and windows never exceed MAX_WINDOW_DAYS.
         "days_left": str(MAX_WINDOW_DAYS),
     }
 )
 
 
-def worst_case_values(org_name: str) -> dict[str, str]:
-    """The value of every placeholder at its widest, for a tenant called ``org_name``."""
-    return {**_WORST_CASE, "org_name": org_name}
+def worst_case_values(org_name: str, formatted: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The value of every placeholder at its widest, for a tenant called ``org_name``; ``formatted``
+    replaces the locale-dependent ones (``expires_on``, ``amount``) by the locale's own widest forms."""
+    return {**_WORST_CASE, **(formatted or {}), "org_name": org_name}
 
 
-def worst_case_sms(template: str, org_name: str) -> RenderedSms:
-    """Render a valid ``template`` with every placeholder at its widest and measure it."""
-    return render_template(template, worst_case_values(org_name))
+def worst_case_sms(
+    template: str,
+    org_name: str,
+    *,
+    formatted: Mapping[str, str] | None = None,
+    plurals: PluralRule | None = None,
+    normalize_text: Callable[[str], str] | None = None,
+) -> RenderedSms:
+    """Render a valid ``template`` with every placeholder at its widest (and the longest form of each
+    plural field) and measure it; ``normalize_text`` as the sending path applies it."""
+    rule = LONGEST_FORM if plurals is None else plurals.worst_case()
+    return render_template(template, worst_case_values(org_name, formatted), rule, normalize_text=normalize_text)
 
 
-def check_template_fits(template: str, org_name: str, max_segments: int, what: str = "template") -> None:
+def check_template_fits(
+    template: str,
+    org_name: str,
+    max_segments: int,
+    what: str = "template",
+    *,
+    formatted: Mapping[str, str] | None = None,
+    plurals: PluralRule | None = None,
+    normalize_text: Callable[[str], str] | None = None,
+) -> None:
     """Raise :class:`TemplateError` naming the worst case when ``template`` may need more than
     ``max_segments`` segments; ``what`` names the template in the message (e.g. ``templates[2]``)."""
-    worst = worst_case_sms(template, org_name)
+    worst = worst_case_sms(template, org_name, formatted=formatted, plurals=plurals, normalize_text=normalize_text)
     if worst.segments <= max_segments:
         return
     unit = "septets" if worst.encoding == "GSM-7" else "UCS-2 characters"
     used = {field for _literal, field, _spec, _conversion in string.Formatter().parse(template) if field}
-    values = worst_case_values(org_name)
+    values = worst_case_values(org_name, formatted)
     cases = ", ".join(_describe(name, value) for name, value in values.items() if name in used)
     raise TemplateError(
         [

@@ -9,11 +9,17 @@ A template may use only these placeholders, written as ``{name}``:
 
 - ``{customer_name}``: the customer's name as the tenant stores it.
 - ``{days_left}``: whole days until the subscription expires, e.g. ``3``.
-- ``{expires_on}``: the expiry date as an ISO 8601 date, e.g. ``2026-05-04``, whatever the tenant's locale.
-- ``{amount}``: the amount due, already formatted, e.g. ``49.00``.
+- ``{expires_on}``: the expiry date as the customer's locale writes it in the tenant's date style,
+  e.g. ``5 maart 2027`` (nl, long).
+- ``{expires_on_iso}``: the expiry date as an ISO 8601 date, e.g. ``2027-03-05``.
+- ``{amount}``: the amount with its currency as the locale writes it, e.g. ``€ 49,00``, ``49,00 €``.
+- ``{amount_raw}``: the bare amount with two decimals and a point, e.g. ``49.00``.
 - ``{currency}``: the currency of the amount, e.g. ``EUR``.
 - ``{plan}``: the name of the customer's plan.
 - ``{org_name}``: the tenant's (organisation's) display name.
+
+A plural field, ``{days_left|dag|dagen}``, writes the form the locale's CLDR plural rule picks for the
+number (see :mod:`tenant_worker.domain.plurals`).
 
 Write ``{{`` and ``}}`` for literal braces. Conversions (``{plan!r}``), format specs
 (``{amount:>10}``), positional fields (``{}``) and attribute or index access are rejected: values
@@ -26,16 +32,20 @@ the number of concatenated segments), because operators bill per segment.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+
+from tenant_worker.domain.plurals import PluralRule, plural_problems, split_plural_field
 
 PLACEHOLDERS: Mapping[str, str] = MappingProxyType(
     {
         "customer_name": "The customer's name as the tenant stores it.",
         "days_left": "Whole days until the subscription expires, e.g. 3.",
-        "expires_on": "The expiry date as an ISO 8601 date, e.g. 2026-05-04, whatever the tenant's locale.",
-        "amount": "The amount due, already formatted, e.g. 49.00.",
+        "expires_on": "The expiry date as the customer's locale writes it (tenant's date style), e.g. 5 maart 2027.",
+        "expires_on_iso": "The expiry date as an ISO 8601 date, e.g. 2027-03-05.",
+        "amount": "The amount with its currency as the customer's locale writes it, e.g. € 49,00.",
+        "amount_raw": "The bare amount, two decimals and a point, e.g. 49.00 (write {currency} next to it).",
         "currency": "The currency of the amount, e.g. EUR.",
         "plan": "The name of the customer's plan.",
         "org_name": "The tenant's (organisation's) display name.",
@@ -98,8 +108,26 @@ class RenderedSms:
 _Piece = tuple[str, str | None, str | None, str | None]
 
 
-def validate_template(text: str) -> None:
-    """Raise ``TemplateError`` listing every problem in ``text``; called on save so sending never fails."""
+LEGACY_AMOUNT_SPELLINGS = ("{amount} {currency}", "{currency} {amount}")
+"""How templates wrote money before ``{amount}`` carried its currency; saved as ``{amount}`` now."""
+
+
+def upgrade_amount_placeholders(text: str) -> str:
+    """``text`` with ``{amount} {currency}`` (or ``{currency} {amount}``) written as ``{amount}``.
+
+    ``{amount}`` now writes the currency as the locale does ("€ 49,00", "49,00 €"), so the old
+    spelling would show it twice ("€ 49,00 EUR"). Templates are upgraded when saved, and migration
+    0013 upgraded the stored ones; ``{amount_raw} {currency}`` still writes "49.00 EUR"."""
+    for legacy in LEGACY_AMOUNT_SPELLINGS:
+        text = text.replace(legacy, "{amount}")
+    return text
+
+
+def validate_template(text: str, plurals: PluralRule | None = None) -> None:
+    """Raise ``TemplateError`` listing every problem in ``text``; called on save so sending never fails.
+
+    ``plurals`` is the rule of the template's locale: with it, every plural field must give as many
+    forms as the locale has categories (without it only the field's syntax is checked)."""
     problems: list[str] = []
     if not text.strip():
         problems.append("template is empty")
@@ -107,23 +135,37 @@ def validate_template(text: str) -> None:
         problems.append(f"template is {len(text):,} characters long; the limit is {MAX_TEMPLATE_LENGTH:,}")
     for _literal, field, spec, conversion in _parse_reporting(text, problems):
         if field is not None:
-            problems.extend(_field_problems(field, spec, conversion))
+            problems.extend(_field_problems(field, spec, conversion, plurals))
     if problems:
         raise TemplateError(list(dict.fromkeys(problems)))
 
 
-def render_template(text: str, values: Mapping[str, str]) -> RenderedSms:
+def render_template(
+    text: str,
+    values: Mapping[str, str],
+    plurals: PluralRule | None = None,
+    *,
+    normalize_text: Callable[[str], str] | None = None,
+) -> RenderedSms:
     """Substitute ``values`` into a valid template and measure the result.
 
     The output is built by concatenating literal pieces and plain strings, never with ``str.format``,
     so a value is inserted verbatim (braces and all) and no attribute of any object is reachable.
+    ``plurals`` picks the forms of plural fields (required when the template has any);
+    ``normalize_text``, when given, is applied to the template's own text (literals and plural forms),
+    never to the values.
     """
-    validate_template(text)
+    validate_template(text, plurals)
+    own = normalize_text or _unchanged
     parts: list[str] = []
     missing: list[str] = []
     for literal, field, _spec, _conversion in string.Formatter().parse(text):
-        parts.append(literal)
+        parts.append(own(literal))
         if field is None:
+            continue
+        plural = split_plural_field(field)
+        if plural is not None:
+            parts.append(own(_plural_form(plural[0], plural[1], values, plurals)))
             continue
         value = values.get(field)
         if value is None:
@@ -137,6 +179,24 @@ def render_template(text: str, values: Mapping[str, str]) -> RenderedSms:
     body = "".join(parts)
     measure = measure_sms(body)
     return RenderedSms(body=body, encoding=measure.encoding, segments=measure.segments, length=measure.length)
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def _plural_form(name: str, forms: list[str], values: Mapping[str, str], plurals: PluralRule | None) -> str:
+    if plurals is None:
+        raise TemplateError([f"plural field {{{name}|...}} needs the locale's plural rule"])
+    value = values.get(name)
+    if value is None or not value.lstrip("-").isdigit():
+        raise TemplateError([f"plural field {{{name}|...}} needs a whole number, not {value!r}"])
+    return plurals.pick(forms, int(value))
+
+
+def is_gsm_char(char: str) -> bool:
+    """Whether ``char`` is in the GSM 03.38 basic or extension table (so it keeps an SMS in GSM-7)."""
+    return char in _GSM_BASIC or char in _GSM_EXTENSION
 
 
 def measure_sms(body: str) -> SmsMeasure:
@@ -228,12 +288,15 @@ def _parses(text: str) -> bool:
     return True
 
 
-def _field_problems(field: str, spec: str | None, conversion: str | None) -> list[str]:
+def _field_problems(field: str, spec: str | None, conversion: str | None, plurals: PluralRule | None) -> list[str]:
     bang = "" if conversion is None else f"!{conversion}"
     colon = f":{spec}" if spec else ""
     source = f"{{{field}{bang}{colon}}}"
     problems: list[str] = []
-    if field == "" or field.isdigit():
+    plural = split_plural_field(field)
+    if plural is not None:
+        problems.extend(plural_problems(source, plural[0], plural[1], plurals))
+    elif field == "" or field.isdigit():
         problems.append(f"positional field {source} is not allowed; name a placeholder such as {{plan}}")
     elif "." in field or "[" in field:
         problems.append(f"attribute or index access in {source} is not allowed; use a bare placeholder name")

@@ -62,6 +62,7 @@ class CustomerDetails:
             "phone": customer.phone,
             "opted_out": customer.opted_out,
             "opted_out_at": customer.opted_out_at,
+            "locale": customer.locale,
             "removed_at": customer.removed_at,
             "erased_at": customer.erased_at,
             "subscriptions": [asdict(subscription) for subscription in customer.subscriptions],

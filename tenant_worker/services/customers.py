@@ -1,8 +1,9 @@
 """Customer import and sync: validate rows as they stream in, stage them, then apply all or nothing.
 
 Columns: ``external_ref,name,phone,plan,amount,currency,expires_on`` and optionally ``opted_out``
-(true/false), ``status`` (active/cancelled/suspended) and ``subscription_ref`` (the subscription among
-the customer's; empty: the customer's one subscription). Importing the same keys again updates them,
+(true/false), ``status`` (active/cancelled/suspended), ``subscription_ref`` (the subscription among
+the customer's; empty: the customer's one subscription) and ``locale`` (the customer's CLDR locale,
+``fr_BE`` or ``fr-BE``; empty: the tenant's). Importing the same keys again updates them,
 and a new ``expires_on`` is a renewal (a new reminder cycle).
 
 Every value is bounded (a name at most 100 characters, a plan 50, an external_ref 128, an amount what
@@ -29,6 +30,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from tenant_worker.adapters import csv_files
+from tenant_worker.adapters.cldr import UnknownLocale, canonical_locale
 from tenant_worker.adapters.phones import InvalidPhoneError, normalize_phone
 from tenant_worker.domain.model import SubscriptionStatus, ValidationError
 from tenant_worker.domain.records import CustomerRecord, ImportChunk, ImportCounts, ImportPlan, ImportRow, KeptRow
@@ -36,7 +38,7 @@ from tenant_worker.domain.sms_limits import MAX_AMOUNT, MAX_CUSTOMER_NAME_CHARS,
 from tenant_worker.domain.storage import UnitOfWork
 
 REQUIRED_COLUMNS = ("external_ref", "name", "phone", "plan", "amount", "currency", "expires_on")
-OPTIONAL_COLUMNS = ("opted_out", "status", "subscription_ref")
+OPTIONAL_COLUMNS = ("opted_out", "status", "subscription_ref", "locale")
 # Rows validated and staged at a time: enough for COPY to stream at full speed, small in memory.
 CHUNK_ROWS = 5000
 # A full sync removing more than this share of the tenant's subscriptions is refused unless the
@@ -47,7 +49,7 @@ _BOOLEANS = _TRUE | _FALSE
 _STATUSES = frozenset(s.value for s in SubscriptionStatus)
 # The version of the rules that turn a row's cells into a record, part of its source digest: change
 # it with any rule (validation, normalisation) so that rows validated by the old rules are again.
-_RULES_VERSION = "1"
+_RULES_VERSION = "2"  # 2: the locale column
 
 
 @dataclass(frozen=True)
@@ -169,20 +171,26 @@ def _parse_row(row: dict[str, str], region: str | None) -> CustomerRecord:
     status = row.get("status", "") or SubscriptionStatus.ACTIVE.value
     if status not in _STATUSES:
         errors.append(f"status {_shown(status)} must be one of active, cancelled, suspended")
+    locale, problem = _locale(row.get("locale", "").strip())
+    if problem:
+        errors.append(problem)
     if errors:
         raise ValueError("; ".join(errors))
     return CustomerRecord(
-        row["external_ref"],
-        row["name"],
-        phone,
-        row["plan"],
-        amount,
-        currency,
-        expires_on,
-        opted_out in _TRUE,
-        status,
-        subscription_ref,
-    )
+        row["external_ref"], row["name"], phone, row["plan"], amount, currency, expires_on, opted_out in _TRUE,
+        status, subscription_ref, locale,
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1024)
+def _locale(raw: str) -> tuple[str | None, str | None]:
+    """The canonical CLDR locale of ``raw`` (None when empty) or why it is not one; files repeat a few."""
+    if not raw:
+        return None, None
+    try:
+        return canonical_locale(raw), None
+    except UnknownLocale:
+        return None, f"locale {_shown(raw)} must be a CLDR locale such as nl_NL, fr_BE or en"
 
 
 @functools.lru_cache(maxsize=65536)

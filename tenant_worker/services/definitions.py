@@ -10,6 +10,8 @@
     windows = [5, 3, 1]              # days before expiry; default 5,3,1
     queue = "shard"                  # or "dedicated"
     max_segments = 3                 # SMS segments per reminder; default 3, 1 to 10
+    date_style = "long"              # {expires_on}: short, medium or long (CLDR); default long
+    normalize_text = false           # also normalise the tenant's own text to GSM-7; default false
 
     [[templates]]                    # optional window and/or locale; the most specific one wins
     body = "Hi {customer_name}, ..."
@@ -25,15 +27,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenant_worker.adapters import cldr
 from tenant_worker.domain.localtime import SendingWindow, parse_hhmm, parse_window
-from tenant_worker.domain.model import DEFAULT_SEND_TIME, TenantSpec, ValidationError
-from tenant_worker.domain.sms_limits import DEFAULT_MAX_SEGMENTS, MAX_SEGMENTS_LIMIT, check_template_fits
-from tenant_worker.domain.templates import TemplateError, validate_template
+from tenant_worker.domain.model import DATE_STYLES, DEFAULT_DATE_STYLE, DEFAULT_SEND_TIME, TenantSpec, ValidationError
+from tenant_worker.domain.sms_limits import DEFAULT_MAX_SEGMENTS, MAX_SEGMENTS_LIMIT
+from tenant_worker.domain.templates import TemplateError, upgrade_amount_placeholders, validate_template
 from tenant_worker.domain.windows import DEFAULT_WINDOWS
+from tenant_worker.services.rendering import check_template
 from tenant_worker.services.tenants import DEFAULT_TEMPLATE
 
 REQUIRED = ("slug", "name", "timezone", "originator")
-OPTIONAL = ("locale", "send_time", "sending_window", "windows", "queue", "templates", "max_segments")
+OPTIONAL = (
+    "locale", "send_time", "sending_window", "windows", "queue", "templates", "max_segments", "date_style",
+    "normalize_text",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,12 @@ def _whole_number(value: Any) -> int:
     return value
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} must be true or false")
+    return value
+
+
 def _templates(value: Any, spec: TenantSpec, problems: list[str]) -> tuple[TemplateDefinition, ...]:
     if not isinstance(value, list):
         problems.append("templates: must be a list of tables with body (and optionally window, locale)")
@@ -120,8 +133,15 @@ def _templates(value: Any, spec: TenantSpec, problems: list[str]) -> tuple[Templ
             problems.append(f"{where}: window {window!r} is not one of the tenant's windows {list(spec.windows)}")
         if locale is not None and not isinstance(locale, str):
             problems.append(f"{where}: locale must be text")
-        problems.extend(_template_problems(item["body"], spec, where))
-        found.append(TemplateDefinition(item["body"], window, locale))
+            locale = None
+        elif locale is not None and not cldr.is_known_locale(locale):
+            problems.append(f"{where}: locale {locale!r} is not a CLDR locale (e.g. nl_NL, fr_BE, en)")
+            locale = None
+        elif locale is not None:
+            locale = cldr.canonical_locale(locale)
+        body = upgrade_amount_placeholders(item["body"])
+        problems.extend(_template_problems(body, spec, where, locale))
+        found.append(TemplateDefinition(body, window, locale))
     scopes = [(t.window, t.locale) for t in found]
     problems.extend(
         f"templates: two templates for window {w} / locale {loc}"
@@ -136,12 +156,16 @@ def _templates(value: Any, spec: TenantSpec, problems: list[str]) -> tuple[Templ
     return tuple(found)
 
 
-def _template_problems(body: str, spec: TenantSpec, where: str) -> list[str]:
-    """Syntax first; the worst-case length only of a template that parses."""
+def _template_problems(body: str, spec: TenantSpec, where: str, locale: str | None = None) -> list[str]:
+    """Syntax first; the worst-case length (in the template's locale) only of a template that parses."""
     try:
-        validate_template(body)
+        validate_template(body, cldr.plural_rule(cldr.usable_locale(locale or spec.locale)))
         if 1 <= spec.max_segments <= MAX_SEGMENTS_LIMIT:  # else the spec's own problem says it
-            check_template_fits(body, spec.name, spec.max_segments, where)
+            check_template(
+                body, spec.name, spec.max_segments, locale=locale or spec.locale,
+                date_style=spec.date_style if spec.date_style in DATE_STYLES else DEFAULT_DATE_STYLE,
+                normalize_text=spec.normalize_text, what=where,
+            )  # fmt: skip
     except TemplateError as exc:
         return [problem if problem.startswith(where) else f"{where}: {problem}" for problem in exc.problems]
     return []
@@ -158,11 +182,16 @@ def parse_definition(data: dict[str, Any]) -> TenantDefinition:
     windows = _field(data, "windows", _windows, DEFAULT_WINDOWS, problems)
     queue = _field(data, "queue", _text, "shard", problems)
     max_segments = _field(data, "max_segments", _whole_number, DEFAULT_MAX_SEGMENTS, problems)
+    date_style = _field(data, "date_style", _text, DEFAULT_DATE_STYLE, problems)
+    normalize_text = _field(data, "normalize_text", _boolean, False, problems)
+    if not cldr.is_known_locale(locale):
+        problems.append(f"locale {locale!r} is not a CLDR locale (e.g. nl_NL, fr_BE, en)")
     if queue not in ("shard", "dedicated"):
         problems.append(f"queue {queue!r} must be 'shard' or 'dedicated'")
     spec = TenantSpec(
         text["slug"], text["name"], text["timezone"], text["originator"], locale, windows,
         send_time=send_time, sending_window=window, dedicated=queue == "dedicated", max_segments=max_segments,
+        date_style=date_style, normalize_text=normalize_text,
     )  # fmt: skip
     try:
         spec = spec.validated()

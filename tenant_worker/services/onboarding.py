@@ -84,7 +84,9 @@ def customer_rows(customers_csv: Path) -> Iterator[SourceRow]:
         raise ValidationError([*problems, "nothing was imported"]) from None
 
 
-_TENANT_FIELDS = ("name", "timezone", "locale", "originator", "send_time", "max_segments")
+_TENANT_FIELDS = (
+    "name", "timezone", "locale", "originator", "send_time", "max_segments", "date_style", "normalize_text",
+)  # fmt: skip
 
 
 def _apply_tenant(tx: UnitOfWork, definition: TenantDefinition, report: OnboardReport, shard_count: int) -> Tenant:

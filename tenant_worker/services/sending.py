@@ -37,7 +37,7 @@ from tenant_worker.domain.storage import StorageUnavailable, UnitOfWork, UnitOfW
 from tenant_worker.domain.templates import RenderedSms, TemplateError
 from tenant_worker.services import dispatch
 from tenant_worker.services.alerting import BatchAlerts
-from tenant_worker.services.rendering import build_sms, template_chooser
+from tenant_worker.services.rendering import ChosenTemplate, build_sms, template_selector
 from tenant_worker.services.retrying import run_with_retry
 from tenant_worker.services.tenants import local_today, sending_window
 
@@ -120,7 +120,7 @@ def send_reminders(
         if paused or not sending_window(tenant).is_open(now, tenant.timezone):
             return SendReport(deferred=repo.defer_pending(reminder_ids), queue=tenant.queue)
         jobs = repo.start_sending(reminder_ids)
-        choose = template_chooser(tenant, tx.catalog.templates(tenant_id))
+        choose = template_selector(tenant, tx.catalog.templates(tenant_id))
     if not jobs:
         return SendReport()
     claimed_at = jobs[0].claimed_at
@@ -223,13 +223,15 @@ def slot_groups(waits: Sequence[float], span: float) -> list[list[int]]:
     return groups
 
 
-def _prepare(tenant: Tenant, choose: Callable[[int], str], job: SendJob, today: dt.date) -> _Prepared:
+def _prepare(
+    tenant: Tenant, choose: Callable[[int, str | None], ChosenTemplate], job: SendJob, today: dt.date
+) -> _Prepared:
     if job.expires_on <= today:
         return _Prepared(job, None, None, skip=SkipReason.EXPIRED)
     if not job.phone or not is_valid_e164(job.phone):
         return _Prepared(job, None, None, skip=SkipReason.INVALID_PHONE)
     try:
-        rendered = build_sms(tenant, choose(job.window_days), job, today)
+        rendered = build_sms(tenant, choose(job.window_days, job.locale), job, today)
     except (TemplateError, LookupError) as exc:
         return _Prepared(job, None, None, error=f"template cannot be rendered: {exc}")
     too_long = over_segment_limit(rendered, tenant.max_segments)

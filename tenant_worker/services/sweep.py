@@ -21,7 +21,7 @@ from tenant_worker.domain.records import Tenant
 from tenant_worker.domain.sms_limits import over_segment_limit
 from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.services import dispatch
-from tenant_worker.services.rendering import build_sms, template_chooser
+from tenant_worker.services.rendering import build_sms, template_selector
 from tenant_worker.services.tenants import local_today, sending_window, tenant_windows
 
 
@@ -114,14 +114,14 @@ def preview_sweep(
         repo = tx.ledger(tenant.id)
         due = repo.preview_due_reminders(day, tenant_windows(tenant))
         jobs = repo.subscription_jobs([d.subscription_id for d in due])
-        choose = template_chooser(tenant, tx.catalog.templates(tenant.id))
+        choose = template_selector(tenant, tx.catalog.templates(tenant.id))
     lines = []
     for item in due:
         job = jobs[item.subscription_id]
         if item.skip_reason:
             lines.append(PreviewLine(item.subscription_id, item.window_days, job.phone, None, None, item.skip_reason))
             continue
-        rendered = build_sms(tenant, choose(item.window_days), job, day)
+        rendered = build_sms(tenant, choose(item.window_days, job.locale), job, day)
         skip = SkipReason.TOO_LONG.value if over_segment_limit(rendered, tenant.max_segments) else None
         lines.append(
             PreviewLine(item.subscription_id, item.window_days, job.phone, rendered.body, rendered.segments, skip)

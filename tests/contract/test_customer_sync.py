@@ -141,8 +141,8 @@ def test_rows_the_file_contradicts_are_rejected_by_line_and_left_out(storage: St
         ],
     )
     assert plan.rejects == [
-        (5, "external_ref 'ada' repeats line 2; customer 'ada': name, phone or opted_out differ from line 2"),
-        (6, "customer 'ada': name, phone or opted_out differ from line 2"),
+        (5, "external_ref 'ada' repeats line 2; customer 'ada': name, phone, opted_out or locale differ from line 2"),
+        (6, "customer 'ada': name, phone, opted_out or locale differ from line 2"),
     ]
     assert plan.counts == ImportCounts(created=3)
     assert set(state(storage, tenant)) == {("ada", None), ("ada", "tv"), ("bob", None)}
@@ -218,3 +218,40 @@ def test_the_schema_refusing_a_row_half_way_leaves_the_previous_state(storage: S
     with pytest.raises(IntegrityError), storage.uow() as tx:
         tx.catalog.import_rows(tenant.id, [ImportChunk(rows(*bad))], full_sync=True, approve=lambda _plan: True)
     assert state(storage, tenant) == before
+
+
+def test_a_customers_locale_is_imported_changed_and_carried_to_the_send_job(storage: StorageUnderTest) -> None:
+    tenant = new_tenant(storage)
+    ada = customer("ada", DUE, phone="+31611111111", locale="fr_BE")
+    bob = customer("bob", DUE, phone="+31622222222")
+    run(storage, tenant, rows(ada, bob))
+
+    def locales() -> dict[str, str | None]:
+        with storage.uow() as tx:
+            repo = tx.ledger(tenant.id)
+            due = repo.preview_due_reminders(TODAY, WINDOWS)
+            jobs = repo.subscription_jobs([d.subscription_id for d in due])
+        return {job.customer_name: job.locale for job in jobs.values()}
+
+    assert locales() == {"Customer ada": "fr_BE", "Customer bob": None}
+    assert run(storage, tenant, rows(ada, bob)).counts == ImportCounts(unchanged=2)
+
+    plan = run(storage, tenant, rows(replace(ada, locale="nl_BE"), bob))
+
+    assert plan.counts == ImportCounts(updated=1, unchanged=1)
+    assert locales() == {"Customer ada": "nl_BE", "Customer bob": None}
+    with storage.uow() as tx:
+        shown = [tx.catalog.find_customer(tenant.id, ref) for ref in ("ada", "bob")]
+    assert [view.locale if view else "missing" for view in shown] == ["nl_BE", None]
+    with storage.uow() as tx:
+        claimed = [reminder_id for reminder_id, _status in tx.ledger(tenant.id).claim_due_reminders(TODAY, WINDOWS)]
+    with storage.uow() as tx:
+        jobs = tx.ledger(tenant.id).start_sending(claimed)
+    assert {job.customer_name: job.locale for job in jobs} == {"Customer ada": "nl_BE", "Customer bob": None}
+
+
+def test_one_customers_rows_must_agree_on_the_locale(storage: StorageUnderTest) -> None:
+    tenant = new_tenant(storage)
+    ada = customer("ada", DUE, phone="+31611111111", locale="fr_BE")
+    plan = run(storage, tenant, rows(ada, replace(ada, subscription_ref="tv", locale="nl_BE")))
+    assert plan.rejects == [(3, "customer 'ada': name, phone, opted_out or locale differ from line 2")]

@@ -101,7 +101,7 @@ def test_a_kept_row_is_checked_against_the_staged_rows_of_its_customer(storage: 
 
     plan = run(storage, tenant, [(3, replace(ADA, name="Ada L.", subscription_ref="tv"), 12)], kept=[(2, 11)])
 
-    assert plan.rejects == [(3, "customer 'ada': name, phone or opted_out differ from line 2")]
+    assert plan.rejects == [(3, "customer 'ada': name, phone, opted_out or locale differ from line 2")]
     assert plan.counts == ImportCounts(unchanged=1)
 
 

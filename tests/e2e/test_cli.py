@@ -56,7 +56,8 @@ def test_onboard_import_sweep_and_send_through_the_cli(worker_env, emulator, cel
     assert sorted(r["window_days"] for r in listed) == [1, 3, 5]
     received = {r.recipients[0]: r for r in emulator.accepted() if f"+{r.recipients[0]}" in phones}
     assert len(received) == 3
-    assert received[phones[0].lstrip("+")].body == "Polder Net: Name 0, 1 days left, pay 10.00 EUR"
+    # {amount} {currency} was saved as {amount}, which writes the currency as the tenant's locale (en) does.
+    assert received[phones[0].lstrip("+")].body == "Polder Net: Name 0, 1 days left, pay €10.00"
     assert all(r.originator == "PolderNet" for r in received.values())
 
     [again] = json.loads(cli(worker_env, "sweep", "--tenant", slug, "--json").stdout)

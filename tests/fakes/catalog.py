@@ -171,6 +171,7 @@ class FakeCatalog:
                 record.name,
                 record.phone,
                 record.opted_out,
+                locale=record.locale,
                 **_kept(known, "removed_at", "erased_at", "updated_at"),
             )
             old = subscription_of.get(customer.id)
@@ -232,6 +233,7 @@ class FakeCatalog:
                 for s in subscriptions
             ),
             opted_out_at=row.opted_out_at,
+            locale=row.locale,
         )
 
     def _customer_rows(self, tenant_id: int, customer_id: int) -> tuple[CustomerRow | None, list[SubscriptionRow]]:

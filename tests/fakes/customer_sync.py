@@ -53,7 +53,7 @@ def import_rows(
 
 def state_of(c: CustomerRow, s: SubscriptionRow) -> tuple[object, ...]:
     """What an import wrote to a customer and subscription (``import_state``)."""
-    return (c.name, c.phone, c.opted_out, s.plan, s.amount, s.currency, s.expires_on, s.status)
+    return (c.name, c.phone, c.opted_out, c.locale, s.plan, s.amount, s.currency, s.expires_on, s.status)
 
 
 def unchanged_digests(tables: Tables, tenant_id: int) -> set[int]:
@@ -101,6 +101,7 @@ def _materialize(
             c.opted_out,
             s.status,
             s.external_ref,
+            c.locale,
         )
         staged.append((line, record))
         digests[line] = digest
@@ -120,7 +121,7 @@ def _label(customer_ref: str, subscription_ref: str | None) -> str:
 
 
 def _details(r: CustomerRecord) -> tuple[object, ...]:
-    return (r.name, r.phone, r.opted_out)
+    return (r.name, r.phone, r.opted_out, r.locale)
 
 
 def _rejects(staged: list[ImportRow]) -> list[tuple[int, str]]:
@@ -135,7 +136,9 @@ def _rejects(staged: list[ImportRow]) -> list[tuple[int, str]]:
             first_key[key] = line
         first = first_customer.setdefault(r.external_ref, (line, r))
         if _details(first[1]) != _details(r):
-            found.append((line, f"customer {r.external_ref!r}: name, phone or opted_out differ from line {first[0]}"))
+            found.append(
+                (line, f"customer {r.external_ref!r}: name, phone, opted_out or locale differ from line {first[0]}")
+            )
     return merge_rejects(found)
 
 
@@ -150,7 +153,13 @@ def _stored(
 
 
 def _customer_changed(c: CustomerRow, r: CustomerRecord) -> bool:
-    return (c.name, c.phone, c.opted_out, c.removed_at is None) != (r.name, r.phone, r.opted_out, True)
+    return (c.name, c.phone, c.opted_out, c.locale, c.removed_at is None) != (
+        r.name,
+        r.phone,
+        r.opted_out,
+        r.locale,
+        True,
+    )
 
 
 def _subscription_changed(s: SubscriptionRow, r: CustomerRecord) -> bool:
@@ -233,10 +242,10 @@ def _apply(
         c = customers.get(r.external_ref)
         if c is None:
             c = CustomerRow(next(tables.customer_ids), tenant_id, r.external_ref, r.name, r.phone, r.opted_out)
-            c = dataclasses.replace(c, updated_at=now)
+            c = dataclasses.replace(c, updated_at=now, locale=r.locale)
         elif _customer_changed(c, r):
             c = dataclasses.replace(
-                c, name=r.name, phone=r.phone, opted_out=r.opted_out, removed_at=None, updated_at=now
+                c, name=r.name, phone=r.phone, opted_out=r.opted_out, locale=r.locale, removed_at=None, updated_at=now
             )
         tables.customers[c.id] = customers[r.external_ref] = c
         s = subscriptions.get((c.id, r.subscription_ref))

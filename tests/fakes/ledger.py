@@ -381,4 +381,5 @@ def _job(
         currency=sub.currency,
         attempts=attempts,
         claimed_at=claimed_at,
+        locale=customer.locale,
     )

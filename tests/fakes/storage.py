@@ -33,7 +33,7 @@ from tests.fakes.tables import REMINDER_COLUMNS, Snapshot, Tables, check_reminde
 
 FailurePoint = Literal["begin", "statement", "commit"]
 # The template a seeded tenant gets (short, using every placeholder a send job fills).
-SEED_TEMPLATE = "Hi {customer_name}, your {plan} expires on {expires_on} ({days_left} days). Pay {amount} {currency}."
+SEED_TEMPLATE = "Hi {customer_name}, your {plan} expires on {expires_on} ({days_left} days). Pay {amount}."
 _TIMESTAMPS = ("created_at", "updated_at", "enqueued_at", "send_started_at", "sent_at")
 # A unit of work waiting this long for another is a test that deadlocked itself: say so.
 _LOCK_TIMEOUT = 10.0

@@ -39,6 +39,8 @@ class CustomerRow:
     updated_at: dt.datetime | None = None
     # Migration 0010: when the customer opted out (STOP, the CLI, the API); an import never undoes it.
     opted_out_at: dt.datetime | None = None
+    # Migration 0013: the customer's CLDR locale; None means the tenant's.
+    locale: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,23 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from tenant_worker.adapters.cldr import format_day
 from tenant_worker.adapters.orm import ReminderRow
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
+from tenant_worker.constants import DEFAULT_SHARD_COUNT
+from tenant_worker.domain.model import TenantSpec
 from tenant_worker.services.sweep import sweep_tenant
-from tenant_worker.services.tenants import local_today
+from tenant_worker.services.tenants import create_tenant, local_today, save_template
 from tenant_worker_dev.emulators.messagebird import Fault
-from tests.conftest import add_customers, customer, new_phone, wait_for_idle_worker, wait_until
+from tests.conftest import (
+    ALWAYS_OPEN,
+    add_customers,
+    customer,
+    new_phone,
+    unique_slug,
+    wait_for_idle_worker,
+    wait_until,
+)
 
 
 def reminders(sessions, tenant_id):
@@ -53,6 +64,33 @@ def sweep_sentinel(sessions, settings, queue, tenant, worker_log, settled_so_far
     return phone
 
 
+def test_two_customers_of_one_tenant_are_texted_in_their_own_languages(
+    sessions, settings, queue, uow, emulator, celery_worker
+):
+    spec = TenantSpec(unique_slug(), "Bxl Fiber", "Europe/Brussels", "BxlFiber", "nl_BE", (5, 3, 1),
+                      sending_window=ALWAYS_OPEN)  # fmt: skip
+    with uow() as tx:
+        tenant = create_tenant(tx, spec, "Nog {days_left} {days_left|dag|dagen}: betaal {amount} voor {expires_on}.",
+                               shard_count=DEFAULT_SHARD_COUNT)  # fmt: skip
+        save_template(tx, tenant.slug, "Encore {days_left} {days_left|jour|jours} : payez {amount}.", locale="fr")
+    today = local_today(tenant.timezone)
+    due = today + dt.timedelta(days=3)
+    records = [customer("nl", due, locale="nl_BE"), customer("fr", due, locale="fr_BE"), customer("any", due)]
+    add_customers(sessions, tenant, records)
+
+    assert sweep_tenant(sql_unit_of_work(sessions), tenant.slug, queue, settings).enqueued == 3
+    rows = settled(sessions, tenant.id, 3)
+
+    bodies = {r.recipients[0]: r.body for r in emulator.accepted() if r.reference in {str(row.id) for row in rows}}
+    dutch = f"Nog 3 dagen: betaal € 29,95 voor {format_day(due, 'nl_BE')}."
+    assert bodies == {
+        records[0].phone.lstrip("+"): dutch,
+        records[1].phone.lstrip("+"): "Encore 3 jours : payez 29,95 €.",  # no-break spaces made GSM-7
+        records[2].phone.lstrip("+"): dutch,  # no locale of their own: the tenant's
+    }
+    assert {row.encoding for row in rows} == {"GSM-7"}
+
+
 def test_sweep_sends_each_due_reminder_once_with_the_rendered_template(
     sessions, settings, queue, make_tenant, emulator, celery_worker
 ):
@@ -74,9 +112,9 @@ def test_sweep_sends_each_due_reminder_once_with_the_rendered_template(
         days = (record.expires_on - today).days
         assert sms.originator == "AcmeFiber"
         assert sms.recipients == [record.phone.lstrip("+")]
-        assert sms.body == (
-            f"Acme Fiber: {record.name}, Fiber 100 ends {record.expires_on.isoformat()} ({days}d). Pay 29.95"
-        )
+        # The tenant's locale (en) writes the date and the amount with its currency.
+        expires = format_day(record.expires_on, tenant.locale)
+        assert sms.body == f"Acme Fiber: {record.name}, Fiber 100 ends {expires} ({days}d). Pay €29.95"
         assert row.body == sms.body and row.provider_message_id == sms.message_id and row.segments == 1
         assert len(requests_to(emulator, record.phone)) == 1
 

@@ -25,9 +25,11 @@ from tests.unit.test_validation import good_spec
     [
         pytest.param("{customer_name}", "Acme", "GSM-7", 100, 1, id="name-at-its-bound"),
         pytest.param("{plan}", "Acme", "GSM-7", 50, 1, id="plan-at-its-bound"),
-        pytest.param("{amount}", "Acme", "GSM-7", 13, 1, id="widest-amount-9999999999.99"),
+        pytest.param("{amount}", "Acme", "GSM-7", 20, 1, id="widest-amount-XXX-9,999,999,999.99"),
+        pytest.param("{amount_raw}", "Acme", "GSM-7", 13, 1, id="widest-raw-amount-9999999999.99"),
         pytest.param("{currency}", "Acme", "GSM-7", 3, 1, id="currency"),
-        pytest.param("{expires_on}", "Acme", "GSM-7", 10, 1, id="iso-date"),
+        pytest.param("{expires_on}", "Acme", "GSM-7", 17, 1, id="long-date-30-September-2026"),
+        pytest.param("{expires_on_iso}", "Acme", "GSM-7", 10, 1, id="iso-date"),
         pytest.param("{days_left}", "Acme", "GSM-7", 2, 1, id="days-left-up-to-60"),
         pytest.param("{org_name}", "Acme Fiber", "GSM-7", 10, 1, id="org-name-as-it-is"),
         pytest.param("{org_name}", "Acme €", "GSM-7", 7, 1, id="org-name-extension-character"),
@@ -35,7 +37,7 @@ from tests.unit.test_validation import good_spec
         pytest.param("Привет {customer_name}", "Acme", "UCS-2", 107, 2, id="ucs2-literal-makes-every-value-ucs2"),
         pytest.param("{org_name}: {customer_name}", "Ωmega Ñet", "GSM-7", 111, 1, id="greek-and-ñ-are-gsm"),
         pytest.param("{org_name}: {customer_name}", "Łódź Net", "UCS-2", 110, 2, id="ucs2-org-name"),
-        pytest.param(DEFAULT_TEMPLATE, "Acme Fiber", "GSM-7", 275, 2, id="default-template"),
+        pytest.param(DEFAULT_TEMPLATE, "Acme Fiber", "GSM-7", 286, 2, id="default-template"),
         pytest.param("x" * 160, "Acme", "GSM-7", 160, 1, id="no-placeholder"),
     ],
 )

@@ -22,8 +22,10 @@ from tenant_worker.domain.templates import (
 ALL_VALUES = {
     "customer_name": "Ada",
     "days_left": "3",
-    "expires_on": "2025-03-01",
-    "amount": "49.00",
+    "expires_on": "1 March 2025",
+    "expires_on_iso": "2025-03-01",
+    "amount": "€49.00",
+    "amount_raw": "49.00",
     "currency": "EUR",
     "plan": "Gold",
     "org_name": "Acme",
@@ -97,7 +99,8 @@ def test_template_with_unknown_placeholder_is_rejected_when_saved() -> None:
     with pytest.raises(TemplateError) as caught:
         validate_template("Dear {name}")
     assert caught.value.problems == [
-        "unknown placeholder {name}; allowed: amount, currency, customer_name, days_left, expires_on, org_name, plan"
+        "unknown placeholder {name}; allowed: amount, amount_raw, currency, customer_name, days_left, expires_on, "
+        "expires_on_iso, org_name, plan"
     ]
 
 

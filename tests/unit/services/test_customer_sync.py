@@ -229,3 +229,22 @@ def test_an_import_never_undoes_a_customers_own_opt_out(storage: FakeStorage, te
     with storage() as tx:
         ada = tx.catalog.find_customer(tenant.id, "ada")
         assert ada is not None and ada.opted_out
+
+
+def test_a_locale_column_gives_each_customer_their_language_in_cldrs_spelling(
+    storage: FakeStorage, tenant: Tenant
+) -> None:
+    text = f"{HEADER},locale\n{row('ada')},fr-be\n{row('bob')},\n{row('cy')},nl_BE\n"
+    assert sync(storage, text).counts == ImportCounts(created=3)
+    locales = {c.external_ref: c.locale for c in storage.tables.customers.values() if c.tenant_id == tenant.id}
+    assert locales == {"ada": "fr_BE", "bob": None, "cy": "nl_BE"}  # empty: the tenant's locale
+
+    changed = f"{HEADER},locale\n{row('ada')},fr-be\n{row('bob')},de_DE\n{row('cy')},nl_BE\n"
+    assert sync(storage, changed).counts == ImportCounts(updated=1, unchanged=2)  # the digest covers the locale
+
+
+@pytest.mark.parametrize("bad", ["xx", "nl_XX", "en_US.UTF-8", "Dutch"])
+def test_a_locale_cldr_does_not_know_rejects_its_row(storage: FakeStorage, tenant: Tenant, bad: str) -> None:
+    text = f"{HEADER},locale\n{row('ada')},{bad}\n{row('bob')},nl\n"
+    with pytest.raises(ImportRefused, match=f"line 2: locale '{bad}' must be a CLDR locale such as nl_NL, fr_BE or en"):
+        sync(storage, text)

@@ -182,7 +182,8 @@ def test_a_changed_definition_lists_every_change_to_the_tenant_and_its_templates
     assert stored_templates(storage) == [
         Template(1, None, "Tomorrow, {customer_name}!"),
         Template(None, "nl", "Nog {days_left} dagen."),
-        Template(None, None, "Hi {customer_name}, please pay {amount} {currency}."),
+        # Saved in the new spelling: {amount} carries its currency now (migration 0013).
+        Template(None, None, "Hi {customer_name}, please pay {amount}."),
     ]
     assert report.schedule == "updated"
     assert store.get("acme").send_time == dt.time(11, 30)

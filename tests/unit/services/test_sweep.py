@@ -206,7 +206,7 @@ def test_preview_renders_what_a_sweep_would_send_and_writes_nothing(
 
     assert (shown.slug, day) == (tenant.slug, TODAY)
     by_name = {line.body.split(",")[0] if line.body else line.skip_reason: line for line in lines}
-    assert by_name["Hi Ann"].body == ("Hi Ann, your Fiber 100 expires on 2026-03-07 (5 days). Pay 29.95 EUR.")
+    assert by_name["Hi Ann"].body == ("Hi Ann, your Fiber 100 expires on March 7, 2026 (5 days). Pay €29.95.")
     assert (by_name["Hi Ann"].segments, by_name["Hi Ann"].skip_reason, by_name["Hi Ann"].window) == (1, None, 5)
     assert by_name["Hi " + "B" * 120].skip_reason == SkipReason.TOO_LONG
     assert by_name[SkipReason.OPTED_OUT].body is None

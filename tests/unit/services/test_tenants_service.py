@@ -53,7 +53,8 @@ def test_a_new_tenant_gets_the_default_template_and_a_shard_queue_of_the_configu
 def test_a_tenant_created_with_a_template_gets_that_one_instead_of_the_default(storage) -> None:
     create(storage, template="Hi {customer_name}, pay {amount} {currency}.")
 
-    assert templates_of(storage) == [Template(None, None, "Hi {customer_name}, pay {amount} {currency}.")]
+    # Saved in the new spelling: {amount} carries its currency now (migration 0013).
+    assert templates_of(storage) == [Template(None, None, "Hi {customer_name}, pay {amount}.")]
 
 
 def test_a_large_tenant_gets_a_queue_of_its_own(storage) -> None:
@@ -214,9 +215,11 @@ def test_a_tenant_is_described_with_its_local_date_and_templates(storage) -> Non
         "queue": tenant.queue,
         "rate_per_second": 2.5,
         "max_segments": 2,
+        "date_style": "long",
+        "normalize_text": False,
         "local_today": "2026-03-02",
         "templates": [
-            {"window": 1, "locale": "en-US", "body": "Last day!"},
+            {"window": 1, "locale": "en_US", "body": "Last day!"},  # stored in CLDR's spelling
             {"window": None, "locale": None, "body": "Hi {customer_name}, {days_left} days left."},
         ],
     }

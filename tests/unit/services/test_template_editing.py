@@ -1,4 +1,4 @@
-"""Saving a template through ``services.template_preview``: the CLI's validation, and a preview with
+"""Saving a template through ``services.template_editing``: the CLI's validation, and a preview with
 sample values, its encoding and segments, and the worst case against the tenant's cap."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from tenant_worker.domain.templates import TemplateError
-from tenant_worker.services.template_preview import save_with_preview
+from tenant_worker.services.template_editing import save_with_preview
 from tests.fakes import FakeStorage
 from tests.unit.services.conftest import NewTenant
 
@@ -22,7 +22,7 @@ def test_a_saved_template_is_previewed_for_its_window_with_sample_values(
     with storage() as tx:
         shown = save_with_preview(tx, tenant.slug, "Hi {customer_name}, {days_left} days left at {org_name}", 3, "nl")
         saved = [t for t in tx.catalog.templates(tenant.id) if t.window_days == 3]
-    assert shown.preview == "Hi Jane Doe, 3 days left at Acme Fiber"
+    assert shown.preview == "Hi Alex Jansen, 3 days left at Acme Fiber"
     assert (shown.encoding, shown.segments, shown.length) == ("GSM-7", 1, len(shown.preview))
     assert (shown.worst_case_segments, shown.max_segments) == (1, 3)
     assert [(t.locale, t.body) for t in saved] == [("nl", shown.template.body)]

@@ -1,0 +1,53 @@
+"""Migration 0013 on a real PostgreSQL: stored templates stop writing the currency twice, existing
+customers keep the tenant's language, tenants get the long date style, and it downgrades cleanly."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+from alembic import command
+
+from tenant_worker.adapters.db import alembic_config, get_engine
+from tests.conftest import PG_ADMIN_URL
+
+BODIES = {
+    "Pay {amount} {currency} now": "Pay {amount} now",
+    "{currency} {amount} due, {customer_name}": "{amount} due, {customer_name}",
+    "Pay {amount_raw} {currency} or {amount}": "Pay {amount_raw} {currency} or {amount}",
+}
+
+
+def test_templates_write_the_currency_once_and_customers_keep_the_tenants_language() -> None:
+    name = f"tw_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        command.upgrade(alembic_config(url), "0012")
+        with psycopg.connect(url, autocommit=True) as conn:
+            tenant_id = conn.execute(
+                "INSERT INTO tenants (slug, name, timezone, originator, queue)"
+                " VALUES ('acme', 'Acme', 'UTC', 'Acme', 'reminders.shard.00') RETURNING id"
+            ).fetchone()[0]
+            for window, body in enumerate(BODIES, start=1):
+                conn.execute(
+                    "INSERT INTO sms_templates (tenant_id, window_days, body) VALUES (%s, %s, %s)",
+                    (tenant_id, window, body),
+                )
+            conn.execute("INSERT INTO customers (tenant_id, external_ref, name) VALUES (%s, 'c1', 'Ann')", (tenant_id,))
+
+        command.upgrade(alembic_config(url), "head")
+
+        with psycopg.connect(url) as conn:
+            stored = [row[0] for row in conn.execute("SELECT body FROM sms_templates ORDER BY window_days")]
+            tenant = conn.execute("SELECT date_style, normalize_text FROM tenants").fetchone()
+            locale = conn.execute("SELECT locale FROM customers").fetchone()
+        assert stored == list(BODIES.values())
+        assert (tenant, locale) == (("long", False), (None,))
+        command.downgrade(alembic_config(url), "0012")
+        command.upgrade(alembic_config(url), "head")
+    finally:
+        get_engine(url).dispose()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
