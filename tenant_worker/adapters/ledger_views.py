@@ -13,7 +13,7 @@ may also serve from the day index). No index on ``delivery_status``: every statu
 rewrite index entries instead of updating its row in place (HOT).
 
 Per-day counts read the closed rows of the days asked for through ``reminders_closed_day_idx``
-(migration 0013), and the open rows (a backlog at most) through their own indexes.
+(migration 0012), and the open rows (a backlog at most) through their own indexes.
 """
 
 from __future__ import annotations
@@ -75,11 +75,23 @@ def page_reminders(session: Session, tenant_id: int, query: ReminderQuery) -> li
             for part in _PARTS
         ]
         sql = f"SELECT id FROM ({' UNION ALL '.join(branches)}) AS page ORDER BY id DESC LIMIT :limit"
-    ids = session.scalars(text(sql), params).all()
+    ids = _ordered_by_index(session, sql, params)
     if not ids:
         return []
     rows = session.scalars(select(ReminderRow).where(ReminderRow.tenant_id == tenant_id, ReminderRow.id.in_(ids)))
     return [_view(row) for row in sorted(rows, key=lambda row: row.id, reverse=True)]
+
+
+def _ordered_by_index(session: Session, sql: str, params: dict[str, Any]) -> list[int]:
+    """The page's ids, read in index order. Sorting is discouraged for this statement only: with the
+    statistics of a tenant the planner has barely seen, it once preferred reading all the tenant's
+    closed rows through the day index and sorting them (1,479 rows for a page of 25) over walking
+    ``reminders_closed_idx`` backwards, which gives the order for free."""
+    previous = session.execute(text("SELECT current_setting('enable_sort')")).scalar_one()
+    session.execute(text("SELECT set_config('enable_sort', 'off', true)"))
+    ids = list(session.scalars(text(sql), params).all())
+    session.execute(text("SELECT set_config('enable_sort', :previous, true)"), {"previous": previous})
+    return ids
 
 
 def count_by_day(session: Session, tenant_id: int, since: dt.date, until: dt.date) -> list[DayCount]:

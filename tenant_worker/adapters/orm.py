@@ -256,7 +256,7 @@ class ReminderRow(Base):
         # Retention (migration 0008): closed rows by age, id last so a prune batch resumes exactly
         # where the previous one stopped (adapters/ledger_repair.py).
         Index("reminders_closed_since_idx", "updated_at", "id", postgresql_where=text(CLOSED)),
-        # The API's per-day counts (migration 0013): closed rows by tenant and claim day. Closed rows
+        # The API's per-day counts (migration 0012): closed rows by tenant and claim day. Closed rows
         # only, so no dispatch statement can use it; no column a status report writes, so recording
         # one stays a HOT update.
         Index("reminders_closed_day_idx", "tenant_id", "local_date", postgresql_where=text(CLOSED)),
