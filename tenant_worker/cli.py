@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tenant_worker import (
+    __version__,
     cli_api,
     cli_customers,
     cli_errors,
@@ -123,12 +124,18 @@ def cmd_reminders_list(args: argparse.Namespace, services: Services) -> int:
     return 0
 
 
+def add_worker_selection(parser: argparse.ArgumentParser) -> None:
+    """The queue selection of ``tenant-worker worker``: parsed by :func:`worker_selection`, and listed
+    by ``tenant-worker worker --help`` from the same definitions."""
+    parser.add_argument("--shards", help="shard numbers or ranges, e.g. 0-7 or 0-3,8")
+    parser.add_argument("-Q", "--queues", action="append", default=[], help="queue names, comma-separated (repeatable)")
+    parser.add_argument("--tenant", action="append", default=[], help="a tenant with a dedicated queue (repeatable)")
+
+
 def worker_selection(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     """Split ``tenant-worker worker`` arguments into our queue selection and Celery's own options."""
     parser = argparse.ArgumentParser(prog="tenant-worker worker", add_help=False, allow_abbrev=False)
-    parser.add_argument("--shards", help="shard numbers or ranges, e.g. 0-7 or 0-3,8")
-    parser.add_argument("-Q", "--queues", action="append", default=[], help="queue names, comma-separated")
-    parser.add_argument("--tenant", action="append", default=[], help="a tenant with a dedicated queue")
+    add_worker_selection(parser)
     return parser.parse_known_args(list(argv))
 
 
@@ -183,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or not migrated.",
     )
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error (first option only)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
@@ -220,8 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
     cli_api.register(sub)
 
     for name, handler in (("worker", cmd_worker), ("beat", cmd_beat)):
-        p = sub.add_parser(name, help=f"run celery {name} (extra options are passed to Celery)")
-        p.add_argument("celery_args", nargs=argparse.REMAINDER)
+        p = sub.add_parser(
+            name,
+            help=f"run celery {name} (extra options are passed to Celery)",
+            description=f"Run celery {name} for this app."
+            + (
+                " Without a selection it consumes every known queue (a single development worker)."
+                if name == "worker"
+                else ""
+            ),
+            epilog=f"Any other option goes to Celery: see `celery -A tenant_worker.celery_app {name} --help` "
+            + (
+                "(e.g. --loglevel, --hostname, --concurrency)."
+                if name == "worker"
+                else "(e.g. --loglevel, --max-interval)."
+            ),
+        )
+        if name == "worker":
+            add_worker_selection(p)  # for --help: main() hands every argument to cmd_worker as it is
+        p.add_argument("celery_args", nargs=argparse.REMAINDER, metavar="CELERY_OPTION", help="passed to Celery")
         p.set_defaults(handler=handler)
     return parser
 

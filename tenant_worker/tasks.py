@@ -6,12 +6,14 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import signals
 
 from tenant_worker import constants
-from tenant_worker.adapters import prometheus, sentry
+from tenant_worker.adapters import prometheus, sentry, sentry_crons
 from tenant_worker.bootstrap import Services, bootstrap
 from tenant_worker.celery_app import app, settings_of
 from tenant_worker.domain.ports import EnqueueError
@@ -56,6 +58,18 @@ def _serve_metrics(**_: Any) -> None:
 @signals.worker_process_shutdown.connect
 def _metrics_process_exited(**_: Any) -> None:
     prometheus.process_exited(settings_of(app).metrics_dir)
+
+
+@contextmanager
+def _monitored(monitor: sentry_crons.CronMonitor, entry: str) -> Iterator[None]:
+    """Check in with Sentry Crons around a run of the static beat ``entry``, with its schedule (so the
+    monitor always matches what beat sends); a task that beat does not schedule is not monitored."""
+    scheduled = app.conf.beat_schedule.get(entry)
+    if scheduled is None:
+        yield
+        return
+    with sentry_crons.checked_in(monitor, scheduled["schedule"], str(app.conf.timezone or "UTC")):
+        yield
 
 
 @app.task(name=constants.TASK_SEND_REMINDERS, ignore_result=True)
@@ -126,18 +140,21 @@ def sweep_all_tenants() -> list[str]:
 @app.task(name=constants.TASK_RECOVER, ignore_result=True)
 def recover() -> dict[str, Any]:
     """The recovery tick (beat, every RECOVERY_INTERVAL_SECONDS): settle reminders of lost workers,
-    probe a paused gateway, publish what no live task carries, deliver held-back alert counts."""
+    probe a paused gateway, publish what no live task carries, deliver held-back alert counts.
+    Checks in with the ``tenant-worker-recover`` Sentry Crons monitor: a missed tick means beat or the
+    control pool stopped."""
     ports = services()
-    report = recovery.recover(
-        ports.uow,
-        ports.queue,
-        ports.settings,
-        ports.alerts,
-        ports.gateway,
-        ports.breaker,
-        ports.broker_marker,
-        ports.clock.now(),
-    )
+    with _monitored(sentry_crons.RECOVER, "recover"):
+        report = recovery.recover(
+            ports.uow,
+            ports.queue,
+            ports.settings,
+            ports.alerts,
+            ports.gateway,
+            ports.breaker,
+            ports.broker_marker,
+            ports.clock.now(),
+        )
     repaired = {"requeued": report.requeued, "unknown": report.unknown, "failed": report.failed}
     prometheus.record_repairs({**repaired, "republished": report.republished})
     return report.as_dict()
@@ -152,8 +169,10 @@ def release_deferred() -> dict[str, Any]:
 
 @app.task(name=constants.TASK_SYNC_SCHEDULES)
 def sync_schedules() -> dict[str, Any]:
-    """Reconcile the tenants table with RedBeat (run by beat every 15 minutes)."""
-    return services().schedules().sync().as_dict()
+    """Reconcile the tenants table with RedBeat (run by beat every 15 minutes): the fan-out that keeps
+    every tenant's daily sweep entry in place, monitored as one Sentry Crons monitor for all tenants."""
+    with _monitored(sentry_crons.SYNC_SCHEDULES, "sync-schedules"):
+        return services().schedules().sync().as_dict()
 
 
 # Retention: well inside the task's soft time limit (celery_app.py); what is left waits for the next
@@ -168,7 +187,8 @@ def prune_ledger() -> dict[str, Any]:
     days = ports.settings.ledger_retention_days
     if not days:
         return {"skipped": "LEDGER_RETENTION_DAYS=0"}
-    report = retention.prune_ledger(ports.uow, days, ports.clock.now(), max_seconds=PRUNE_TASK_SECONDS)
+    with _monitored(sentry_crons.PRUNE_LEDGER, "prune-ledger"):
+        report = retention.prune_ledger(ports.uow, days, ports.clock.now(), max_seconds=PRUNE_TASK_SECONDS)
     log.info(
         "ledger prune: %d reminders older than %d days deleted in %d batches (%.1f s)%s",
         report.deleted,

@@ -8,6 +8,8 @@ since the previous one: a crash that leaves 10,000 reminders ``unknown`` is one 
 Events never carry phone numbers, customer names or SMS bodies: the report itself holds only ids and
 the error text, local variables are not captured, log records do not become events, and
 :func:`scrub_event` removes anything that looks like a phone number as a last line of defence.
+Every event and check-in carries the release (``tenant-worker@<package version>``) and the
+environment (``SENTRY_ENVIRONMENT``), so an issue says which deployment and which build it came from.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from redis.exceptions import RedisError
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 
+from tenant_worker import __version__
 from tenant_worker.config import Settings
 from tenant_worker.constants import ALERT_KEY_PREFIX, ALERTS_WAITING_KEY
 
@@ -31,6 +34,9 @@ from tenant_worker.constants import ALERT_KEY_PREFIX, ALERTS_WAITING_KEY
 _PHONE = re.compile(r"(?<![\w.-])(?!\d{4}-\d\d-\d\d(?!\d))\+?\d(?:[ -]?\d){7,14}(?![\w.-])")
 _lock = threading.Lock()
 _initialised_dsn: str | None = None
+# Not sentry-sdk's default (SENTRY_RELEASE, else the git commit of the working directory): the package
+# version is what `tenant-worker --version` prints and what a deployment runs.
+RELEASE = f"tenant-worker@{__version__}"
 
 
 def init_sentry(settings: Settings) -> bool:
@@ -44,15 +50,34 @@ def init_sentry(settings: Settings) -> bool:
         sentry_sdk.init(
             dsn=settings.sentry_dsn,
             environment=settings.sentry_environment,
+            release=RELEASE,
             send_default_pii=False,
             include_local_variables=False,
             max_request_body_size="never",
             before_send=scrub_event,
             before_breadcrumb=_scrub_breadcrumb,
-            integrations=[CeleryIntegration(), LoggingIntegration(event_level=None)],
+            # monitor_beat_tasks stays off: it would make a Crons monitor of every RedBeat entry, one per
+            # tenant sweep; the few monitored tasks check in themselves (adapters/sentry_crons.py).
+            integrations=[CeleryIntegration(monitor_beat_tasks=False), LoggingIntegration(event_level=None)],
         )
         _initialised_dsn = settings.sentry_dsn
     return True
+
+
+def enabled() -> bool:
+    """Whether this process reports to Sentry."""
+    return _initialised_dsn is not None
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Deliver what is queued and stop reporting (tests that pointed this process at a recorder)."""
+    global _initialised_dsn
+    with _lock:
+        if _initialised_dsn is not None:
+            sentry_sdk.flush(timeout=timeout)
+            sentry_sdk.get_client().close()
+            sentry_sdk.get_global_scope().set_client(None)
+        _initialised_dsn = None
 
 
 class SentryAlerts:

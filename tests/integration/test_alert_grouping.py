@@ -23,6 +23,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tenant_worker.adapters import sentry, sentry_crons
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue
 from tenant_worker.adapters.db import session_factory
 from tenant_worker.adapters.orm import ReminderRow, TenantRow
@@ -217,3 +218,20 @@ def test_a_rejected_access_key_is_one_gateway_paused_alert_however_many_batches_
     [event] = paused_events(pipeline)
     assert event["level"] == "error" and "resumes by itself" in event["message"]
     assert ACCESS_KEY not in b"".join(pipeline.recorder.raw()).decode("utf-8", "replace")
+
+
+def test_the_real_worker_checks_the_recovery_tick_in_with_sentry_crons_and_every_item_has_release_and_environment(
+    pipeline,
+):
+    # Beat sends the tick every second; the worker reports it at most once a minute (Sentry's rate limit).
+    check_ins = wait_until(
+        lambda: (found := pipeline.recorder.check_ins(sentry_crons.RECOVER.slug)) and found[-1]["status"] == "ok"
+        and found,
+        30,
+        "the recovery tick's ok check-in",
+    )  # fmt: skip
+    assert [c["status"] for c in check_ins[:2]] == ["in_progress", "ok"]
+    assert check_ins[1]["monitor_config"]["schedule"] == {"type": "interval", "value": 1, "unit": "minute"}
+    assert {c["monitor_slug"] for c in pipeline.recorder.check_ins()} <= {m.slug for m in sentry_crons.MONITORS}
+    for item in [*pipeline.recorder.events(), *check_ins]:
+        assert (item["release"], item["environment"]) == (sentry.RELEASE, pipeline.settings.sentry_environment)

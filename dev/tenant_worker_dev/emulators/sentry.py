@@ -159,6 +159,14 @@ class SentryRecorder:
         """The JSON payloads of all "event" items: captured messages and exceptions."""
         return _events_in(self.envelopes())
 
+    def check_ins(self, monitor_slug: str | None = None) -> list[dict[str, Any]]:
+        """The JSON payloads of all "check_in" items (Sentry Crons), in arrival order, optionally of one monitor."""
+        return [
+            document
+            for document in _items_of_type(self.envelopes(), "check_in")
+            if monitor_slug is None or document.get("monitor_slug") == monitor_slug
+        ]
+
     def raw(self) -> list[bytes]:
         """Every request body after decompression, for searching leaked personal data byte for byte."""
         with self._changed:
@@ -219,10 +227,14 @@ class SentryRecorder:
 
 
 def _events_in(envelopes: list[Envelope]) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
+    return _items_of_type(envelopes, "event")
+
+
+def _items_of_type(envelopes: list[Envelope], kind: str) -> list[dict[str, Any]]:
+    documents: list[dict[str, Any]] = []
     for envelope in envelopes:
         for item in envelope.items:
-            document = item.json() if item.type == "event" else None
+            document = item.json() if item.type == kind else None
             if isinstance(document, dict):
-                events.append(document)
-    return events
+                documents.append(document)
+    return documents
