@@ -85,7 +85,7 @@ def test_worker_metrics_scraped_during_a_send_run_match_the_ledger(
         gateway.add_faults(retried, [Fault.status(503)])
         worker = start_worker(
             "--shards", "5", "--concurrency", "2", "--pool", pool,
-            REDIS_URL=redis_db_url(redis_url, 21), MESSAGEBIRD_ENDPOINT=gateway.url, METRICS_PORT=str(port),
+            REDIS_URL=redis_db_url(redis_url, 24), MESSAGEBIRD_ENDPOINT=gateway.url, METRICS_PORT=str(port),
             SEND_BATCH_SIZE="10", MAX_IN_FLIGHT="4", **multiprocess,
         )  # fmt: skip
         assert value(scrape(port), "tenant_worker_sms_total", outcome="sent", shard="5") == 0
