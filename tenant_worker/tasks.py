@@ -12,6 +12,7 @@ from celery import signals
 
 from tenant_worker import constants
 from tenant_worker.adapters import prometheus, sentry
+from tenant_worker.adapters.heartbeat import HeartbeatThread, RedisHeartbeats, process_heartbeat
 from tenant_worker.bootstrap import Services, bootstrap
 from tenant_worker.celery_app import app, settings_of
 from tenant_worker.domain.ports import EnqueueError
@@ -51,6 +52,36 @@ def _serve_metrics(**_: Any) -> None:
     settings = settings_of(app)
     if settings.metrics_port:
         prometheus.serve(settings.metrics_host, settings.metrics_port, settings.metrics_dir)
+
+
+_heartbeat: list[HeartbeatThread] = []
+
+
+def _consumed(consumer: Any) -> list[str]:
+    """The queues the worker consumes now (its task consumer's, or the ones it was started with)."""
+    task_consumer = getattr(consumer, "task_consumer", None)
+    if task_consumer is not None:
+        return [queue.name for queue in task_consumer.queues]
+    return list(consumer.app.amqp.queues.consume_from or ())
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender: Any, **_: Any) -> None:
+    """The worker's heartbeat (adapters/heartbeat.py): its Redis key for `tenant-worker status` and its
+    file for the Kubernetes probes, from the moment it consumes."""
+    store = RedisHeartbeats(services().redis)
+    thread = HeartbeatThread(
+        store, lambda: process_heartbeat("worker", sender.hostname, _consumed(sender)), settings_of(app).heartbeat_file
+    )
+    thread.beat_once()
+    thread.start()
+    _heartbeat.append(thread)
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    while _heartbeat:
+        _heartbeat.pop().stop()
 
 
 @signals.worker_process_shutdown.connect
