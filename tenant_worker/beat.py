@@ -49,14 +49,16 @@ class Scheduler(TenantRedBeatScheduler):
             # leadership: one long-lived process per deployment (see adapters/prometheus_state.py).
             state = StateCollector(settings.database_url, self.services().redis, settings.shard_count)
             prometheus.serve(settings.metrics_host, settings.metrics_port, settings.metrics_dir, [state])
-        # Leader or standby, for `tenant-worker status` (key) and the Kubernetes probes (file).
+        # Leader or standby, for `tenant-worker status` (key) and the Kubernetes probes (file). Not
+        # from the lazy instance `celery beat` makes only to print its banner.
         name = self.leader_lock.token if self.leader_lock is not None else process_token()
         self._heartbeat = HeartbeatThread(
             RedisHeartbeats(self.services().redis),
             lambda: process_heartbeat("beat", name, leading=self.leading and self._down_since is None),
             settings.heartbeat_file,
         )
-        self._heartbeat.start()
+        if not kwargs.get("lazy"):
+            self._heartbeat.start()
 
     def close(self) -> None:
         """Release the lock (RedBeat's close) and stop reporting leadership."""
