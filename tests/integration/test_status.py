@@ -79,7 +79,7 @@ def test_status_names_the_beat_leader_and_its_standby(start_beat, worker_env, re
 
 def test_ledger_health_counts_stranded_and_unknown_rows(settings, sessions, make_tenant):
     tenant = make_tenant()
-    due = dt.date.today() + dt.timedelta(days=1)
+    due = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
     add_customers(sessions, tenant, [customer(f"s{i}", due) for i in range(3)])
     now = dt.datetime.now(dt.UTC)
     health = SqlLedgerHealth(settings.database_url, settings.stale_sending_seconds, settings.requeue_after_seconds)
