@@ -13,6 +13,7 @@ from celery import signals
 from tenant_worker import constants
 from tenant_worker.adapters import prometheus, sentry
 from tenant_worker.adapters.heartbeat import HeartbeatThread, RedisHeartbeats, process_heartbeat
+from tenant_worker.adapters.redis_client import redis_client
 from tenant_worker.bootstrap import Services, bootstrap
 from tenant_worker.celery_app import app, settings_of
 from tenant_worker.domain.ports import EnqueueError
@@ -69,9 +70,11 @@ def _consumed(consumer: Any) -> list[str]:
 def _start_heartbeat(sender: Any, **_: Any) -> None:
     """The worker's heartbeat (adapters/heartbeat.py): its Redis key for `tenant-worker status` and its
     file for the Kubernetes probes, from the moment it consumes."""
-    store = RedisHeartbeats(services().redis)
+    # A client of its own: the process's ports are bootstrapped by the first task, after any fork.
+    settings = settings_of(app)
+    store = RedisHeartbeats(redis_client(settings.redis_url, settings.redis_sentinel, pool_size=2, socket_timeout=5))
     thread = HeartbeatThread(
-        store, lambda: process_heartbeat("worker", sender.hostname, _consumed(sender)), settings_of(app).heartbeat_file
+        store, lambda: process_heartbeat("worker", sender.hostname, _consumed(sender)), settings.heartbeat_file
     )
     thread.beat_once()
     thread.start()
