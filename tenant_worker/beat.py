@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 from tenant_worker.adapters import prometheus
@@ -51,11 +52,15 @@ class Scheduler(TenantRedBeatScheduler):
             prometheus.serve(settings.metrics_host, settings.metrics_port, settings.metrics_dir, [state])
         # Leader or standby, for `tenant-worker status` (key) and the Kubernetes probes (file). Not
         # from the lazy instance `celery beat` makes only to print its banner.
+        self._ticked_at = time.monotonic()
         name = self.leader_lock.token if self.leader_lock is not None else process_token()
         self._heartbeat = HeartbeatThread(
             RedisHeartbeats(self.services().redis),
             lambda: process_heartbeat("beat", name, leading=self.leading and self._down_since is None),
             settings.heartbeat_file,
+            # A tick runs at least every beat_max_interval; none for a whole lock timeout means the loop
+            # is stuck (the leader's lock has expired by then anyway): let the liveness probe fail.
+            alive=lambda: time.monotonic() - self._ticked_at < self.lock_timeout,
         )
         if not kwargs.get("lazy"):
             self._heartbeat.start()
@@ -72,6 +77,7 @@ class Scheduler(TenantRedBeatScheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """RedBeat's tick, followed by a reconciliation of the tenants table with Redis when due."""
+        self._ticked_at = time.monotonic()
         interval = super().tick(*args, **kwargs)
         prometheus.BEAT_LEADER.set(int(self.leading and self._down_since is None))
         if self._synced or not self.leading:

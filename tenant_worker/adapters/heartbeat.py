@@ -97,7 +97,8 @@ class HeartbeatThread(threading.Thread):
     """Touches ``path`` and writes ``make()``'s heartbeat every ``interval`` seconds until :meth:`stop`.
 
     A Redis error is logged once per outage and the file is still touched: the process is alive and
-    its own reconnect logic deals with the outage.
+    its own reconnect logic deals with the outage. ``alive`` (default: always) lets the process say its
+    main loop is stuck: the file is then left alone, so the liveness probe fails and the pod restarts.
     """
 
     def __init__(
@@ -106,15 +107,19 @@ class HeartbeatThread(threading.Thread):
         make: Callable[[], Heartbeat],
         path: str,
         interval: float = constants.HEARTBEAT_INTERVAL,
+        alive: Callable[[], bool] = lambda: True,
     ) -> None:
         super().__init__(name="heartbeat", daemon=True)
-        self.store, self.make, self.path, self.interval = store, make, path, interval
+        self.store, self.make, self.path, self.interval, self.alive = store, make, path, interval, alive
         self._stop_event = threading.Event()
         self._failing = False
         self._last: Heartbeat | None = None
 
     def beat_once(self) -> None:
-        """One heartbeat: the file, then the key."""
+        """One heartbeat: the file (while the main loop is alive), then the key."""
+        if not self.alive():
+            log.warning("heartbeat: the main loop is stuck; not touching %s", self.path)
+            return
         try:
             touch(self.path)
         except OSError as exc:
