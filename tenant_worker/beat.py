@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 from tenant_worker.adapters import prometheus
+from tenant_worker.adapters.beat_lock import process_token
+from tenant_worker.adapters.heartbeat import HeartbeatThread, RedisHeartbeats, process_heartbeat
 from tenant_worker.adapters.prometheus_state import StateCollector
 from tenant_worker.adapters.redbeat_scheduler import TenantRedBeatScheduler
 from tenant_worker.bootstrap import Services, bootstrap
@@ -47,11 +50,26 @@ class Scheduler(TenantRedBeatScheduler):
             # leadership: one long-lived process per deployment (see adapters/prometheus_state.py).
             state = StateCollector(settings.database_url, self.services().redis, settings.shard_count)
             prometheus.serve(settings.metrics_host, settings.metrics_port, settings.metrics_dir, [state])
+        # Leader or standby, for `tenant-worker status` (key) and the Kubernetes probes (file). Not
+        # from the lazy instance `celery beat` makes only to print its banner.
+        self._ticked_at = time.monotonic()
+        name = self.leader_lock.token if self.leader_lock is not None else process_token()
+        self._heartbeat = HeartbeatThread(
+            RedisHeartbeats(self.services().redis),
+            lambda: process_heartbeat("beat", name, leading=self.leading and self._down_since is None),
+            settings.heartbeat_file,
+            # A tick runs at least every beat_max_interval; none for a whole lock timeout means the loop
+            # is stuck (the leader's lock has expired by then anyway): let the liveness probe fail.
+            alive=lambda: time.monotonic() - self._ticked_at < self.lock_timeout,
+        )
+        if not kwargs.get("lazy"):
+            self._heartbeat.start()
 
     def close(self) -> None:
         """Release the lock (RedBeat's close) and stop reporting leadership."""
         super().close()
         prometheus.BEAT_LEADER.set(0)
+        self._heartbeat.stop()
 
     def on_leadership(self, down_since: dt.datetime | None) -> None:
         """Sync on the next tick (after the due entries are sent)."""
@@ -59,6 +77,7 @@ class Scheduler(TenantRedBeatScheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """RedBeat's tick, followed by a reconciliation of the tenants table with Redis when due."""
+        self._ticked_at = time.monotonic()
         interval = super().tick(*args, **kwargs)
         prometheus.BEAT_LEADER.set(int(self.leading and self._down_since is None))
         if self._synced or not self.leading:

@@ -24,13 +24,16 @@ from tenant_worker.adapters.api_keys import SqlApiKeyStore
 from tenant_worker.adapters.celery_publisher import CeleryReminderQueue, announce_route_change
 from tenant_worker.adapters.console import ConsoleGateway
 from tenant_worker.adapters.db import session_factory
+from tenant_worker.adapters.heartbeat import RedisHeartbeats
 from tenant_worker.adapters.messagebird import MessageBirdGateway
 from tenant_worker.adapters.messagebird_webhooks import MessageBirdSignatures, RedisReplayGuard
+from tenant_worker.adapters.ops_status import SqlLedgerHealth
 from tenant_worker.adapters.prometheus import TimedGateway
-from tenant_worker.adapters.redbeat import RedBeatStore
+from tenant_worker.adapters.redbeat import RedBeatStore, beat_leader
 from tenant_worker.adapters.redis_api import RedisIdempotencyStore, RedisRequestLimiter
 from tenant_worker.adapters.redis_breaker import RedisBrokerMarker, RedisGatewayBreaker
 from tenant_worker.adapters.redis_client import redis_client
+from tenant_worker.adapters.redis_queues import queue_depths
 from tenant_worker.adapters.redis_ratelimit import RedisRateLimiter
 from tenant_worker.adapters.sentry import SentryAlerts
 from tenant_worker.adapters.sql_storage import sql_unit_of_work
@@ -54,6 +57,7 @@ from tenant_worker.domain.requests import IdempotencyStore, RequestLimiter
 from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.services.report_batcher import ReportBatcher
 from tenant_worker.services.schedules import ScheduleService
+from tenant_worker.services.status import StatusSources
 
 _T = TypeVar("_T")
 
@@ -200,6 +204,26 @@ class Services:
     def idempotency(self) -> IdempotencyStore:
         """The HTTP API's remembered ``Idempotency-Key`` answers (Redis)."""
         return RedisIdempotencyStore(self.redis)
+
+    @_built
+    def heartbeats(self) -> RedisHeartbeats:
+        """The heartbeats of live workers and beats (Redis keys with a TTL)."""
+        return RedisHeartbeats(self.redis)
+
+    def status_sources(self) -> StatusSources:
+        """What ``tenant-worker status`` reads."""
+        settings = self.settings
+        ledger = SqlLedgerHealth(settings.database_url, settings.stale_sending_seconds, settings.requeue_after_seconds)
+        return StatusSources(
+            uow=self.uow,
+            heartbeats=self.heartbeats,
+            leader=lambda: beat_leader(self.app),
+            depths=lambda queues: queue_depths(self.redis, queues),
+            ledger=ledger,
+            schedules=self.schedules(),
+            clock=self.clock,
+            shard_count=settings.shard_count,
+        )
 
     def schedules(self) -> ScheduleService:
         """The schedule use cases on this process's ports."""

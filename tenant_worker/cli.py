@@ -16,6 +16,7 @@ from tenant_worker import (
     cli_import,
     cli_ledger,
     cli_onboard,
+    cli_ops,
     cli_reminders,
     cli_schedule,
     cli_tenant,
@@ -226,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_ledger.register(sub)
     cli_api.register(sub)
+    cli_ops.register(sub)
 
     for name, handler in (("worker", cmd_worker), ("beat", cmd_beat)):
         p = sub.add_parser(

@@ -48,9 +48,11 @@ WITHOUT_REDIS = {
     ("api-keys", "create"),
     ("api-keys", "list"),
     ("api-keys", "revoke"),
+    ("pools", "render"),
 }
 # `worker` and `beat` check their services themselves (production's credential rule comes first).
-SELF_CHECKED = {"worker", "beat"}
+# `probe` reports on the services itself: a liveness probe must not fail because Redis is down.
+SELF_CHECKED = {"worker", "beat", "probe"}
 DEBUG_HINT = "rerun with --debug for the traceback"
 
 

@@ -19,6 +19,7 @@ from tenant_worker.bootstrap import Services
 from tenant_worker.cli_common import parsed as _parsed
 from tenant_worker.cli_common import print_result as _print
 from tenant_worker.domain.gsm_text import describe_char
+from tenant_worker.domain.heartbeat import consumed_queues
 from tenant_worker.domain.localtime import SendingWindow, parse_hhmm, parse_window
 from tenant_worker.domain.model import DATE_STYLES, DEFAULT_DATE_STYLE, DEFAULT_SEND_TIME, TenantSpec
 from tenant_worker.domain.sms_limits import DEFAULT_MAX_SEGMENTS
@@ -73,6 +74,12 @@ def cmd_tenant_move(args: argparse.Namespace, services: Services) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.dedicated and target not in consumed_queues(services.heartbeats.live()):
+        print(
+            f"warning: no live worker consumes {target}: its reminders wait until a pool does; "
+            "`tenant-worker pools render --out DIR` writes its compose and Kubernetes pool",
+            file=sys.stderr,
+        )
     _print(
         report.as_dict(),
         args.json,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
-from tenant_worker.constants import DEFAULT_SHARD_COUNT, DLR_PATH
+from tenant_worker.constants import DEFAULT_HEARTBEAT_FILE, DEFAULT_SHARD_COUNT, DLR_PATH
 from tenant_worker.domain.backoff import DATABASE_RECONNECT, RetryPolicy
 from tenant_worker.domain.delivery import DEFAULT_STOP_KEYWORDS
 from tenant_worker.domain.windows import MAX_WINDOW_DAYS
@@ -135,6 +135,9 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
     metrics_dir: str = ""
+    # Worker and beat touch this file from their heartbeat thread; `tenant-worker probe` (the k8s
+    # liveness/readiness exec probe) reads its age instead of pinging the process through the broker.
+    heartbeat_file: str = DEFAULT_HEARTBEAT_FILE
 
     def __post_init__(self) -> None:
         if self.sms_backend not in ("console", "messagebird"):
@@ -373,6 +376,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_host=env.get("API_HOST") or "127.0.0.1",
         metrics_host=env.get("METRICS_HOST") or "127.0.0.1",
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", ""),
+        heartbeat_file=env.get("HEARTBEAT_FILE") or DEFAULT_HEARTBEAT_FILE,
         admin_api_keys=_admin_keys(env),
         **_numbers(env),
     )

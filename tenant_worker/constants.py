@@ -83,3 +83,13 @@ def shard_queue(shard: int) -> str:
 def dedicated_queue(slug: str) -> str:
     """The queue of a tenant with a dedicated pool: ``reminders.tenant.<slug>``."""
     return f"{DEDICATED_QUEUE_PREFIX}{slug}"
+
+
+# Each live worker and beat process writes ``<prefix><kind>:<name>`` (JSON: queues, pid, leading, at)
+# every HEARTBEAT_INTERVAL seconds with a TTL of HEARTBEAT_TTL: `tenant-worker status` lists them and
+# `tenant move --dedicated` checks a pool consumes the new queue, without a broadcast ping.
+HEARTBEAT_PREFIX = "tenant_worker:heartbeat:"
+HEARTBEAT_INTERVAL = 10.0
+HEARTBEAT_TTL = 35
+# One worker or beat per container: the container's own /tmp. The file holds nothing but its mtime.
+DEFAULT_HEARTBEAT_FILE = "/tmp/tenant-worker.heartbeat"  # noqa: S108

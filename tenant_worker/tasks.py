@@ -14,6 +14,8 @@ from celery import signals
 
 from tenant_worker import constants
 from tenant_worker.adapters import prometheus, sentry, sentry_crons
+from tenant_worker.adapters.heartbeat import HeartbeatThread, RedisHeartbeats, process_heartbeat
+from tenant_worker.adapters.redis_client import redis_client
 from tenant_worker.bootstrap import Services, bootstrap
 from tenant_worker.celery_app import app, settings_of
 from tenant_worker.domain.ports import EnqueueError
@@ -53,6 +55,38 @@ def _serve_metrics(**_: Any) -> None:
     settings = settings_of(app)
     if settings.metrics_port:
         prometheus.serve(settings.metrics_host, settings.metrics_port, settings.metrics_dir)
+
+
+_heartbeat: list[HeartbeatThread] = []
+
+
+def _consumed(consumer: Any) -> list[str]:
+    """The queues the worker consumes now (its task consumer's, or the ones it was started with)."""
+    task_consumer = getattr(consumer, "task_consumer", None)
+    if task_consumer is not None:
+        return [queue.name for queue in task_consumer.queues]
+    return list(consumer.app.amqp.queues.consume_from or ())
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender: Any, **_: Any) -> None:
+    """The worker's heartbeat (adapters/heartbeat.py): its Redis key for `tenant-worker status` and its
+    file for the Kubernetes probes, from the moment it consumes."""
+    # A client of its own: the process's ports are bootstrapped by the first task, after any fork.
+    settings = settings_of(app)
+    store = RedisHeartbeats(redis_client(settings.redis_url, settings.redis_sentinel, pool_size=2, socket_timeout=5))
+    thread = HeartbeatThread(
+        store, lambda: process_heartbeat("worker", sender.hostname, _consumed(sender)), settings.heartbeat_file
+    )
+    thread.beat_once()
+    thread.start()
+    _heartbeat.append(thread)
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    while _heartbeat:
+        _heartbeat.pop().stop()
 
 
 @signals.worker_process_shutdown.connect

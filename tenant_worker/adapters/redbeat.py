@@ -142,6 +142,12 @@ def redbeat_redis(app: Celery) -> Any:
     return client
 
 
+def beat_leader(app: Celery) -> str | None:
+    """The token (``host:pid:random``) of the beat holding the leader lock, or None when it is free."""
+    value = redbeat_redis(app).get(ensure_conf(app).lock_key)
+    return None if value is None else str(value)
+
+
 def schedule_name(slug: str) -> str:
     """RedBeat entry name of a tenant's daily sweep."""
     return constants.TENANT_SCHEDULE_NAME.format(slug=slug)

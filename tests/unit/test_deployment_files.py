@@ -455,7 +455,17 @@ def test_worker_stop_grace_period_lets_warm_shutdown_finish_the_longest_task(nam
     from tenant_worker.celery_app import create_app
 
     limit = create_app(Settings(redis_url="redis://localhost:6379/0")).conf.task_time_limit
-    assert duration_seconds(service(name)["stop_grace_period"]) >= limit
+    assert duration_seconds(service(name)["stop_grace_period"]) > limit
+
+
+@pytest.mark.parametrize("name", [*WORKER_POOLS, "beat"])
+def test_worker_and_beat_health_is_their_own_heartbeat_probe_not_a_broadcast_ping(name: str) -> None:
+    from tenant_worker import cli
+
+    test = service(name)["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "tenant-worker"] and "inspect" not in test
+    args = cli.build_parser().parse_args(test[2:])
+    assert (args.command, args.kind, args.ready) == ("probe", service(name)["command"][0], True)
 
 
 # --- docker-compose.yml: credentials ---------------------------------------------------------------

@@ -151,7 +151,28 @@ def test_workers_read_the_redis_password_from_the_mounted_secret() -> None:
         assert mounted_secret(pod, path) == ("tenant-worker-redis", "password"), name
         assert pod["securityContext"]["runAsNonRoot"] is True, name
     for name in k8s_pools():
-        assert k8s_pods()[name]["terminationGracePeriodSeconds"] >= 300, name
+        # Longer than task_time_limit (300 s): a warm shutdown finishes the longest batch.
+        assert k8s_pods()[name]["terminationGracePeriodSeconds"] > 300, name
+
+
+def test_worker_and_beat_pods_probe_their_own_heartbeat_without_a_broadcast_ping() -> None:
+    pods = k8s_pods()
+    for name in [*k8s_pools(), "tenant-worker-beat"]:
+        [container] = pods[name]["containers"]
+        kind = command_of(pods[name])[0]
+        for probe, ready in (("livenessProbe", False), ("readinessProbe", True)):
+            command = container[probe]["exec"]["command"]
+            assert command[0] == "tenant-worker" and "inspect" not in command, name
+            args = cli.build_parser().parse_args(command[1:])
+            assert (args.command, args.kind, args.ready) == ("probe", kind, ready), name
+            assert container[probe]["timeoutSeconds"] >= 5, name
+
+
+def test_worker_pools_roll_without_a_gap() -> None:
+    for name, deployment in of_kind("Deployment").items():
+        if name in k8s_pools():
+            rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+            assert (rolling["maxSurge"], rolling["maxUnavailable"]) == (1, 0), name
 
 
 def test_workers_read_the_database_password_from_the_mounted_secret() -> None:
