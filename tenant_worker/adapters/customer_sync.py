@@ -38,7 +38,11 @@ def unchanged_digests(session: Session, tenant_id: int) -> set[int]:
     """``Catalog.unchanged_digests`` on PostgreSQL: each side read once and hashed (the import's
     settings); a join through the primary key, row by row, would cost seconds on a large tenant."""
     saved = _configure(session, _SETTINGS)
-    found = set(session.scalars(text(sql.UNCHANGED_DIGESTS), {"tenant_id": tenant_id}))
+    # Fetched 10,000 at a time: iterating the result fetched them one by one (0.25 s per 100,000), and
+    # all at once would hold a second copy of them next to the set.
+    found: set[int] = set()
+    for part in session.scalars(text(sql.UNCHANGED_DIGESTS), {"tenant_id": tenant_id}).partitions(10_000):
+        found.update(part)
     _configure(session, saved)
     return found
 
