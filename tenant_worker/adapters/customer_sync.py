@@ -66,9 +66,9 @@ def import_rows(
     if kept:
         session.execute(text(f"ANALYZE {sql.KEPT}"))
         session.execute(text(f"ANALYZE {sql.STAGING}"))
-        session.execute(text("SELECT set_config('enable_nestloop', 'on', true)"))
+        hashed = _configure(session, _SMALL_SETTINGS)  # index probes: see sql.MATERIALIZE
         session.execute(text(sql.MATERIALIZE), params)
-        session.execute(text("SELECT set_config('enable_nestloop', 'off', true)"))
+        _configure(session, hashed)
     # Decided after the kept rows were matched (under their own settings above).
     small = staged + kept <= SMALL_IMPORT_ROWS
     if small:
@@ -104,7 +104,7 @@ _SETTINGS = {"enable_nestloop": "off", "work_mem": "64MB"}
 # is then an index probe into the tenant's customers and subscriptions, so a request costs its own rows
 # and not the tenant's size (hash joins read every row of the tenant: 580 ms per 1,000-row request on
 # a 200,000-customer tenant). Its joins are outer joins from the staging table, which a nested loop can
-# only drive from the staging side, and its one inner join probes per row (``_PROBE_CUSTOMERS``).
+# only drive from the staging side, and its one inner join probes per row (``sql.PROBE``).
 SMALL_IMPORT_ROWS = 10_000
 _SMALL_SETTINGS = {"enable_nestloop": "on"}
 

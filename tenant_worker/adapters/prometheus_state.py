@@ -24,6 +24,7 @@ from sqlalchemy import text
 
 from tenant_worker import constants
 from tenant_worker.adapters.db import session_factory
+from tenant_worker.adapters.orm import IN_FLIGHT, WAITING
 from tenant_worker.adapters.redis_queues import queue_depths
 from tenant_worker.domain.shards import all_shard_queues, is_dedicated_queue, shard_of_queue
 
@@ -31,20 +32,20 @@ log = logging.getLogger(__name__)
 
 # Per tenant, the first pending row of each partial index that holds pending rows: the unpublished
 # ones by id (claim order) and the published ones by publish time. Two index probes per tenant, however
-# big its backlog; the predicates repeat adapters/orm.py's word for word so the planner uses the indexes.
+# big its backlog; the predicates are adapters/orm.py's own, so the planner can prove the indexes apply.
 # A row published again after a long wait can hide behind a younger one published before it; the age
 # is then under-reported by at most REQUEUE_AFTER_SECONDS.
 OLDEST_PENDING = text(
-    """
+    f"""
     SELECT t.queue, min(o.created_at) AS oldest
       FROM tenants t
       CROSS JOIN LATERAL (
             (SELECT created_at FROM reminders r
-              WHERE r.tenant_id = t.id AND (status = 'pending' AND enqueued_at IS NULL)
+              WHERE r.tenant_id = t.id AND ({WAITING})
               ORDER BY id LIMIT 1)
             UNION ALL
             (SELECT created_at FROM reminders r
-              WHERE r.tenant_id = t.id AND (status = 'sending' OR (status = 'pending' AND enqueued_at IS NOT NULL))
+              WHERE r.tenant_id = t.id AND ({IN_FLIGHT})
                 AND status = 'pending'
               ORDER BY enqueued_at LIMIT 1)
       ) o
