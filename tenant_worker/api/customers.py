@@ -67,7 +67,7 @@ class CustomerRowIn(BaseModel):
             "status": self.status,
             "locale": self.locale or "",
         }
-        return SourceRow(number, cells)
+        return SourceRow.of(number, cells)
 
 
 class UpsertIn(BaseModel):

@@ -270,7 +270,8 @@ class PrunedBatch:
 # One row for ``Catalog.import_rows``: the CSV line it came from (for rejects) and its record.
 ImportRow = tuple[int, CustomerRecord]
 # A row the importer did not validate because an earlier import wrote exactly it and nothing has
-# changed the stored row since (``Catalog.unchanged_digests``): its line and its source digest.
+# changed the stored row since (``Catalog.unchanged_digests``), but that must still be checked with the
+# staged rows (it shares a customer with one, or repeats): its line and its source digest.
 KeptRow = tuple[int, int]
 
 
@@ -280,12 +281,14 @@ class ImportChunk:
 
     ``rows`` are validated and staged; ``digests`` (parallel to ``rows``, or empty) are their source
     digests, stored with the subscription so that the next import can recognise the row unchanged.
-    ``kept`` are rows recognised so: they count as unchanged and as present for a full sync, and are
-    compared with the staged rows of the same customer like any other row."""
+    Rows recognised so are not validated: ``kept`` ones are taken as the stored rows they name and
+    checked with the staged rows of the same customer like any other row; ``unchanged`` ones (their
+    digests) need no check at all: they count as unchanged and as present for a full sync."""
 
     rows: Sequence[ImportRow]
     digests: Sequence[int] = ()
     kept: Sequence[KeptRow] = ()
+    unchanged: Sequence[int] = ()
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ class Catalog(Protocol):
 
         A staged row's source digest is stored with its subscription (with the state it wrote), so
         that ``unchanged_digests`` can name it; a chunk's ``kept`` rows are taken as the stored rows
-        they name (see :class:`ImportChunk`)."""
+        they name and its ``unchanged`` digests count as unchanged and present (see :class:`ImportChunk`)."""
         ...
 
     def unchanged_digests(self, tenant_id: int) -> set[int]:

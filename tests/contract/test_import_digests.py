@@ -24,10 +24,12 @@ def run(
     staged: Sequence[tuple[int, CustomerRecord, int]] = (),
     kept: Sequence[tuple[int, int]] = (),
     *,
+    unchanged: Sequence[int] = (),
     full_sync: bool = False,
 ) -> ImportPlan:
-    """One import of ``staged`` (line, record, digest) and ``kept`` (line, digest) rows."""
-    chunk = ImportChunk([(line, r) for line, r, _ in staged], [d for _, _, d in staged], kept)
+    """One import of ``staged`` (line, record, digest) and ``kept`` (line, digest) rows, and of
+    ``unchanged`` digests."""
+    chunk = ImportChunk([(line, r) for line, r, _ in staged], [d for _, _, d in staged], kept, unchanged)
     with storage.uow() as tx:
         plan, applied = tx.catalog.import_rows(tenant.id, [chunk], full_sync=full_sync, approve=lambda _plan: True)
     assert applied
@@ -105,11 +107,24 @@ def test_a_kept_row_is_checked_against_the_staged_rows_of_its_customer(storage: 
     assert plan.counts == ImportCounts(unchanged=1)
 
 
-def test_a_repeated_kept_row_is_rejected_as_a_repeat(storage: StorageUnderTest) -> None:
+def test_unchanged_digests_are_unchanged_and_present_for_a_full_sync(storage: StorageUnderTest) -> None:
+    tenant = new_tenant(storage)
+    run(storage, tenant, [(2, ADA, 11), (3, replace(ADA, subscription_ref="tv"), 12), (4, BOB, 13)])
+    before = state(storage, tenant)
+
+    plan = run(storage, tenant, unchanged=[11, 13], full_sync=True)
+
+    assert plan.counts == ImportCounts(unchanged=2, removed=1)
+    assert active_keys(storage, tenant) == {("ada", None), ("bob", None)}
+    after = state(storage, tenant)
+    assert (after[("ada", None)], after[("bob", None)]) == (before[("ada", None)], before[("bob", None)])
+
+
+def test_a_staged_repeat_of_a_kept_row_is_rejected_as_a_repeat(storage: StorageUnderTest) -> None:
     tenant = new_tenant(storage)
     run(storage, tenant, [(2, ADA, 11)])
 
-    plan = run(storage, tenant, kept=[(2, 11), (5, 11)])
+    plan = run(storage, tenant, [(5, ADA, 11)], kept=[(2, 11)])
 
     assert plan.rejects == [(5, "external_ref 'ada' repeats line 2")]
     assert plan.counts == ImportCounts(unchanged=1)

@@ -5,7 +5,7 @@ key and rows whose customer details differ from the customer's first row; the pl
 staged row against the stored rows; applying writes only rows that change and, on a full sync,
 removes what the file lacks and skips its pending reminders ('removed'). Kept rows (recognised by
 their source digest) are staged again from the stored rows when they share a customer with a staged
-row or repeat, and otherwise count as unchanged and present.
+row, and otherwise count as unchanged and present, as unchanged digests do.
 """
 
 from __future__ import annotations
@@ -32,19 +32,21 @@ def import_rows(
     staged: list[ImportRow] = []
     digests: dict[int, int] = {}
     kept: list[KeptRow] = []
+    unchanged: list[int] = []
     for chunk in chunks:
         for index, (line, r) in enumerate(chunk.rows):
             staged.append((line, dataclasses.replace(r, amount=r.amount.quantize(_CENTS, rounding=ROUND_HALF_UP))))
             if chunk.digests:
                 digests[line] = chunk.digests[index]
         kept += chunk.kept
+        unchanged += chunk.unchanged
     tables = session.tables
     kept = _materialize(tables, tenant_id, staged, digests, kept)
     rejects = _rejects(staged)
     rejected = {line for line, _ in rejects}
     staged = [(line, r) for line, r in staged if line not in rejected]
-    present = {d for _, d in kept}
-    plan = _plan(tables, tenant_id, staged, present, len(kept), full_sync, rejects)
+    present = {d for _, d in kept} | set(unchanged)
+    plan = _plan(tables, tenant_id, staged, present, len(kept) + len(unchanged), full_sync, rejects)
     applied = approve(plan)
     if applied:
         _apply(session, tenant_id, staged, digests, present, full_sync)
@@ -75,19 +77,16 @@ def unchanged_digests(tables: Tables, tenant_id: int) -> set[int]:
 def _materialize(
     tables: Tables, tenant_id: int, staged: list[ImportRow], digests: dict[int, int], kept: list[KeptRow]
 ) -> list[KeptRow]:
-    """Stage again the kept rows of a staged customer and the repeated ones; returns the others."""
+    """Stage again the kept rows of a staged customer; returns the others."""
     by_digest = {
         s.import_digest: s for s in tables.subscriptions.values() if s.tenant_id == tenant_id and s.import_digest
     }
     refs = {r.external_ref for _, r in staged}
-    seen: dict[int, int] = {}
-    for _, digest in kept:
-        seen[digest] = seen.get(digest, 0) + 1
     rest = []
     for line, digest in kept:
         s = by_digest.get(digest)
         c = None if s is None else tables.customers[s.customer_id]
-        if s is None or c is None or (c.external_ref not in refs and seen[digest] == 1):
+        if s is None or c is None or c.external_ref not in refs:
             rest.append((line, digest))
             continue
         record = CustomerRecord(

@@ -20,7 +20,7 @@ def rows(refs: list[str], expires_on: dt.date) -> list[SourceRow]:
     cells = {"plan": "Fiber 100", "amount": "29.95", "currency": "EUR", "expires_on": expires_on.isoformat(),
              "opted_out": "false", "status": "active", "subscription_ref": ""}  # fmt: skip
     return [
-        SourceRow(number, {"external_ref": ref, "name": f"Customer {ref}", "phone": new_phone(), **cells})
+        SourceRow.of(number, {"external_ref": ref, "name": f"Customer {ref}", "phone": new_phone(), **cells})
         for number, ref in enumerate(refs, start=1)
     ]
 

@@ -198,6 +198,38 @@ def test_a_reimport_takes_rows_unchanged_since_their_import_without_validating_t
     assert validated == [4]  # bob's renewal; ada's two rows were recognised by their digests
 
 
+@pytest.mark.parametrize("chunk_rows", [1, 5000])
+def test_a_repeat_of_an_unchanged_row_is_rejected_as_a_repeat(
+    storage: FakeStorage, tenant: Tenant, chunk_rows: int
+) -> None:
+    sync(storage, csv_text(row("ada"), row("bob")))
+
+    with pytest.raises(ImportRefused) as refused:
+        sync(storage, csv_text(row("ada"), row("bob"), row("ada")), chunk_rows=chunk_rows)
+
+    assert refused.value.problems == ["line 4: external_ref 'ada' repeats line 2"]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 5000])
+@pytest.mark.parametrize("changed_first", [False, True])
+def test_an_unchanged_row_is_checked_with_its_customers_changed_rows(
+    storage: FakeStorage, tenant: Tenant, chunk_rows: int, changed_first: bool
+) -> None:
+    """Wherever the changed row is, in whichever chunk: the file must not contradict itself."""
+    sync(storage, csv_text(row("ada", "fiber"), row("ada", "tv"), row("bob")))
+    rows = [row("ada", "fiber"), row("ada", "tv", name="Ada L."), row("bob")]
+    if changed_first:
+        rows[:2] = rows[1::-1]
+
+    with pytest.raises(ImportRefused) as refused:
+        sync(storage, csv_text(*rows), chunk_rows=chunk_rows)
+
+    assert refused.value.problems == ["line 3: customer 'ada': name, phone, opted_out or locale differ from line 2"]
+    # The later of the two is rejected: the changed row, or the kept one taken as stored.
+    expected = ImportCounts(updated=1, unchanged=1) if changed_first else ImportCounts(unchanged=2)
+    assert refused.value.report.counts == expected
+
+
 def test_another_default_region_validates_the_rows_again(storage: FakeStorage, tenant: Tenant) -> None:
     national = f"{HEADER}\nada,,Ada,0612345678,Fiber 100,29.95,EUR,2026-03-05\n"
     assert sync(storage, national, region="NL").counts == ImportCounts(created=1)
