@@ -62,6 +62,7 @@ def import_rows(
     params = {"tenant_id": tenant_id}
     session.execute(text(f"DROP TABLE IF EXISTS {sql.STAGING}"))
     session.execute(text(f"DROP TABLE IF EXISTS {sql.KEPT}"))
+    session.execute(text(f"DROP TABLE IF EXISTS {sql.ABSENT}"))
     session.execute(text(sql.CREATE))
     session.execute(text(sql.CREATE_KEPT))
     staged, given, unchanged = _copy(session, chunks)
@@ -101,6 +102,7 @@ def import_rows(
             session.execute(text(sql.REMOVE_CUSTOMERS), params)
     session.execute(text(f"DROP TABLE {sql.STAGING}"))
     session.execute(text(f"DROP TABLE {sql.KEPT}"))
+    session.execute(text(f"DROP TABLE IF EXISTS {sql.ABSENT}"))
     _configure(session, saved)
     return plan, applied
 
@@ -218,8 +220,8 @@ def _plan(
     samples["removed"] = []
     if full_sync:
         first_five = '(array_agg(label ORDER BY label COLLATE "C"))[1:5]'
-        query = f"SELECT count(*), {first_five} FROM ({sql.ABSENT_SUBSCRIPTIONS}) AS a"
-
+        session.execute(text(sql.CREATE_ABSENT), params)
+        query = f"SELECT count(*), {first_five} FROM {sql.ABSENT}"
         removed, labels = session.execute(text(query), params).one()
         counts["removed"], samples["removed"] = int(removed), list(labels or [])
     active = int(session.execute(text(sql.ACTIVE), params).scalar_one()) if full_sync else 0

