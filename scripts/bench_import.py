@@ -8,7 +8,8 @@ For each size, on a fresh database of the same server:
   ``subscriptions`` of another tenant, with no validation, no staging and no merge: what writing the
   rows into the real, indexed and constrained tables costs by itself;
 * ``first import``: the file into an empty tenant (validation, COPY into staging, set-based merge);
-* ``re-import``: a file with 1% of the rows changed (a new ``expires_on``) and 1% new rows.
+* ``re-import``: a file with 1% of the rows changed (a new ``expires_on``) and 1% new rows (with
+  ``--full-sync``: as a full sync, the nightly export's case, which also finds what the file lacks).
 
 Each import runs in a subprocess of its own (``--child``), which reports its peak RSS
 (``getrusage(RUSAGE_SELF).ru_maxrss``) and the import's own time (``sync_customers``, from the first
@@ -100,18 +101,17 @@ def write_floor(url: str, path: Path, tenant_id: int) -> float:
     return seconds
 
 
-def run_child(url: str, slug: str, path: Path) -> dict[str, object]:
+def run_child(url: str, slug: str, path: Path, full_sync: bool = False) -> dict[str, object]:
     """Import ``path`` in a subprocess; its wall time (seen from here), counts and peak RSS."""
     started = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", url, slug, str(path)], capture_output=True, text=True, check=True
-    )
+    args = [sys.executable, __file__, "--child", url, slug, str(path), "full" if full_sync else ""]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
     result: dict[str, object] = json.loads(out.stdout)
     result["seconds"] = time.perf_counter() - started
     return result
 
 
-def child(url: str, slug: str, path: str) -> None:
+def child(url: str, slug: str, path: str, full_sync: str) -> None:
     """The import as the CLI runs it, then counts and peak RSS as JSON on stdout."""
     from tenant_worker.adapters import csv_files
     from tenant_worker.adapters.db import session_factory
@@ -121,13 +121,14 @@ def child(url: str, slug: str, path: str) -> None:
     uow = sql_unit_of_work(session_factory(url))
     started = time.perf_counter()
     with uow() as tx:
-        report = sync_customers(tx, slug, source_rows(csv_files.stream_rows(Path(path))), ImportOptions())
+        rows = source_rows(csv_files.stream_rows(Path(path)))
+        report = sync_customers(tx, slug, rows, ImportOptions(full_sync=bool(full_sync)))
     seconds = time.perf_counter() - started
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"counts": report.as_dict(), "import_seconds": seconds, "rss_mb": rss_mb}))
 
 
-def bench(size: int) -> None:
+def bench(size: int, full_sync: bool) -> None:
     """One size: raw COPY, first import, 1%+1% re-import."""
     from tenant_worker.adapters.db import session_factory
     from tenant_worker.adapters.sql_storage import sql_unit_of_work
@@ -145,13 +146,13 @@ def bench(size: int) -> None:
         plain = url.replace("postgresql+psycopg", "postgresql")
         raw = raw_copy(plain, first)
         one = run_child(url, "bench-import", first)
-        two = run_child(url, "bench-import", delta)
+        two = run_child(url, "bench-import", delta, full_sync)
         floor = write_floor(plain, first, floor_tenant.id)
         mb = first.stat().st_size / 1e6
         print(f"\n{size:,} rows ({mb:.0f} MB CSV)")
         print(f"  raw COPY         {raw:8.2f} s  {size / raw:>10,.0f} rows/s")
         print(f"  write floor      {floor:8.2f} s  {size / floor:>10,.0f} rows/s")
-        for name, run in (("first import", one), ("re-import 1%+1%", two)):
+        for name, run in (("first import", one), ("full sync 1%+1%" if full_sync else "re-import 1%+1%", two)):
             seconds = float(run["import_seconds"])  # type: ignore[arg-type]
             counts = run["counts"]
             assert isinstance(counts, dict)
@@ -172,13 +173,14 @@ def bench(size: int) -> None:
 def main() -> None:
     """Parse arguments and run each size."""
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(*sys.argv[2:5])
+        child(*sys.argv[2:6])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000", help="comma-separated row counts")
+    parser.add_argument("--full-sync", action="store_true", help="the re-import as a full sync")
     args = parser.parse_args()
     for size in (int(s) for s in args.sizes.split(",")):
-        bench(size)
+        bench(size, args.full_sync)
 
 
 if __name__ == "__main__":
