@@ -51,7 +51,9 @@ def init_sentry(settings: Settings) -> bool:
             dsn=settings.sentry_dsn,
             environment=settings.sentry_environment,
             release=RELEASE,
-            send_default_pii=False,
+            # No PII by default: sentry-sdk 2.75 deprecates saying so with ``send_default_pii=False``
+            # (it warned on every init) and treats it as unset, which is the same; ``data_collection``
+            # would also turn off its own scrubber, which ``scrub_event`` does not replace but adds to.
             include_local_variables=False,
             max_request_body_size="never",
             before_send=scrub_event,
