@@ -45,6 +45,8 @@ def cmd_tenant_create(args: argparse.Namespace, services: Services) -> int:
         # The tenant exists; beat's schedule sync creates the entry once Redis is back.
         description["schedule"] = "pending sync"
         print(f"warning: schedule not created yet (Redis: {type(exc).__name__}); `schedule sync` will", file=sys.stderr)
+    if args.dedicated:
+        _warn_unless_consumed(services, row.queue)
     _print(
         description,
         args.json,
@@ -53,6 +55,21 @@ def cmd_tenant_create(args: argparse.Namespace, services: Services) -> int:
         ),
     )
     return 0
+
+
+def _warn_unless_consumed(services: Services, queue: str) -> None:
+    """A dedicated queue no live worker consumes holds the tenant's reminders until a pool does: say so
+    when the tenant is put there (by ``create`` or ``move``), not when its customers complain."""
+    try:
+        consumed = consumed_queues(services.heartbeats.live())
+    except (RedisError, OSError):
+        return  # the heartbeats are in Redis; what is said about Redis already says enough
+    if queue not in consumed:
+        print(
+            f"warning: no live worker consumes {queue}: its reminders wait until a pool does; "
+            "`tenant-worker pools render --out DIR` writes its compose and Kubernetes pool",
+            file=sys.stderr,
+        )
 
 
 def cmd_tenant_move(args: argparse.Namespace, services: Services) -> int:
@@ -74,12 +91,8 @@ def cmd_tenant_move(args: argparse.Namespace, services: Services) -> int:
             file=sys.stderr,
         )
         return 1
-    if args.dedicated and target not in consumed_queues(services.heartbeats.live()):
-        print(
-            f"warning: no live worker consumes {target}: its reminders wait until a pool does; "
-            "`tenant-worker pools render --out DIR` writes its compose and Kubernetes pool",
-            file=sys.stderr,
-        )
+    if args.dedicated:
+        _warn_unless_consumed(services, target)
     _print(
         report.as_dict(),
         args.json,

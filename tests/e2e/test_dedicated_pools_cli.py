@@ -1,5 +1,6 @@
-"""Dedicated pools from the CLI: ``tenant move --dedicated`` warns while no live worker consumes the
-tenant's queue (read from the workers' heartbeats), and ``pools render`` writes its pool files."""
+"""Dedicated pools from the CLI: ``tenant move --dedicated`` and ``tenant create --dedicated`` warn
+while no live worker consumes the tenant's queue (read from the workers' heartbeats), and ``pools
+render`` writes its pool files."""
 
 from __future__ import annotations
 
@@ -45,3 +46,12 @@ def test_move_dedicated_warns_until_a_pool_consumes_the_queue_and_render_writes_
     cli(env, "tenant", "move", slug, "--shard", "3")
     again = cli(env, "tenant", "move", slug, "--dedicated")
     assert "no live worker" not in again.stderr
+
+
+def test_create_dedicated_warns_while_no_pool_consumes_the_queue(worker_env, redis_url):
+    url = redis_db_url(redis_url, 14)
+    env = {**worker_env, "REDIS_URL": url}
+    slug = unique_slug("newded")
+    created = cli(env, "tenant", "create", "--slug", slug, "--name", "N", "--timezone", "Europe/Amsterdam",
+                  "--originator", "Net", "--dedicated")  # fmt: skip
+    assert f"no live worker consumes reminders.tenant.{slug}" in created.stderr
