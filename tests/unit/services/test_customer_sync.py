@@ -230,6 +230,16 @@ def test_an_unchanged_row_is_checked_with_its_customers_changed_rows(
     assert refused.value.report.counts == expected
 
 
+def test_progress_is_reported_every_chunk_of_rows_read_and_at_the_end(storage: FakeStorage, tenant: Tenant) -> None:
+    text = csv_text(*(row(f"c{i}") for i in range(5)))
+    for _ in range(2):  # a first import, then a re-import whose rows are all recognised
+        seen: list[int] = []
+        with storage() as tx:
+            rows = source_rows(csv_files.read_rows(text))
+            sync_customers(tx, "acme", rows, ImportOptions(chunk_rows=2), progress=seen.append)
+        assert seen == [2, 4, 5]
+
+
 def test_another_default_region_validates_the_rows_again(storage: FakeStorage, tenant: Tenant) -> None:
     national = f"{HEADER}\nada,,Ada,0612345678,Fiber 100,29.95,EUR,2026-03-05\n"
     assert sync(storage, national, region="NL").counts == ImportCounts(created=1)
