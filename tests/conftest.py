@@ -92,10 +92,11 @@ def wait_for_idle_worker(log: Path, what: str, timeout: float = 30) -> None:
 
 
 @contextlib.contextmanager
-def own_database(prefix: str = "tw_test") -> Iterator[str]:
+def own_database(prefix: str = "tw_test", *, migrate: bool = True) -> Iterator[str]:
     """A fresh, migrated database on the local PostgreSQL, dropped afterwards. Besides the session's,
     tests of what acts on every tenant (the recovery tick) get one, so they never touch another
-    test's rows and count exactly what they made."""
+    test's rows and count exactly what they made. ``migrate=False``: left empty (a migration's test
+    upgrades it step by step)."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
@@ -104,7 +105,8 @@ def own_database(prefix: str = "tw_test") -> Iterator[str]:
         pytest.fail(f"PostgreSQL is required at {PG_ADMIN_URL} (run scripts/ensure_services.sh): {exc}")
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
-        upgrade_database(url)
+        if migrate:
+            upgrade_database(url)
         yield url
     finally:
         from tenant_worker.adapters.db import get_engine

@@ -3,14 +3,12 @@ through the change of the state hash (and back), one changed since stays unrecog
 
 from __future__ import annotations
 
-import uuid
-
 import psycopg
 from alembic import command
 
 from tenant_worker.adapters import customer_sync_sql as sql
-from tenant_worker.adapters.db import alembic_config, get_engine
-from tests.conftest import PG_ADMIN_URL
+from tenant_worker.adapters.db import alembic_config
+from tests.conftest import own_database
 
 TEXT_HASH = (
     "hashtextextended(ROW(c.name, c.phone, c.opted_out, c.locale,"
@@ -26,11 +24,7 @@ def recognised(url: str) -> list[str]:
 
 
 def test_states_unchanged_since_their_import_are_rehashed_both_ways() -> None:
-    name = f"tw_mig_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with own_database("tw_mig", migrate=False) as url:
         command.upgrade(alembic_config(url), "0013")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
@@ -62,7 +56,3 @@ def test_states_unchanged_since_their_import_are_rehashed_both_ways() -> None:
                 f" WHERE s.import_state = {TEXT_HASH}"
             ).fetchall()
         assert matching == [("kept",)]
-    finally:
-        get_engine(url).dispose()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

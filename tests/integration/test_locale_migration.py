@@ -3,13 +3,11 @@ customers keep the tenant's language, tenants get the long date style, and it do
 
 from __future__ import annotations
 
-import uuid
-
 import psycopg
 from alembic import command
 
-from tenant_worker.adapters.db import alembic_config, get_engine
-from tests.conftest import PG_ADMIN_URL
+from tenant_worker.adapters.db import alembic_config
+from tests.conftest import own_database
 
 BODIES = {
     "Pay {amount} {currency} now": "Pay {amount} now",
@@ -19,11 +17,7 @@ BODIES = {
 
 
 def test_templates_write_the_currency_once_and_customers_keep_the_tenants_language() -> None:
-    name = f"tw_mig_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with own_database("tw_mig", migrate=False) as url:
         command.upgrade(alembic_config(url), "0012")
         with psycopg.connect(url, autocommit=True) as conn:
             tenant_id = conn.execute(
@@ -47,7 +41,3 @@ def test_templates_write_the_currency_once_and_customers_keep_the_tenants_langua
         assert (tenant, locale) == (("long", False), (None,))
         command.downgrade(alembic_config(url), "0012")
         command.upgrade(alembic_config(url), "head")
-    finally:
-        get_engine(url).dispose()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-
 import psycopg
 from alembic import command
 
-from tenant_worker.adapters.db import alembic_config, get_engine
+from tenant_worker.adapters.db import alembic_config
 from tenant_worker.domain.shards import shard_for
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import own_database
 
 
 def test_existing_tenants_get_their_hash_shard_under_the_configured_count() -> None:
-    name = f"tw_mig_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with own_database("tw_mig", migrate=False) as url:
         command.upgrade(alembic_config(url), "0001")
         with psycopg.connect(url, autocommit=True) as conn:
             for slug in ("alpha", "beta", "gamma"):
@@ -32,7 +26,3 @@ def test_existing_tenants_get_their_hash_shard_under_the_configured_count() -> N
         ]
         command.downgrade(alembic_config(url), "0001")
         command.upgrade(alembic_config(url), "head")
-    finally:
-        get_engine(url).dispose()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
