@@ -44,6 +44,7 @@ from tenant_worker.domain.storage import UnitOfWorkFactory
 from tenant_worker.services.tenants import create_tenant
 from tenant_worker_dev.emulators.messagebird import MessageBirdEmulator
 from tenant_worker_dev.emulators.sentry import SentryRecorder
+from tests.seeding import seed_customers
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Contains every character that breaks naive URL building.
@@ -277,9 +278,9 @@ def customer(
 
 
 def add_customers(sessions: sessionmaker[Session], tenant: Tenant, records: list[CustomerRecord]) -> None:
-    """Insert customers and subscriptions for a tenant."""
+    """Import customers and subscriptions for a tenant (``tests.seeding``)."""
     with sql_unit_of_work(sessions)() as tx:
-        tx.catalog.upsert_customers(tenant.id, records)
+        seed_customers(tx, tenant.id, records)
 
 
 class RecordingGateway:

@@ -21,10 +21,8 @@ from tenant_worker.adapters.orm import CustomerRow, SmsTemplateRow, Subscription
 from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
 from tenant_worker.domain.records import (
     TENANT_MUTABLE_FIELDS,
-    CustomerRecord,
     CustomerView,
     ImportChunk,
-    ImportCounts,
     ImportPlan,
     SubscriptionView,
     Template,
@@ -170,65 +168,6 @@ class SqlCatalog:
             .order_by(SmsTemplateRow.window_days, SmsTemplateRow.locale)
         )
         return [Template(row.window_days, row.locale, row.body) for row in rows]
-
-    def upsert_customers(
-        self, tenant_id: int, records: Sequence[CustomerRecord], progress: Callable[[int], None] | None = None
-    ) -> ImportCounts:
-        """Create or update customers and their subscription; a new ``expires_on`` is a renewal.
-        ``progress`` is called with the number of records done so far, every 200 records and at the end."""
-        existing = {
-            customer.external_ref: (customer, subscription)
-            for customer, subscription in self.session.execute(
-                select(CustomerRow, SubscriptionRow)
-                .join(
-                    SubscriptionRow,
-                    (SubscriptionRow.customer_id == CustomerRow.id) & SubscriptionRow.external_ref.is_(None),
-                    isouter=True,
-                )
-                .where(CustomerRow.tenant_id == tenant_id)
-            )
-        }
-        created = updated = renewed = unchanged = 0
-        now = dt.datetime.now(dt.UTC)
-        for record in records:
-            customer, subscription = existing.get(record.external_ref, (None, None))
-            if customer is None:
-                customer = CustomerRow(tenant_id=tenant_id, external_ref=record.external_ref)
-                self.session.add(customer)
-                created += 1
-            customer_changed = _assign(
-                customer, name=record.name, phone=record.phone, opted_out=record.opted_out, locale=record.locale
-            )
-            self.session.flush()
-            if subscription is None:
-                subscription = SubscriptionRow(tenant_id=tenant_id, customer_id=customer.id)
-                self.session.add(subscription)
-            elif subscription.expires_on != record.expires_on:
-                renewed += 1
-            subscription_changed = _assign(
-                subscription,
-                plan=record.plan,
-                amount=record.amount,
-                currency=record.currency,
-                expires_on=record.expires_on,
-                status=record.status,
-            )
-            if customer_changed:
-                customer.updated_at = now
-            if subscription_changed:
-                subscription.updated_at = now
-            if record.external_ref in existing:
-                if customer_changed or subscription_changed:
-                    updated += 1
-                else:
-                    unchanged += 1
-            existing[record.external_ref] = (customer, subscription)
-            if progress is not None and (created + updated + unchanged) % 200 == 0:
-                progress(created + updated + unchanged)
-        self.session.flush()
-        if progress is not None:
-            progress(len(records))
-        return ImportCounts(created, updated, renewed, unchanged)
 
     # Single customer operations (``services.customer_ops``).
 

@@ -21,12 +21,10 @@ from typing import Protocol
 from tenant_worker.domain.delivery import DeliveryReport, RecordedReport
 from tenant_worker.domain.model import TenantSpec, TenantStatus
 from tenant_worker.domain.records import (
-    CustomerRecord,
     CustomerView,
     DayCount,
     DueReminder,
     ImportChunk,
-    ImportCounts,
     ImportPlan,
     LedgerWrite,
     PruneCursor,
@@ -91,13 +89,6 @@ class Catalog(Protocol):
 
     def delete_template(self, tenant_id: int, window_days: int | None, locale: str | None) -> None:
         """Delete the template of (window, locale), if any."""
-        ...
-
-    def upsert_customers(
-        self, tenant_id: int, records: Sequence[CustomerRecord], progress: Callable[[int], None] | None = None
-    ) -> ImportCounts:
-        """Create or update customers and their subscription (by ``external_ref``); a new
-        ``expires_on`` is a renewal. ``progress`` gets the number of records done, now and then."""
         ...
 
     # Single customer operations (``services.customer_ops``).

@@ -32,6 +32,7 @@ from tenant_worker.domain.storage import UnitOfWorkFactory
 from tests.conftest import customer, own_database, unique_slug
 from tests.fakes import FakeStorage
 from tests.fakes.tables import REMINDER_COLUMNS
+from tests.seeding import seed_customers
 
 UTC = dt.UTC
 SHARDS = 16
@@ -123,9 +124,9 @@ def new_tenant(storage: StorageUnderTest, prefix: str = "c", **fields: Any) -> T
 
 
 def import_customers(storage: StorageUnderTest, tenant: Tenant, records: Sequence[CustomerRecord]) -> ImportCounts:
-    """Import customers through the catalog port."""
+    """Import customers through the catalog port (``tests.seeding``)."""
     with storage.uow() as tx:
-        return tx.catalog.upsert_customers(tenant.id, records)
+        return seed_customers(tx, tenant.id, records)
 
 
 TODAY = dt.date(2026, 3, 2)  # a tenant-local date the claims are made on; any date does

@@ -148,6 +148,15 @@ def test_rows_the_file_contradicts_are_rejected_by_line_and_left_out(storage: St
     assert set(state(storage, tenant)) == {("ada", None), ("ada", "tv"), ("bob", None)}
 
 
+def test_an_import_of_no_rows_plans_nothing_and_changes_nothing(storage: StorageUnderTest) -> None:
+    tenant = new_tenant(storage)
+    run(storage, tenant, rows(customer("ada", DUE, phone="+31611111111")))
+    before = state(storage, tenant)
+    plan = run(storage, tenant, [])
+    assert (plan.counts, plan.rejects) == (ImportCounts(), [])
+    assert state(storage, tenant) == before
+
+
 def test_a_plan_not_approved_writes_nothing(storage: StorageUnderTest) -> None:
     tenant = new_tenant(storage)
     run(storage, tenant, rows(customer("ada", DUE, phone="+31611111111")))

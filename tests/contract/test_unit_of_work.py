@@ -10,6 +10,7 @@ from tenant_worker.domain.model import ValidationError
 from tenant_worker.domain.records import Template
 from tests.conftest import customer
 from tests.contract.conftest import SHARDS, TODAY, StorageUnderTest, new_tenant, pending, rows, tenant_spec
+from tests.seeding import seed_customers
 
 
 class Boom(Exception):
@@ -22,7 +23,7 @@ def test_a_block_that_raises_leaves_nothing_it_wrote(storage: StorageUnderTest) 
     with pytest.raises(Boom), storage.uow() as tx:
         tenant = tx.catalog.create_tenant(spec, SHARDS)
         tx.catalog.save_template(tenant.id, Template(None, None, "Hi"))
-        tx.catalog.upsert_customers(tenant.id, [customer("lost", TODAY + dt.timedelta(days=1))])
+        seed_customers(tx, tenant.id, [customer("lost", TODAY + dt.timedelta(days=1))])
         assert tx.catalog.find_tenant(spec.slug) == tenant  # a block reads its own writes
         tx.ledger(kept.id).start_sending(ids)
         tx.ledger(kept.id).cancel_pending("tenant_offboarded")

@@ -30,6 +30,7 @@ from tenant_worker.constants import DEFAULT_SHARD_COUNT
 from tenant_worker.domain.model import TenantSpec
 from tenant_worker.services.tenants import create_tenant
 from tests.conftest import ACCESS_KEY, BIN, PG_ADMIN_URL, REDIS_PASSWORD, customer, free_port, unique_slug
+from tests.seeding import seed_customers
 
 WRONG_REDIS_PASSWORD = "wr0ng-Redis#pw"
 DATABASE_PASSWORD = "pg-Fault s3cret"
@@ -120,7 +121,7 @@ def tenant(sessions: sessionmaker[Session]) -> TenantRow:
             tx, TenantSpec(SLUG, "Faulty Net", "Europe/Amsterdam", "FaultyNet"), shard_count=DEFAULT_SHARD_COUNT
         )
         expires = dt.date(2031, 1, 1)
-        tx.catalog.upsert_customers(created.id, [customer("kept", expires), customer("forgotten", expires)])
+        seed_customers(tx, created.id, [customer("kept", expires), customer("forgotten", expires)])
         return created
 
 

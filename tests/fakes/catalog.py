@@ -2,23 +2,20 @@
 
 Each method follows its SQL twin statement by statement (the contract suite checks they agree): the
 queue of a new tenant comes from ``domain.shards``, a taken slug and an unknown tenant are the same
-``ValidationError``, templates sort as PostgreSQL sorts NULLs (last), and an import counts created,
-updated, renewed and unchanged customers exactly as the SQL upsert does.
+``ValidationError``, templates sort as PostgreSQL sorts NULLs (last), and the customer import is
+``tests.fakes.customer_sync``, the in-memory twin of ``adapters.customer_sync``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from decimal import ROUND_HALF_UP, Decimal
 
 from tenant_worker.domain.model import TenantSpec, TenantStatus, ValidationError
 from tenant_worker.domain.records import (
     TENANT_MUTABLE_FIELDS,
-    CustomerRecord,
     CustomerView,
     ImportChunk,
-    ImportCounts,
     ImportPlan,
     SubscriptionView,
     Template,
@@ -28,7 +25,6 @@ from tenant_worker.domain.shards import queue_for_new_tenant
 from tests.fakes import customer_sync
 from tests.fakes.tables import ConstraintViolation, CustomerRow, FakeSession, SubscriptionRow, Tables, TemplateRow
 
-_CENTS = Decimal("0.01")
 _TENANT_STATUSES = frozenset(status.value for status in TenantStatus)
 
 
@@ -145,63 +141,6 @@ class FakeCatalog:
         """Delete the template of (window, locale), if any."""
         self._touch()
         self._tables.templates.pop((tenant_id, window_days, locale), None)
-
-    def upsert_customers(
-        self, tenant_id: int, records: Sequence[CustomerRecord], progress: Callable[[int], None] | None = None
-    ) -> ImportCounts:
-        """Create or update customers and their subscription by ``external_ref``; a changed
-        ``expires_on`` is a renewal. ``progress`` as in SQL: every 200 records and at the end."""
-        self._touch()
-        tables = self._tables
-        if tenant_id not in tables.tenants:
-            raise ConstraintViolation(f"customers: no tenant {tenant_id}")
-        by_ref = {c.external_ref: c for c in tables.customers.values() if c.tenant_id == tenant_id}
-        subscription_of = {
-            s.customer_id: s
-            for s in tables.subscriptions.values()
-            if s.tenant_id == tenant_id and s.external_ref is None
-        }
-        created = updated = renewed = unchanged = 0
-        for record in records:
-            known = by_ref.get(record.external_ref)
-            customer = CustomerRow(
-                known.id if known else next(tables.customer_ids),
-                tenant_id,
-                record.external_ref,
-                record.name,
-                record.phone,
-                record.opted_out,
-                locale=record.locale,
-                **_kept(known, "removed_at", "erased_at", "updated_at"),
-            )
-            old = subscription_of.get(customer.id)
-            subscription = SubscriptionRow(
-                old.id if old else next(tables.subscription_ids),
-                tenant_id,
-                customer.id,
-                record.plan,
-                record.amount,
-                record.currency,
-                record.expires_on,
-                record.status,
-                **_kept(old, "external_ref", "removed_at", "updated_at"),
-            )
-            if known is None:
-                created += 1
-            elif customer != known or subscription != old:  # compared unrounded, as the SQL upsert does
-                updated += 1
-            else:
-                unchanged += 1
-            subscription = dataclasses.replace(subscription, amount=_numeric_12_2(record.amount))
-            if old is not None and old.expires_on != record.expires_on:
-                renewed += 1
-            tables.customers[customer.id] = by_ref[record.external_ref] = customer
-            tables.subscriptions[subscription.id] = subscription_of[customer.id] = subscription
-            if progress is not None and (created + updated + unchanged) % 200 == 0:
-                progress(created + updated + unchanged)
-        if progress is not None:
-            progress(len(records))
-        return ImportCounts(created, updated, renewed, unchanged)
 
     # Single customer operations (``services.customer_ops``).
 
@@ -322,11 +261,6 @@ class FakeCatalog:
         return customer_sync.unchanged_digests(self._tables, tenant_id)
 
 
-def _numeric_12_2(amount: Decimal) -> Decimal:
-    """What PostgreSQL stores in a ``numeric(12, 2)`` column (halves rounded away from zero)."""
-    return amount.quantize(_CENTS, rounding=ROUND_HALF_UP)
-
-
 def _checked(tenant: Tenant) -> Tenant:
     """The ``tenants`` CHECK constraints a service could break by saving a changed tenant."""
     if tenant.status not in _TENANT_STATUSES:
@@ -336,8 +270,3 @@ def _checked(tenant: Tenant) -> Tenant:
     if tenant.rate_per_second is not None and not tenant.rate_per_second > 0:
         raise ConstraintViolation("tenants_rate_positive")
     return tenant
-
-
-def _kept(row: object | None, *names: str) -> dict[str, object]:
-    """Columns an import does not write, carried over from the stored row (the SQL upsert leaves them)."""
-    return {} if row is None else {name: getattr(row, name) for name in names}

@@ -30,6 +30,7 @@ from tests.fakes.ledger import FakeLedger
 from tests.fakes.maintenance import FakeLedgerMaintenance
 from tests.fakes.receipts import FakeDeliveryReceipts
 from tests.fakes.tables import REMINDER_COLUMNS, Snapshot, Tables, check_reminder
+from tests.seeding import seed_customers
 
 FailurePoint = Literal["begin", "statement", "commit"]
 # The template a seeded tenant gets (short, using every placeholder a send job fills).
@@ -101,10 +102,10 @@ class FakeStorage:
             return tenant
 
     def add_customers(self, tenant: Tenant | int, records: Sequence[CustomerRecord]) -> ImportCounts:
-        """Import customers with their subscription (``Catalog.upsert_customers``)."""
+        """Import customers with their subscription (``tests.seeding``: ``Catalog.import_rows``)."""
         tenant_id = tenant if isinstance(tenant, int) else tenant.id
         with FakeUnitOfWork(self, faults=False) as tx:
-            return tx.catalog.upsert_customers(tenant_id, records)
+            return seed_customers(tx, tenant_id, records)
 
     def reminders(self, tenant: Tenant | int | None = None, status: str | None = None) -> list[ReminderView]:
         """Ledger rows (of one tenant, with one status), oldest first."""

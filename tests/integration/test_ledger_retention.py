@@ -18,6 +18,7 @@ from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.domain.localtime import SendingWindow
 from tenant_worker.domain.model import TenantSpec
 from tests.conftest import customer, own_database, unique_slug
+from tests.seeding import seed_customers
 
 TODAY = dt.date(2026, 3, 2)
 
@@ -42,7 +43,7 @@ def test_the_command_prunes_old_rows_of_past_cycles_and_keeps_the_current_ones(r
     records = [customer(f"r{i}", due) for i in range(5)]
     with uow() as tx:
         tenant = tx.catalog.create_tenant(spec.validated(), 16)
-        tx.catalog.upsert_customers(tenant.id, records)
+        seed_customers(tx, tenant.id, records)
     with uow() as tx:
         ids = [reminder_id for reminder_id, _ in tx.ledger(tenant.id).claim_due_reminders(TODAY, (5, 3, 1))]
     with session_factory(retention_url).begin() as session:
@@ -51,7 +52,7 @@ def test_the_command_prunes_old_rows_of_past_cycles_and_keeps_the_current_ones(r
             {"ids": ids},
         )
     with uow() as tx:  # three of the five renew: their rows become a past cycle's
-        tx.catalog.upsert_customers(tenant.id, [customer(f"r{i}", due + dt.timedelta(days=365)) for i in range(3)])
+        seed_customers(tx, tenant.id, [customer(f"r{i}", due + dt.timedelta(days=365)) for i in range(3)])
 
     dry = prune(retention_url, "--older-than", "400", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr

@@ -19,6 +19,7 @@ from tenant_worker.adapters.sql_storage import sql_unit_of_work
 from tenant_worker.domain.requests import Claim, StoredAnswer
 from tests.conftest import customer, wait_until
 from tests.integration.api.conftest import ApiServer, ApiTenant, problem
+from tests.seeding import seed_customers
 
 TODAY = dt.date(2026, 6, 1)
 
@@ -90,7 +91,7 @@ def test_a_repeat_while_the_first_request_runs_is_409_then_replays_its_answer(ap
     tenant = api_server.make_tenant()
     uow = sql_unit_of_work(session_factory(api_server.database_url))
     with uow() as tx:
-        tx.catalog.upsert_customers(tenant.tenant.id, [customer("c1", TODAY + dt.timedelta(days=3))])
+        seed_customers(tx, tenant.tenant.id, [customer("c1", TODAY + dt.timedelta(days=3))])
         [(reminder_id, _)] = tx.ledger(tenant.tenant.id).claim_due_reminders(TODAY, (5, 3, 1))
     with uow() as tx:
         assert tx.ledger(tenant.tenant.id).start_sending([reminder_id])
