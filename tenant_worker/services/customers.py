@@ -26,7 +26,7 @@ import functools
 import hashlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
@@ -340,9 +340,9 @@ def sync_customers(
                     staged, digests = [], []
             if progress is not None and read % options.chunk_rows == 0:
                 progress(read)
-        last = _chunk(staged, digests, options.region, rejects, staged_refs)
+        last = _chunk(staged, digests, options.region, rejects, staged_refs)  # its customers too, first
         checked, rest = kept.split(staged_refs or set())
-        yield ImportChunk(last.rows, last.digests, checked, rest)
+        yield replace(last, kept=checked, unchanged=rest)
         if progress is not None:
             progress(read)
 
@@ -373,16 +373,11 @@ def sync_customers(
     return report
 
 
-def source_digest(row: SourceRow, region: str | None) -> int:
-    """A 64-bit digest of what decides a row's validated record: its columns and cells, the default
-    region and the validation rules' version. Stored with the subscription the row writes, it lets the next
-    import recognise the same row without validating it (``Catalog.unchanged_digests``)."""
-    return _Digests(region)(row)
-
-
 class _Digests:
-    """:func:`source_digest` for a stream of rows: what every row shares (the rules' version, the region,
-    the columns) is encoded once per header, not per row."""
+    """The source digest of each row of a stream: 64 bits of what decides a row's validated record (its
+    columns and cells, the default region and the validation rules' version). Stored with the
+    subscription the row writes, it lets the next import recognise the same row without validating it
+    (``Catalog.unchanged_digests``). What every row shares is encoded once per header, not per row."""
 
     def __init__(self, region: str | None) -> None:
         self._region = region or ""
@@ -405,9 +400,6 @@ class _KeptRows:
         self.lines, self.digests, self.refs = array("q"), array("q"), array("q")
         self._columns: tuple[str, ...] | None = None
         self._ref_at = 0
-
-    def __len__(self) -> int:
-        return len(self.lines)
 
     def add(self, row: SourceRow, digest: int) -> None:
         """Keep ``row`` (valid when it was imported, so it has every required column)."""
