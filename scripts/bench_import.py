@@ -40,6 +40,7 @@ from tenant_worker.domain.localtime import SendingWindow
 HEADER = "external_ref,subscription_ref,name,phone,plan,amount,currency,expires_on"
 EXPIRES = dt.date(2030, 1, 1)
 ALWAYS_OPEN = SendingWindow(dt.time(0), dt.time(0))
+RAW_TABLE = "CREATE TABLE raw_copy (" + ", ".join(f"{c} text" for c in HEADER.split(",")) + ")"
 
 
 def write_csv(path: Path, rows: int, changed: int = 0, new: int = 0) -> None:
@@ -51,19 +52,24 @@ def write_csv(path: Path, rows: int, changed: int = 0, new: int = 0) -> None:
             out.write(f"cust-{i:08d},,Customer {i},+3161{i % 10_000_000:07d},Fiber 100,29.95,EUR,{expires}\n")
 
 
+def load_raw(conn: psycopg.Connection[tuple[object, ...]], path: Path) -> None:
+    """COPY the file into ``raw_copy``, a plain table of text columns (created before), and commit."""
+    with (
+        conn.cursor() as cur,
+        cur.copy("COPY raw_copy FROM STDIN (FORMAT csv, HEADER)") as copy,
+        path.open("rb") as data,
+    ):
+        while block := data.read(1 << 20):
+            copy.write(block)
+    conn.commit()
+
+
 def raw_copy(url: str, path: Path) -> float:
     """Seconds to COPY the file into a plain table of text columns."""
     with psycopg.connect(url) as conn:
-        conn.execute("CREATE TABLE raw_copy (" + ", ".join(f"{c} text" for c in HEADER.split(",")) + ")")
+        conn.execute(RAW_TABLE)
         started = time.perf_counter()
-        with (
-            conn.cursor() as cur,
-            cur.copy("COPY raw_copy FROM STDIN (FORMAT csv, HEADER)") as copy,
-            path.open("rb") as data,
-        ):
-            while block := data.read(1 << 20):
-                copy.write(block)
-        conn.commit()
+        load_raw(conn, path)
         seconds = time.perf_counter() - started
         conn.execute("DROP TABLE raw_copy")
         conn.commit()
@@ -73,15 +79,8 @@ def raw_copy(url: str, path: Path) -> float:
 def write_floor(url: str, path: Path, tenant_id: int) -> float:
     """Seconds to write the file's rows, unvalidated, into the tenant's customers and subscriptions."""
     with psycopg.connect(url) as conn:
-        conn.execute("CREATE TABLE raw_copy (" + ", ".join(f"{c} text" for c in HEADER.split(",")) + ")")
-        with (
-            conn.cursor() as cur,
-            cur.copy("COPY raw_copy FROM STDIN (FORMAT csv, HEADER)") as copy,
-            path.open("rb") as data,
-        ):
-            while block := data.read(1 << 20):
-                copy.write(block)
-        conn.commit()
+        conn.execute(RAW_TABLE)
+        load_raw(conn, path)
         started = time.perf_counter()
         conn.execute(
             "INSERT INTO customers (tenant_id, external_ref, name, phone) "
